@@ -1,0 +1,441 @@
+"""Encode and decode every Zenith structure.
+
+``encode_*`` writes the one canonical form (compact JSON in the Node producer's field
+order, ``protocolVersion`` included). ``decode_*`` accepts every historical form,
+keeps unknown fields and raises :class:`~zenith_protocol.errors.ProtocolError`, and
+nothing else, for anything it cannot read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from zenith_protocol import _json
+from zenith_protocol.alerts import DEFAULT_ALERT_RULES, AlertConfig, AlertEvent, AlertRule
+from zenith_protocol.commands import CommandReply, RemoteCommand
+from zenith_protocol.errors import ErrorKind, ProtocolError
+from zenith_protocol.events import EVENT_FIELD, JobEvent
+from zenith_protocol.jobs import JobPayload
+from zenith_protocol.pulse import PulseNode
+from zenith_protocol.schedules import Schedule
+from zenith_protocol.settings import MaintenanceConfig, QueueSnapshot
+from zenith_protocol.version import PROTOCOL_VERSION
+from zenith_protocol.workers import LogEntry, WorkerHeartbeat, from_node_consumer_heartbeat
+
+__all__ = [
+    "CODECS",
+    "Codec",
+    "Raw",
+    "decode_alert_config",
+    "decode_alert_event",
+    "decode_alert_rules",
+    "decode_command",
+    "decode_command_reply",
+    "decode_counter",
+    "decode_event",
+    "decode_event_fields",
+    "decode_heartbeat",
+    "decode_job",
+    "decode_log",
+    "decode_maintenance_config",
+    "decode_paused_flag",
+    "decode_pulse",
+    "decode_queue_snapshot",
+    "decode_schedule",
+    "encode_alert_config",
+    "encode_alert_event",
+    "encode_alert_rules",
+    "encode_command",
+    "encode_command_reply",
+    "encode_counter",
+    "encode_event",
+    "encode_event_fields",
+    "encode_heartbeat",
+    "encode_job",
+    "encode_log",
+    "encode_maintenance_config",
+    "encode_paused_flag",
+    "encode_pulse",
+    "encode_queue_snapshot",
+    "encode_schedule",
+]
+
+Raw = str | bytes | bytearray | memoryview
+"""What a decoder takes: a value as redis-py returns it, decoded or not."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# -- shared machinery ------------------------------------------------------------------------------
+
+
+def _text(structure: str, raw: object) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(structure, ErrorKind.INVALID_ENCODING, f"not UTF-8 text ({exc})", raw=raw) from exc
+    raise ProtocolError(structure, ErrorKind.INVALID_ENCODING, f"expected text, got {type(raw).__name__}", raw=raw)
+
+
+def _parse(structure: str, raw: object) -> Any:
+    text = _text(structure, raw)
+    try:
+        return _json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(structure, ErrorKind.INVALID_JSON, f"not valid JSON ({exc})", raw=raw) from exc
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _from_validation(structure: str, exc: ValidationError, raw: object) -> ProtocolError:
+    first = exc.errors(include_url=False)[0]
+    path = _field_path(first["loc"])
+    if first["type"] == "missing":
+        return ProtocolError(structure, ErrorKind.MISSING_FIELD, f"field {path!r} is required", raw=raw, field=path)
+    where = f"field {path!r}" if path else "value"
+    return ProtocolError(structure, ErrorKind.INVALID_FIELD, f"{where}: {first['msg']}", raw=raw, field=path or None)
+
+
+def _with_version(structure: str, obj: dict[str, Any], raw: object) -> dict[str, Any]:
+    if "protocolVersion" not in obj:
+        return {**obj, "protocolVersion": None}
+    version = obj["protocolVersion"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        reason = f"protocolVersion must be a positive integer, got {version!r}"
+        raise ProtocolError(structure, ErrorKind.INVALID_FIELD, reason, raw=raw, field="protocolVersion")
+    if version > PROTOCOL_VERSION:
+        reason = f"protocolVersion {version} is newer than this reader ({PROTOCOL_VERSION}); upgrade zenith-sdk"
+        raise ProtocolError(structure, ErrorKind.UNSUPPORTED_VERSION, reason, raw=raw, field="protocolVersion")
+    return obj
+
+
+def _validate(
+    structure: str,
+    model: type[M],
+    obj: Any,
+    raw: object,
+    *,
+    versioned: bool = True,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> M:
+    if not isinstance(obj, dict):
+        reason = f"expected a JSON object, got {type(obj).__name__}"
+        raise ProtocolError(structure, ErrorKind.NOT_AN_OBJECT, reason, raw=raw)
+    if prepare is not None:
+        obj = prepare(obj)
+    if versioned:
+        obj = _with_version(structure, obj, raw)
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise _from_validation(structure, exc, raw) from exc
+    except Exception as exc:
+        # The contract is that only ProtocolError leaves a decoder: an odd input that trips
+        # something inside pydantic (a field name clashing with a model attribute, say) is
+        # still just an invalid value to the caller.
+        reason = f"could not be read ({type(exc).__name__}: {exc})"
+        raise ProtocolError(structure, ErrorKind.INVALID_FIELD, reason, raw=raw) from exc
+
+
+def _decode_json(structure: str, model: type[M], raw: Raw, **options: Any) -> M:
+    return _validate(structure, model, _parse(structure, raw), raw, **options)
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _encode(model: BaseModel) -> str:
+    return _json.dumps(_dump(model))
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+def decode_job(raw: Raw) -> JobPayload:
+    """Decode a job payload from a queue list, delayed set, dead-letter list or schedule."""
+    return _decode_json("job", JobPayload, raw)
+
+
+def encode_job(job: JobPayload) -> str:
+    """Canonical job JSON (push field order, compact, raw UTF-8)."""
+    return _encode(job)
+
+
+# -- workers and logs ------------------------------------------------------------------------------
+
+
+def decode_heartbeat(raw: Raw) -> WorkerHeartbeat:
+    """Decode a worker heartbeat in the console shape or the legacy Node-consumer shape."""
+    return _decode_json("heartbeat", WorkerHeartbeat, raw, prepare=from_node_consumer_heartbeat)
+
+
+def encode_heartbeat(heartbeat: WorkerHeartbeat) -> str:
+    """Canonical heartbeat JSON (the console shape)."""
+    return _encode(heartbeat)
+
+
+def decode_log(raw: Raw) -> LogEntry:
+    """Decode a live log line from the logs channel or history list."""
+    return _decode_json("log", LogEntry, raw)
+
+
+def encode_log(entry: LogEntry) -> str:
+    """Canonical log line JSON."""
+    return _encode(entry)
+
+
+# -- pulse -----------------------------------------------------------------------------------------
+
+
+def decode_pulse(raw: Raw) -> PulseNode:
+    """Decode a pulse node (``pulse:`` or legacy ``gravito:quasar:node:`` key)."""
+    return _decode_json("pulse", PulseNode, raw)
+
+
+def encode_pulse(node: PulseNode) -> str:
+    """Canonical pulse node JSON."""
+    return _encode(node)
+
+
+# -- lifecycle events ------------------------------------------------------------------------------
+
+
+def decode_event(raw: Raw) -> JobEvent:
+    """Decode a lifecycle event's JSON."""
+    return _decode_json("event", JobEvent, raw)
+
+
+def encode_event(event: JobEvent) -> str:
+    """Canonical lifecycle event JSON."""
+    return _encode(event)
+
+
+def decode_event_fields(fields: Mapping[Any, Any]) -> JobEvent:
+    """Decode a stream entry's field map (``{"event": <json>}``) as returned by XRANGE/XREADGROUP."""
+    for key, value in fields.items():
+        if key in (EVENT_FIELD, EVENT_FIELD.encode()):
+            return decode_event(value)
+    reason = f"stream entry has no {EVENT_FIELD!r} field"
+    raise ProtocolError("event", ErrorKind.MISSING_FIELD, reason, raw=dict(fields), field=EVENT_FIELD)
+
+
+def encode_event_fields(event: JobEvent) -> dict[str, str]:
+    """The field map to XADD for one event."""
+    return {EVENT_FIELD: encode_event(event)}
+
+
+# -- schedules (hashes) ----------------------------------------------------------------------------
+
+
+def _hash_text(raw: Mapping[Any, Any]) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        reason = f"expected a hash (field map), got {type(raw).__name__}"
+        raise ProtocolError("schedule", ErrorKind.NOT_AN_OBJECT, reason, raw=raw)
+    return {_text("schedule", key): _text("schedule", value) for key, value in raw.items()}
+
+
+def decode_schedule(raw: Mapping[Any, Any]) -> Schedule:
+    """Decode a schedule hash (HGETALL result; every value a string)."""
+    fields: dict[str, Any] = _hash_text(raw)
+    if not fields:
+        raise ProtocolError("schedule", ErrorKind.NOT_AN_OBJECT, "the hash is empty or missing", raw=raw)
+    if "protocolVersion" in fields and fields["protocolVersion"].isdigit():
+        fields["protocolVersion"] = int(fields["protocolVersion"])
+    if "job" in fields:
+        try:
+            fields["job"] = decode_job(fields["job"])
+        except ProtocolError as exc:
+            raise ProtocolError("schedule", exc.kind, f"field 'job': {exc.reason}", raw=raw, field="job") from exc
+    return _validate("schedule", Schedule, fields, raw)
+
+
+def _hash_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return _json.dumps(value)
+
+
+def encode_schedule(schedule: Schedule) -> dict[str, str]:
+    """The field map to HSET for one schedule (all values strings, ``job`` as canonical job JSON)."""
+    fields = {key: _hash_value(value) for key, value in _dump(schedule).items()}
+    fields["job"] = encode_job(schedule.job)
+    return fields
+
+
+# -- alerts ----------------------------------------------------------------------------------------
+
+
+def decode_alert_rules(raw: Raw | None) -> tuple[AlertRule, ...]:
+    """Decode the rules array; an absent key (``None``) means :data:`DEFAULT_ALERT_RULES`."""
+    if raw is None:
+        return DEFAULT_ALERT_RULES
+    parsed = _parse("alert_rules", raw)
+    if not isinstance(parsed, list):
+        reason = f"expected a JSON array of rules, got {type(parsed).__name__}"
+        raise ProtocolError("alert_rules", ErrorKind.NOT_AN_OBJECT, reason, raw=raw)
+    rules = []
+    for index, item in enumerate(parsed):
+        try:
+            rules.append(_validate("alert_rules", AlertRule, item, raw, versioned=False))
+        except ProtocolError as exc:
+            field = f"{index}.{exc.field}" if exc.field else str(index)
+            raise ProtocolError("alert_rules", exc.kind, f"rule {index}: {exc.reason}", raw=raw, field=field) from exc
+    return tuple(rules)
+
+
+def encode_alert_rules(rules: Iterable[AlertRule]) -> str:
+    """Canonical JSON array of rules."""
+    return _json.dumps([_dump(rule) for rule in rules])
+
+
+def decode_alert_event(raw: Raw) -> AlertEvent:
+    """Decode a fired alert."""
+    return _decode_json("alert_event", AlertEvent, raw)
+
+
+def encode_alert_event(event: AlertEvent) -> str:
+    """Canonical alert event JSON."""
+    return _encode(event)
+
+
+def decode_alert_config(raw: Raw) -> AlertConfig:
+    """Decode notification channel settings."""
+    return _decode_json("alert_config", AlertConfig, raw)
+
+
+def encode_alert_config(config: AlertConfig) -> str:
+    """Canonical alert config JSON (secrets written in clear: this is what Redis stores)."""
+    return _encode(config)
+
+
+# -- commands, settings, snapshots -----------------------------------------------------------------
+
+
+def decode_command(raw: Raw) -> RemoteCommand:
+    """Decode a remote command from a command channel."""
+    return _decode_json("command", RemoteCommand, raw)
+
+
+def encode_command(command: RemoteCommand) -> str:
+    """Canonical remote command JSON."""
+    return _encode(command)
+
+
+def decode_command_reply(raw: Raw) -> CommandReply:
+    """Decode a node's reply to a remote command."""
+    return _decode_json("command_reply", CommandReply, raw)
+
+
+def encode_command_reply(reply: CommandReply) -> str:
+    """Canonical command reply JSON."""
+    return _encode(reply)
+
+
+def decode_maintenance_config(raw: Raw) -> MaintenanceConfig:
+    """Decode maintenance settings."""
+    return _decode_json("maintenance_config", MaintenanceConfig, raw)
+
+
+def encode_maintenance_config(config: MaintenanceConfig) -> str:
+    """Canonical maintenance config JSON."""
+    return _encode(config)
+
+
+def decode_queue_snapshot(raw: Raw) -> QueueSnapshot:
+    """Decode a queue snapshot."""
+    return _decode_json("queue_snapshot", QueueSnapshot, raw)
+
+
+def encode_queue_snapshot(snapshot: QueueSnapshot) -> str:
+    """Canonical queue snapshot JSON."""
+    return _encode(snapshot)
+
+
+# -- scalars ---------------------------------------------------------------------------------------
+
+
+def decode_counter(raw: Raw | int) -> int:
+    """Decode an integer counter (throughput, sparkline sample, rate-limit window)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    text = _text("counter", raw).strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 19:
+        reason = f"expected a decimal integer, got {text[:40]!r}"
+        raise ProtocolError("counter", ErrorKind.INVALID_VALUE, reason, raw=raw)
+    return int(text)
+
+
+def encode_counter(value: int) -> str:
+    """A counter as Redis stores it."""
+    return str(int(value))
+
+
+_PAUSED_VALUES = {"1": True, "0": False, "": False}
+
+
+def decode_paused_flag(raw: Raw | None) -> bool:
+    """Decode a ``:paused`` key: ``"1"`` is paused, absent or ``"0"`` is not."""
+    if raw is None:
+        return False
+    text = _text("paused_flag", raw)
+    if text not in _PAUSED_VALUES:
+        reason = f'a paused flag is "1" (paused) or absent, got {text[:40]!r}'
+        raise ProtocolError("paused_flag", ErrorKind.INVALID_VALUE, reason, raw=raw)
+    return _PAUSED_VALUES[text]
+
+
+def encode_paused_flag(paused: bool) -> str | None:
+    """``"1"`` to SET when paused; ``None`` means DEL the key."""
+    return "1" if paused else None
+
+
+# -- registry --------------------------------------------------------------------------------------
+
+InputKind = Literal["json", "hash", "stream", "scalar"]
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One structure's decoder and canonical encoder, for tools that handle every structure."""
+
+    structure: str
+    input_kind: InputKind
+    decode: Callable[[Any], Any]
+    encode: Callable[[Any], Any]
+
+
+CODECS: Mapping[str, Codec] = {
+    codec.structure: codec
+    for codec in (
+        Codec("job", "json", decode_job, encode_job),
+        Codec("heartbeat", "json", decode_heartbeat, encode_heartbeat),
+        Codec("log", "json", decode_log, encode_log),
+        Codec("pulse", "json", decode_pulse, encode_pulse),
+        Codec("event", "json", decode_event, encode_event),
+        Codec("event_fields", "stream", decode_event_fields, encode_event_fields),
+        Codec("schedule", "hash", decode_schedule, encode_schedule),
+        Codec("alert_rules", "json", decode_alert_rules, encode_alert_rules),
+        Codec("alert_event", "json", decode_alert_event, encode_alert_event),
+        Codec("alert_config", "json", decode_alert_config, encode_alert_config),
+        Codec("command", "json", decode_command, encode_command),
+        Codec("command_reply", "json", decode_command_reply, encode_command_reply),
+        Codec("maintenance_config", "json", decode_maintenance_config, encode_maintenance_config),
+        Codec("queue_snapshot", "json", decode_queue_snapshot, encode_queue_snapshot),
+        Codec("counter", "scalar", decode_counter, encode_counter),
+        Codec("paused_flag", "scalar", decode_paused_flag, encode_paused_flag),
+    )
+}
+"""Every structure by name: what golden vectors and ``zenith doctor`` dispatch on."""

@@ -1,0 +1,92 @@
+"""Every error Zenith raises on purpose.
+
+The tree::
+
+    ZenithError                      root: catch this to catch anything Zenith raises on purpose
+     ├── ProtocolError               a Redis value or message does not decode (carries the raw input)
+     ├── ConfigError                 an option, URL or prefix is unusable (also a ValueError)
+     └── NotFoundError               a queue, job or schedule that does not exist (also a LookupError)
+
+Later packages add their errors under this root, in this module, so that one
+``except ZenithError`` keeps covering everything.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "ConfigError",
+    "ErrorKind",
+    "NotFoundError",
+    "ProtocolError",
+    "ZenithError",
+]
+
+_RAW_PREVIEW_CHARS = 120
+
+
+class ZenithError(Exception):
+    """Root of every error Zenith raises on purpose."""
+
+
+class ErrorKind(str, Enum):
+    """Why a value failed to decode; golden vectors name these."""
+
+    INVALID_ENCODING = "invalid_encoding"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    INVALID_VALUE = "invalid_value"
+    UNSUPPORTED_VERSION = "unsupported_version"
+
+
+class ProtocolError(ZenithError):
+    """A value read from Redis (or a channel) does not decode as the structure expected.
+
+    Attributes:
+        structure: the structure being decoded, e.g. ``"job"`` or ``"heartbeat"``.
+        kind: an :class:`ErrorKind` saying what is wrong.
+        reason: a sentence a person can act on.
+        raw: the exact input, kept so nothing is lost.
+        field: the offending field path (``"memory.rss"``), when one is to blame.
+    """
+
+    def __init__(
+        self,
+        structure: str,
+        kind: ErrorKind,
+        reason: str,
+        *,
+        raw: object = None,
+        field: str | None = None,
+    ) -> None:
+        self.structure = structure
+        self.kind = kind
+        self.reason = reason
+        self.raw = raw
+        self.field = field
+        preview = repr(raw)
+        if len(preview) > _RAW_PREVIEW_CHARS:
+            preview = preview[:_RAW_PREVIEW_CHARS] + "..."
+        super().__init__(f"invalid {structure} ({kind.value}): {reason}; raw input: {preview}")
+
+
+class ConfigError(ZenithError, ValueError):
+    """An option, URL or prefix cannot be used; the message says which and why."""
+
+
+class NotFoundError(ZenithError, LookupError):
+    """A queue, job or schedule named by the caller does not exist.
+
+    Attributes:
+        what: the kind of thing, e.g. ``"queue"``.
+        name: the name or id the caller gave.
+    """
+
+    def __init__(self, what: str, name: str, *, hint: str = "") -> None:
+        self.what = what
+        self.name = name
+        message = f"{what} {name!r} not found"
+        super().__init__(f"{message}; {hint}" if hint else message)

@@ -1,0 +1,73 @@
+"""Job lifecycle events: the durable feed in the events stream that the archive consumes."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+from pydantic import Field
+
+from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol.version import PROTOCOL_VERSION
+
+__all__ = ["EVENTS_STREAM_MAXLEN", "EVENT_FIELD", "EventType", "JobEvent", "OperatorAction"]
+
+EVENTS_STREAM_MAXLEN = 100_000
+"""Approximate cap (``XADD ... MAXLEN ~``) of the events stream."""
+
+EVENT_FIELD = "event"
+"""The single stream-entry field holding the event JSON."""
+
+
+class EventType(str, Enum):
+    """What happened to a job (or, for ``operator``, what an operator did to a queue)."""
+
+    ENQUEUED = "enqueued"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+    DELETED = "deleted"
+    PROMOTED = "promoted"
+    RECOVERED = "recovered"
+    OPERATOR = "operator"
+
+
+class OperatorAction(str, Enum):
+    """Actions recorded by ``operator`` events (the audit trail)."""
+
+    RETRY = "retry"
+    DELETE = "delete"
+    PROMOTE = "promote"
+    PAUSE = "pause"
+    RESUME = "resume"
+    PURGE = "purge"
+    CLEAR_FAILED = "clear_failed"
+    SCHEDULE_REGISTER = "schedule_register"
+    SCHEDULE_REMOVE = "schedule_remove"
+    SCHEDULE_PAUSE = "schedule_pause"
+    SCHEDULE_RESUME = "schedule_resume"
+    SCHEDULE_RUN = "schedule_run"
+    COMMAND = "command"
+
+
+class JobEvent(WireModel):
+    """One lifecycle event. Per-job events carry ``jobId``; ``operator`` events carry ``action`` and ``count``."""
+
+    type: Annotated[EventType | str, Field(union_mode="left_to_right")]
+    queue: str
+    timestamp: EpochMs
+    job_id: str | None = Field(default=None, alias="jobId")
+    job_name: str | None = Field(default=None, alias="jobName")
+    worker_id: str | None = Field(default=None, alias="workerId")
+    attempt: NonNegativeInt | None = None
+    duration_ms: float | None = Field(default=None, alias="durationMs", ge=0)
+    delay_ms: NonNegativeInt | None = Field(default=None, alias="delayMs")
+    error: str | None = None
+    actor: str | None = None
+    action: Annotated[OperatorAction | str | None, Field(union_mode="left_to_right")] = None
+    count: NonNegativeInt | None = None
+    enqueued_at_ms: EpochMs | None = Field(default=None, alias="enqueuedAt")
+    payload: str | None = Field(default=None, description="the job JSON at the time of the event")
+    protocol_version: ProtocolVersion = PROTOCOL_VERSION

@@ -1,0 +1,408 @@
+"""Every Redis key and channel name Zenith uses, built in one place.
+
+``KeySpace`` holds the configurable prefixes. Its default layout is the wire
+layout of the existing Node.js system (``queue:emails``, ``queue:emails:failed``),
+so Python and Node workers share queues. ``KeySpace(cluster_safe=True)`` wraps
+every per-queue key in a hash tag (``queue:{emails}:failed``) so that one queue's
+keys live in one Redis Cluster slot; it is for new deployments only, since Node
+workers do not know it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from zenith_protocol.errors import ConfigError
+
+__all__ = ["PRIORITY_LANES", "RESERVED_QUEUE_NAMES", "KeyKind", "KeySpace", "ParsedKey", "validate_queue_name"]
+
+PRIORITY_LANES: tuple[str, ...] = ("critical", "high", "low")
+"""Named priority lanes; consumers poll ``critical``, ``high``, the base queue, then ``low``."""
+
+RESERVED_QUEUE_NAMES: frozenset[str] = frozenset(
+    {"active", "pending", "schedules", "schedule", "lock", "worker", "logs", "processing"}
+)
+"""Segments after the queue prefix that name structural keys, never a queue."""
+
+_FORBIDDEN_PREFIX_CHARS = frozenset("*?[]{}\\ \n\r\t")
+_FORBIDDEN_NAME_CHARS = frozenset(":{}*?[]\\\n\r")
+_SCHEDULE_TAG = "{schedules}"
+
+
+class KeyKind(str, Enum):
+    """What a Redis key holds, as :meth:`KeySpace.parse` recognises it."""
+
+    QUEUE = "queue"
+    LANE = "lane"
+    DELAYED = "delayed"
+    FAILED = "failed"
+    ACTIVE_SET = "active_set"
+    PAUSED = "paused"
+    RATE_LIMIT = "rate_limit"
+    PROCESSING = "processing"
+    GROUP_ACTIVE = "group_active"
+    GROUP_PENDING = "group_pending"
+    SCHEDULES = "schedules"
+    SCHEDULE = "schedule"
+    SCHEDULE_LOCK = "schedule_lock"
+    WORKER = "worker"
+    LEGACY_WORKER = "legacy_worker"
+    LOG_HISTORY = "log_history"
+    THROUGHPUT = "throughput"
+    METRIC = "metric"
+    PULSE = "pulse"
+    LEGACY_PULSE = "legacy_pulse"
+    ALERT_RULES = "alert_rules"
+    ALERT_CONFIG = "alert_config"
+    MAINTENANCE_CONFIG = "maintenance_config"
+    EVENTS = "events"
+    QUEUE_INDEX = "queue_index"
+    WORKER_INDEX = "worker_index"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ParsedKey:
+    """A key taken apart: its kind, the queue it belongs to (if any) and its variable part."""
+
+    kind: KeyKind
+    queue: str | None = None
+    part: str | None = None
+
+
+def validate_queue_name(name: str) -> str:
+    """Return ``name`` if it can name a queue, else raise :class:`ConfigError` saying why."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"queue name must be a non-empty string, got {name!r}")
+    bad = sorted(set(name) & _FORBIDDEN_NAME_CHARS)
+    if bad:
+        raise ConfigError(f"queue name {name!r} contains {''.join(bad)!r}; use letters, digits, '-', '_' or '.'")
+    if name in RESERVED_QUEUE_NAMES:
+        raise ConfigError(f"queue name {name!r} is reserved for a structural key; pick another name")
+    return name
+
+
+class KeySpace(BaseModel):
+    """Builds every key and channel name from configurable prefixes.
+
+    Args:
+        queue_prefix: prefix of queue lists, schedules and group-FIFO keys.
+        console_prefix: prefix of worker heartbeats, live logs and per-minute metrics.
+        pulse_prefix: prefix this package writes pulse nodes under.
+        legacy_pulse_prefix: prefix the Node agent wrote pulse nodes under (read only).
+        command_prefix: prefix of remote-command channels.
+        settings_prefix: prefix of alert and maintenance settings.
+        zenith_prefix: prefix of structures new in this package (event stream, indexes, replies).
+        cluster_safe: hash-tag per-queue keys for Redis Cluster (not readable by Node workers).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue_prefix: str = "queue:"
+    console_prefix: str = "flux_console:"
+    pulse_prefix: str = "pulse:"
+    legacy_pulse_prefix: str = "gravito:quasar:node:"
+    command_prefix: str = "gravito:quasar:cmd:"
+    settings_prefix: str = "gravito:zenith:"
+    zenith_prefix: str = "zenith:"
+    cluster_safe: bool = False
+
+    @field_validator(
+        "queue_prefix",
+        "console_prefix",
+        "pulse_prefix",
+        "legacy_pulse_prefix",
+        "command_prefix",
+        "settings_prefix",
+        "zenith_prefix",
+    )
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value:
+            raise ValueError("a key prefix must not be empty")
+        bad = sorted(set(value) & _FORBIDDEN_PREFIX_CHARS)
+        if bad:
+            raise ValueError(f"key prefix {value!r} contains {''.join(bad)!r}, which SCAN patterns cannot match")
+        return value
+
+    # -- queues ---------------------------------------------------------------------------------
+
+    def _q(self, queue: str) -> str:
+        validate_queue_name(queue)
+        return f"{self.queue_prefix}{{{queue}}}" if self.cluster_safe else f"{self.queue_prefix}{queue}"
+
+    def queue(self, queue: str) -> str:
+        """LIST of waiting jobs (base lane): producers LPUSH, consumers pop from the right."""
+        return self._q(queue)
+
+    def lane(self, queue: str, priority: str | None) -> str:
+        """LIST of one priority lane; ``None`` or ``""`` is the base queue."""
+        return self._q(queue) if not priority else f"{self._q(queue)}:{priority}"
+
+    def lanes_in_poll_order(self, queue: str) -> tuple[str, ...]:
+        """Waiting lists in the order consumers poll them: critical, high, base, low."""
+        base = self._q(queue)
+        return (f"{base}:critical", f"{base}:high", base, f"{base}:low")
+
+    def delayed(self, queue: str) -> str:
+        """ZSET of delayed jobs scored by due time in ms."""
+        return f"{self._q(queue)}:delayed"
+
+    def failed(self, queue: str) -> str:
+        """LIST of dead-lettered jobs, newest at index 0."""
+        return f"{self._q(queue)}:failed"
+
+    def active_set(self, queue: str) -> str:
+        """SET the old console counts as active (nothing writes it; read for compatibility)."""
+        return f"{self._q(queue)}:active"
+
+    def paused(self, queue: str) -> str:
+        """STRING ``"1"`` while the queue is paused."""
+        return f"{self._q(queue)}:paused"
+
+    def rate_limit(self, queue: str, window: int | str) -> str:
+        """STRING fixed-window counter of one rate-limit window."""
+        return f"{self._q(queue)}:ratelimit:{window}"
+
+    def processing(self, queue: str, worker_id: str) -> str:
+        """LIST of jobs one worker has fetched from ``queue`` and not yet finished."""
+        return f"{self._q(queue)}:processing:{worker_id}"
+
+    def group_active(self, queue: str) -> str:
+        """SET of group ids being processed (global per prefix in the wire layout)."""
+        return f"{self._q(queue)}:groups:active" if self.cluster_safe else f"{self.queue_prefix}active"
+
+    def group_pending(self, queue: str, group_id: str) -> str:
+        """LIST of a busy group's waiting jobs (global per prefix in the wire layout)."""
+        if self.cluster_safe:
+            return f"{self._q(queue)}:groups:pending:{group_id}"
+        return f"{self.queue_prefix}pending:{group_id}"
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    def _sched(self) -> str:
+        return f"{self.queue_prefix}{_SCHEDULE_TAG}:" if self.cluster_safe else self.queue_prefix
+
+    def schedules(self) -> str:
+        """ZSET of schedule ids scored by their next run in ms."""
+        return f"{self._sched()}schedules"
+
+    def schedule(self, schedule_id: str) -> str:
+        """HASH of one schedule."""
+        return f"{self._sched()}schedule:{schedule_id}"
+
+    def schedule_lock(self, schedule_id: str, epoch_s: int) -> str:
+        """STRING lock taken (SET NX EX) by whoever fires one run of a schedule."""
+        return f"{self._sched()}lock:schedule:{schedule_id}:{epoch_s}"
+
+    # -- workers, logs and metrics (console prefix) ---------------------------------------------
+
+    def worker(self, worker_id: str) -> str:
+        """STRING heartbeat of one worker, kept alive by its TTL."""
+        return f"{self.console_prefix}worker:{worker_id}"
+
+    def legacy_worker(self, worker_id: str) -> str:
+        """STRING heartbeat the Node consumer writes when given no monitor prefix (read only)."""
+        return f"{self.queue_prefix}worker:{worker_id}"
+
+    def logs_channel(self) -> str:
+        """Pub/sub channel of live log lines."""
+        return f"{self.console_prefix}logs"
+
+    def logs_history(self) -> str:
+        """LIST of the latest 100 log lines, newest at index 0."""
+        return f"{self.console_prefix}logs:history"
+
+    def legacy_logs_history(self) -> str:
+        """LIST of log lines a Node consumer without monitor prefix writes (read only)."""
+        return f"{self.queue_prefix}logs:history"
+
+    def throughput(self, epoch_minute: int) -> str:
+        """STRING counter of jobs finished in one minute."""
+        return f"{self.console_prefix}throughput:{epoch_minute}"
+
+    def metric(self, name: str, epoch_minute: int) -> str:
+        """STRING sparkline sample (``waiting``, ``delayed``, ``failed`` or ``workers``) of one minute."""
+        return f"{self.console_prefix}metrics:{name}:{epoch_minute}"
+
+    # -- pulse and remote commands --------------------------------------------------------------
+
+    def pulse(self, service: str, node_id: str) -> str:
+        """STRING pulse node written by this package."""
+        return f"{self.pulse_prefix}{service}:{node_id}"
+
+    def legacy_pulse(self, service: str, node_id: str) -> str:
+        """STRING pulse node as the Node agent wrote it (read only)."""
+        return f"{self.legacy_pulse_prefix}{service}:{node_id}"
+
+    def command_channel(self, service: str, node_id: str = "*") -> str:
+        """Pub/sub channel of remote commands for one node (``*`` = every node of the service)."""
+        return f"{self.command_prefix}{service}:{node_id}"
+
+    def command_reply_channel(self, command_id: str) -> str:
+        """Pub/sub channel on which nodes answer one remote command."""
+        return f"{self.zenith_prefix}cmd-reply:{command_id}"
+
+    # -- settings and new structures ------------------------------------------------------------
+
+    def alert_rules(self) -> str:
+        """STRING: JSON array of alert rules (absent means the three defaults)."""
+        return f"{self.settings_prefix}alerts:rules"
+
+    def alert_config(self) -> str:
+        """STRING: JSON alert channel configuration."""
+        return f"{self.settings_prefix}alerts:config"
+
+    def maintenance_config(self) -> str:
+        """STRING: JSON maintenance configuration."""
+        return f"{self.settings_prefix}maintenance:config"
+
+    def events(self) -> str:
+        """STREAM of job lifecycle events, capped; the archive reads it with a consumer group."""
+        return f"{self.zenith_prefix}events"
+
+    def queue_index(self) -> str:
+        """SET of queue names written by this package's producers."""
+        return f"{self.zenith_prefix}queues"
+
+    def worker_index(self) -> str:
+        """ZSET of worker ids scored by their last heartbeat in ms."""
+        return f"{self.zenith_prefix}workers"
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    def scan_patterns(self) -> tuple[str, ...]:
+        """SCAN MATCH patterns that together cover every key of this key space, without overlap."""
+        prefixes = sorted(
+            {
+                self.queue_prefix,
+                self.console_prefix,
+                self.pulse_prefix,
+                self.legacy_pulse_prefix,
+                self.settings_prefix,
+                self.zenith_prefix,
+            }
+        )
+        kept = [p for p in prefixes if not any(p != other and p.startswith(other) for other in prefixes)]
+        return tuple(f"{prefix}*" for prefix in kept)
+
+    def parse(self, key: str) -> ParsedKey | None:
+        """Take a key apart; ``None`` if it is outside every prefix of this key space."""
+        candidates = (
+            (self.console_prefix, self._parse_console),
+            (self.pulse_prefix, lambda rest: _parse_pulse(rest, KeyKind.PULSE)),
+            (self.legacy_pulse_prefix, lambda rest: _parse_pulse(rest, KeyKind.LEGACY_PULSE)),
+            (self.settings_prefix, self._parse_settings),
+            (self.zenith_prefix, self._parse_zenith),
+            (self.queue_prefix, self._parse_queue),
+        )
+        # Longest prefix first, so that nested prefixes ("queue:" and "queue:x:") resolve correctly.
+        for prefix, parser in sorted(candidates, key=lambda item: -len(item[0])):
+            if key.startswith(prefix):
+                parsed = parser(key[len(prefix) :])
+                if parsed is not None:
+                    return parsed
+        return None
+
+    def _parse_console(self, rest: str) -> ParsedKey | None:
+        head, _, tail = rest.partition(":")
+        if head == "worker" and tail:
+            return ParsedKey(KeyKind.WORKER, part=tail)
+        if rest == "logs:history":
+            return ParsedKey(KeyKind.LOG_HISTORY)
+        if head == "throughput" and tail.isdigit():
+            return ParsedKey(KeyKind.THROUGHPUT, part=tail)
+        if head == "metrics":
+            name, _, minute = tail.partition(":")
+            if name and minute.isdigit():
+                return ParsedKey(KeyKind.METRIC, part=f"{name}:{minute}")
+        return ParsedKey(KeyKind.UNKNOWN)
+
+    def _parse_settings(self, rest: str) -> ParsedKey | None:
+        kinds = {
+            "alerts:rules": KeyKind.ALERT_RULES,
+            "alerts:config": KeyKind.ALERT_CONFIG,
+            "maintenance:config": KeyKind.MAINTENANCE_CONFIG,
+        }
+        return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
+
+    def _parse_zenith(self, rest: str) -> ParsedKey | None:
+        kinds = {"events": KeyKind.EVENTS, "queues": KeyKind.QUEUE_INDEX, "workers": KeyKind.WORKER_INDEX}
+        return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
+
+    def _parse_queue(self, rest: str) -> ParsedKey | None:
+        structural = self._parse_structural(rest)
+        if structural is not None:
+            return structural
+        if self.cluster_safe:
+            if not rest.startswith("{") or "}" not in rest:
+                return ParsedKey(KeyKind.UNKNOWN)
+            name, _, suffix = rest[1:].partition("}")
+            suffix = suffix[1:] if suffix.startswith(":") else suffix
+        else:
+            name, _, suffix = rest.partition(":")
+        if not name:
+            return ParsedKey(KeyKind.UNKNOWN)
+        return _parse_queue_suffix(name, suffix)
+
+    def _parse_structural(self, rest: str) -> ParsedKey | None:
+        if self.cluster_safe and rest.startswith(_SCHEDULE_TAG + ":"):
+            rest = rest[len(_SCHEDULE_TAG) + 1 :]
+        elif self.cluster_safe:
+            return None
+        head, _, tail = rest.partition(":")
+        if head not in RESERVED_QUEUE_NAMES:
+            return None
+        if rest == "active":
+            return ParsedKey(KeyKind.GROUP_ACTIVE)
+        if head == "pending" and tail:
+            return ParsedKey(KeyKind.GROUP_PENDING, part=tail)
+        if rest == "schedules":
+            return ParsedKey(KeyKind.SCHEDULES)
+        if head == "schedule" and tail:
+            return ParsedKey(KeyKind.SCHEDULE, part=tail)
+        if head == "lock" and tail.startswith("schedule:"):
+            return ParsedKey(KeyKind.SCHEDULE_LOCK, part=tail[len("schedule:") :])
+        if head == "worker" and tail:
+            return ParsedKey(KeyKind.LEGACY_WORKER, part=tail)
+        if rest == "logs:history":
+            return ParsedKey(KeyKind.LOG_HISTORY)
+        return ParsedKey(KeyKind.UNKNOWN)
+
+
+_QUEUE_SUFFIXES = {
+    "": KeyKind.QUEUE,
+    "delayed": KeyKind.DELAYED,
+    "failed": KeyKind.FAILED,
+    "active": KeyKind.ACTIVE_SET,
+    "paused": KeyKind.PAUSED,
+}
+
+
+def _parse_queue_suffix(name: str, suffix: str) -> ParsedKey:
+    if suffix in _QUEUE_SUFFIXES:
+        return ParsedKey(_QUEUE_SUFFIXES[suffix], queue=name)
+    if suffix in PRIORITY_LANES:
+        return ParsedKey(KeyKind.LANE, queue=name, part=suffix)
+    head, _, tail = suffix.partition(":")
+    if head == "ratelimit" and tail:
+        return ParsedKey(KeyKind.RATE_LIMIT, queue=name, part=tail)
+    if head == "processing" and tail:
+        return ParsedKey(KeyKind.PROCESSING, queue=name, part=tail)
+    if head == "groups":
+        if tail == "active":
+            return ParsedKey(KeyKind.GROUP_ACTIVE, queue=name)
+        group_head, _, group_id = tail.partition(":")
+        if group_head == "pending" and group_id:
+            return ParsedKey(KeyKind.GROUP_PENDING, queue=name, part=group_id)
+    return ParsedKey(KeyKind.UNKNOWN, queue=name, part=suffix)
+
+
+def _parse_pulse(rest: str, kind: KeyKind) -> ParsedKey:
+    service, _, node_id = rest.partition(":")
+    if service and node_id:
+        return ParsedKey(kind, part=rest)
+    return ParsedKey(KeyKind.UNKNOWN)

@@ -1,0 +1,159 @@
+"""Pulse nodes: per-process resource reports under ``{pulse}{service}:{nodeId}``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol.version import PROTOCOL_VERSION
+
+__all__ = [
+    "PULSE_INTERVAL_S",
+    "PULSE_STALE_AFTER_MS",
+    "PULSE_TTL_S",
+    "DiskUsage",
+    "Language",
+    "PulseCpu",
+    "PulseMemory",
+    "PulseNode",
+    "PulseProcessMemory",
+    "PulseQueue",
+    "PulseRuntime",
+    "PulseSystemMemory",
+    "QueueSize",
+    "QueueThroughput",
+]
+
+PULSE_INTERVAL_S = 10
+PULSE_TTL_S = 30
+PULSE_STALE_AFTER_MS = 60_000
+"""Readers drop nodes whose ``timestamp`` is older than this."""
+
+
+class Language(str, Enum):
+    """Runtime of a pulse node; any other value reads as ``other``."""
+
+    NODE = "node"
+    BUN = "bun"
+    DENO = "deno"
+    PHP = "php"
+    GO = "go"
+    PYTHON = "python"
+    OTHER = "other"
+
+
+class PulseCpu(WireModel):
+    """CPU use in percent (0-100) of the machine and of the process, and the core count."""
+
+    system: float = Field(ge=0)
+    process: float = Field(ge=0)
+    cores: NonNegativeInt
+
+
+class PulseSystemMemory(WireModel):
+    """Machine memory in bytes."""
+
+    total: NonNegativeInt
+    free: NonNegativeInt
+    used: NonNegativeInt
+
+
+class PulseProcessMemory(WireModel):
+    """Process memory in bytes; heap figures exist only for runtimes that have one heap."""
+
+    rss: NonNegativeInt
+    heap_total: NonNegativeInt | None = Field(default=None, alias="heapTotal")
+    heap_used: NonNegativeInt | None = Field(default=None, alias="heapUsed")
+
+
+class PulseMemory(WireModel):
+    """Machine and process memory."""
+
+    system: PulseSystemMemory
+    process: PulseProcessMemory
+
+
+class PulseRuntime(WireModel):
+    """Process uptime in seconds and the framework it runs (free text)."""
+
+    uptime_s: float = Field(alias="uptime", ge=0)
+    framework: str | None = None
+
+
+class QueueSize(WireModel):
+    """Job counts of one queue as the node sees it."""
+
+    waiting: NonNegativeInt = 0
+    active: NonNegativeInt = 0
+    failed: NonNegativeInt = 0
+    delayed: NonNegativeInt = 0
+
+
+class QueueThroughput(WireModel):
+    """Jobs per minute into and out of a queue."""
+
+    in_per_min: float = Field(alias="in", ge=0)
+    out_per_min: float = Field(alias="out", ge=0)
+
+
+class PulseQueue(WireModel):
+    """A queue a node reports on."""
+
+    name: str
+    driver: str | None = None
+    size: QueueSize = Field(default_factory=QueueSize)
+    throughput: QueueThroughput | None = None
+
+
+class DiskUsage(WireModel):
+    """Usage of one mounted filesystem, in bytes, and percent used (0-100)."""
+
+    path: str
+    total: NonNegativeInt
+    used: NonNegativeInt
+    free: NonNegativeInt
+    percent: float = Field(ge=0, le=100)
+
+
+class PulseNode(WireModel):
+    """One process's resource report, refreshed every 10 s with a 30 s TTL."""
+
+    id: str = Field(min_length=1, description="{hostname}-{pid}")
+    service: str = Field(min_length=1)
+    language: Language = Language.OTHER
+    version: str = ""
+    pid: NonNegativeInt
+    hostname: str
+    platform: str = ""
+    cpu: PulseCpu
+    memory: PulseMemory
+    runtime: PulseRuntime
+    queues: list[PulseQueue] | None = None
+    meta: dict[str, Any] | None = None
+    timestamp: EpochMs
+    disk: list[DiskUsage] | None = None
+    load_avg: list[float] | None = Field(default=None, alias="loadAvg", max_length=3)
+    protocol_version: ProtocolVersion = PROTOCOL_VERSION
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _unknown_language_is_other(cls, value: Any) -> Any:
+        known = {member.value for member in Language}
+        return value if isinstance(value, Language) or value in known else Language.OTHER
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    @property
+    def is_legacy(self) -> bool:
+        """True when a v1 writer (the Node agent) wrote this node."""
+        return self.protocol_version is None
+
+    def is_stale(self, now_ms: int) -> bool:
+        """True when the node's report is older than :data:`PULSE_STALE_AFTER_MS`."""
+        return now_ms - self.timestamp > PULSE_STALE_AFTER_MS
