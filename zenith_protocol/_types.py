@@ -54,3 +54,8 @@ class WireModel(BaseModel):
         serialize_by_alias=True,
         str_strip_whitespace=False,
     )
+
+    @property
+    def is_legacy(self) -> bool:
+        """True when a v1 writer (the Node system) wrote this value: it has no ``protocolVersion``."""
+        return "protocol_version" in type(self).model_fields and getattr(self, "protocol_version", None) is None

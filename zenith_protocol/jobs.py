@@ -97,11 +97,6 @@ class JobPayload(WireModel):
         value = self._parsed_data.get("properties")
         return value if isinstance(value, dict) else {}
 
-    @property
-    def is_legacy(self) -> bool:
-        """True when a v1 writer (the Node system) wrote this payload."""
-        return self.protocol_version is None
-
     @classmethod
     def create(
         cls,

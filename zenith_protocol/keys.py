@@ -194,7 +194,7 @@ class KeySpace(BaseModel):
         """HASH of one schedule."""
         return f"{self._sched()}schedule:{schedule_id}"
 
-    def schedule_lock(self, schedule_id: str, epoch_s: int) -> str:
+    def schedule_lock(self, schedule_id: str, epoch_s: int | str) -> str:
         """STRING lock taken (SET NX EX) by whoever fires one run of a schedule."""
         return f"{self._sched()}lock:schedule:{schedule_id}:{epoch_s}"
 
@@ -220,11 +220,11 @@ class KeySpace(BaseModel):
         """LIST of log lines a Node consumer without monitor prefix writes (read only)."""
         return f"{self.queue_prefix}logs:history"
 
-    def throughput(self, epoch_minute: int) -> str:
+    def throughput(self, epoch_minute: int | str) -> str:
         """STRING counter of jobs finished in one minute."""
         return f"{self.console_prefix}throughput:{epoch_minute}"
 
-    def metric(self, name: str, epoch_minute: int) -> str:
+    def metric(self, name: str, epoch_minute: int | str) -> str:
         """STRING sparkline sample (``waiting``, ``delayed``, ``failed`` or ``workers``) of one minute."""
         return f"{self.console_prefix}metrics:{name}:{epoch_minute}"
 
@@ -334,25 +334,22 @@ class KeySpace(BaseModel):
         return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
 
     def _parse_queue(self, rest: str) -> ParsedKey | None:
+        if self.cluster_safe and rest.startswith("{"):
+            if rest.startswith(_SCHEDULE_TAG + ":"):
+                return self._parse_structural(rest[len(_SCHEDULE_TAG) + 1 :]) or ParsedKey(KeyKind.UNKNOWN)
+            name, closed, suffix = rest[1:].partition("}")
+            if not name or not closed or (suffix and not suffix.startswith(":")):
+                return ParsedKey(KeyKind.UNKNOWN)
+            return _parse_queue_suffix(name, suffix[1:])
         structural = self._parse_structural(rest)
         if structural is not None:
             return structural
-        if self.cluster_safe:
-            if not rest.startswith("{") or "}" not in rest:
-                return ParsedKey(KeyKind.UNKNOWN)
-            name, _, suffix = rest[1:].partition("}")
-            suffix = suffix[1:] if suffix.startswith(":") else suffix
-        else:
-            name, _, suffix = rest.partition(":")
-        if not name:
+        name, _, suffix = rest.partition(":")
+        if self.cluster_safe or not name:
             return ParsedKey(KeyKind.UNKNOWN)
         return _parse_queue_suffix(name, suffix)
 
     def _parse_structural(self, rest: str) -> ParsedKey | None:
-        if self.cluster_safe and rest.startswith(_SCHEDULE_TAG + ":"):
-            rest = rest[len(_SCHEDULE_TAG) + 1 :]
-        elif self.cluster_safe:
-            return None
         head, _, tail = rest.partition(":")
         if head not in RESERVED_QUEUE_NAMES:
             return None

@@ -149,11 +149,6 @@ class PulseNode(WireModel):
     def _version_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
-    @property
-    def is_legacy(self) -> bool:
-        """True when a v1 writer (the Node agent) wrote this node."""
-        return self.protocol_version is None
-
     def is_stale(self, now_ms: int) -> bool:
         """True when the node's report is older than :data:`PULSE_STALE_AFTER_MS`."""
         return now_ms - self.timestamp > PULSE_STALE_AFTER_MS

@@ -41,8 +41,3 @@ class Schedule(WireModel):
                 return False
             raise ValueError(f'enabled must be "true" or "false", got {value!r}')
         return value
-
-    @property
-    def is_legacy(self) -> bool:
-        """True when a v1 writer (the Node system) registered this schedule."""
-        return self.protocol_version is None

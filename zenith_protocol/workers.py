@@ -85,11 +85,6 @@ class WorkerHeartbeat(WireModel):
     cores: NonNegativeInt | None = None
     protocol_version: ProtocolVersion = PROTOCOL_VERSION
 
-    @property
-    def is_legacy(self) -> bool:
-        """True when a v1 writer (the Node system) wrote this heartbeat."""
-        return self.protocol_version is None
-
 
 class LogEntry(WireModel):
     """One live log line, published on the logs channel and kept in the capped history."""

@@ -1,0 +1,133 @@
+"""``zenith doctor``: validate a live Redis, or run the golden vectors offline."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import redis
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from zenith_protocol.vectors import VectorResult, check_document
+from zenith_sdk.cli._common import (
+    CliSettings,
+    add_output_options,
+    add_redis_options,
+    console,
+    keyspace_from,
+    print_json,
+    redis_from,
+)
+from zenith_sdk.doctor import DoctorReport, run_doctor
+from zenith_sdk.spec_files import load_vector_documents
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_INVALID, EXIT_UNREACHABLE = 0, 1, 2
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``doctor`` to the command line."""
+    parser = commands.add_parser(
+        "doctor",
+        help="check every Zenith structure in a Redis, or run the golden vectors",
+        description="Read every Zenith key (SCAN, never KEYS) and validate each entry with the protocol decoders. "
+        "Exit status 0 when nothing is invalid.",
+    )
+    add_redis_options(parser)
+    add_output_options(parser)
+    parser.add_argument("--sample", type=int, metavar="N", help="read at most N entries of each list, set or stream")
+    parser.add_argument("--vectors", action="store_true", help="run the spec's golden vectors offline (no Redis)")
+    parser.add_argument("--vectors-dir", type=Path, metavar="DIR", help="vector folder (default: the spec's)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace, settings: CliSettings) -> int:
+    if args.vectors:
+        return _run_vectors(args)
+    return _run_redis(args, settings)
+
+
+def _run_vectors(args: argparse.Namespace) -> int:
+    results: list[VectorResult] = []
+    for document in load_vector_documents(args.vectors_dir):
+        results.extend(check_document(document))
+    failed = [result for result in results if not result.ok]
+    if args.json:
+        print_json(
+            {
+                "ok": not failed,
+                "total": len(results),
+                "passed": len(results) - len(failed),
+                "failed": [{"structure": r.structure, "name": r.name, "detail": r.detail} for r in failed],
+            }
+        )
+        return EXIT_INVALID if failed else EXIT_OK
+    table = Table(title="Golden vectors")
+    for column in ("structure", "vectors", "passed", "failed"):
+        table.add_column(column, justify="left" if column == "structure" else "right")
+    for structure in sorted({result.structure for result in results}):
+        mine = [result for result in results if result.structure == structure]
+        bad = sum(1 for result in mine if not result.ok)
+        table.add_row(structure, str(len(mine)), str(len(mine) - bad), f"[red]{bad}[/]" if bad else "0")
+    out = console()
+    out.print(table)
+    for result in failed:
+        out.print(f"[red]FAIL[/] {result.structure}/{result.name}: {result.detail}")
+    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _run_redis(args: argparse.Namespace, settings: CliSettings) -> int:
+    space = keyspace_from(args, settings)
+    client, where = redis_from(args, settings)
+    err = console(stderr=True)
+    try:
+        client.ping()
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+        ) as progress:
+            task = progress.add_task(f"scanning {where}", total=None)
+
+            def advance(keys: int) -> None:
+                progress.update(task, description=f"scanning {where}: {keys} keys checked")
+
+            report = run_doctor(client, space, sample=args.sample, now_ms=int(time.time() * 1000), progress=advance)
+    except redis.ConnectionError as exc:
+        err.print(f"[red]cannot reach Redis at {where}[/]: {exc}. Is it running? Check --redis or $REDIS_URL.")
+        return EXIT_UNREACHABLE
+    finally:
+        client.close()
+    if args.json:
+        print_json({"redis": where, **report.to_dict()})
+    else:
+        _print_report(report, where)
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+def _print_report(report: DoctorReport, where: str) -> None:
+    out = console()
+    out.print(f"Redis {report.redis_version} at {where}: {report.keys_scanned} Zenith keys checked")
+    table = Table()
+    for column in ("key pattern", "type", "keys", "entries", "canonical", "legacy", "invalid"):
+        table.add_column(column, justify="left" if column in ("key pattern", "type") else "right")
+    for stats in report.patterns.values():
+        invalid = f"[red]{stats.invalid}[/]" if stats.invalid else "0"
+        counts = (stats.keys, stats.entries, stats.canonical, stats.legacy)
+        table.add_row(stats.pattern, stats.redis_type, *(str(n) for n in counts), invalid)
+    out.print(table)
+    for stats in report.patterns.values():
+        for finding in stats.findings:
+            where_in_key = f" ({finding.where})" if finding.where else ""
+            out.print(f"[red]invalid[/] {finding.key}{where_in_key}: {finding.kind}: {finding.reason}")
+        if stats.invalid > len(stats.findings):
+            out.print(f"  ... and {stats.invalid - len(stats.findings)} more under {stats.pattern}")
+    for warning in report.warnings:
+        out.print(f"[yellow]warning[/] {warning}")
+    if report.unrecognised_count:
+        listed = ", ".join(report.unrecognised[:10])
+        out.print(f"{report.unrecognised_count} keys under Zenith prefixes are not Zenith structures: {listed}")
+    verdict = "[green]OK[/]: nothing invalid" if report.ok else f"[red]{report.invalid} invalid entries[/]"
+    out.print(verdict)
