@@ -134,7 +134,11 @@ class JobPayload(WireModel):
 
 
 def retry_delay_s(job: JobPayload, attempt: int) -> int:
-    """Seconds before retry number ``attempt`` (1-based): ``ceil(after * multiplier^(attempt-1))``, max 1 h."""
+    """Seconds to wait, after a failure, before attempt number ``attempt`` runs.
+
+    ``ceil(retryAfterSeconds * retryMultiplier^(attempt-1))`` capped at one hour, where ``attempt``
+    is the attempt about to be scheduled: 2 for the first retry (2 s by default), 3 for the next (4 s).
+    """
     after = DEFAULT_RETRY_AFTER_S if job.retry_after_seconds is None else job.retry_after_seconds
     multiplier = DEFAULT_RETRY_MULTIPLIER if job.retry_multiplier is None else job.retry_multiplier
     exponent = max(attempt - 1, 0)

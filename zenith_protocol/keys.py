@@ -61,6 +61,7 @@ class KeyKind(str, Enum):
     EVENTS = "events"
     QUEUE_INDEX = "queue_index"
     WORKER_INDEX = "worker_index"
+    WORKER_QUEUES = "worker_queues"
     UNKNOWN = "unknown"
 
 
@@ -272,6 +273,10 @@ class KeySpace(BaseModel):
         """ZSET of worker ids scored by their last heartbeat in ms."""
         return f"{self.zenith_prefix}workers"
 
+    def worker_queues(self) -> str:
+        """HASH: worker id -> JSON array of the queues it fetches from (to find its processing lists)."""
+        return f"{self.zenith_prefix}worker-queues"
+
     # -- discovery ------------------------------------------------------------------------------
 
     def scan_patterns(self) -> tuple[str, ...]:
@@ -330,7 +335,12 @@ class KeySpace(BaseModel):
         return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
 
     def _parse_zenith(self, rest: str) -> ParsedKey | None:
-        kinds = {"events": KeyKind.EVENTS, "queues": KeyKind.QUEUE_INDEX, "workers": KeyKind.WORKER_INDEX}
+        kinds = {
+            "events": KeyKind.EVENTS,
+            "queues": KeyKind.QUEUE_INDEX,
+            "workers": KeyKind.WORKER_INDEX,
+            "worker-queues": KeyKind.WORKER_QUEUES,
+        }
         return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
 
     def _parse_queue(self, rest: str) -> ParsedKey | None:

@@ -146,6 +146,7 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.EVENTS: _Rule(lambda s: s.events(), "stream", "event_fields", "stream"),
     KeyKind.QUEUE_INDEX: _Rule(lambda s: s.queue_index(), "set", "members", "set"),
     KeyKind.WORKER_INDEX: _Rule(lambda s: s.worker_index(), "zset", "members", "zcard"),
+    KeyKind.WORKER_QUEUES: _Rule(lambda s: s.worker_queues(), "hash", "members", "hlen"),
 }
 
 
@@ -243,6 +244,11 @@ class _Doctor:
 
     def _read_zcard(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
         count = int(self.client.zcard(key))
+        stats.entries += count
+        stats.canonical += count
+
+    def _read_hlen(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
+        count = int(self.client.hlen(key))
         stats.entries += count
         stats.canonical += count
 

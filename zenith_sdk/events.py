@@ -1,0 +1,193 @@
+"""Job lifecycle events, usable by any Python job system (Celery, RQ, home-grown workers).
+
+Each event writes, in one round trip: the live log line (PUBLISH on the logs channel and
+the capped history list), the per-minute throughput counter for finished jobs, and an
+entry in the capped events stream that the SQL archive consumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from zenith_protocol import (
+    EventType,
+    JobEvent,
+    JobPayload,
+    KeySpace,
+    LogEntry,
+    LogLevel,
+    encode_event_fields,
+    encode_job,
+    encode_log,
+)
+from zenith_protocol.events import EVENTS_STREAM_MAXLEN
+from zenith_protocol.workers import LOG_HISTORY_CAP
+from zenith_sdk.connection import connect
+
+__all__ = ["EventEmitter", "job_event", "log_entry_for"]
+
+THROUGHPUT_TTL_S = 3600
+_FINISHED = frozenset({EventType.COMPLETED, EventType.FAILED})
+_LEVELS = {
+    EventType.COMPLETED: LogLevel.SUCCESS,
+    EventType.FAILED: LogLevel.ERROR,
+    EventType.DEAD_LETTERED: LogLevel.ERROR,
+    EventType.RETRIED: LogLevel.WARN,
+    EventType.RECOVERED: LogLevel.WARN,
+    EventType.DELETED: LogLevel.WARN,
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def job_event(
+    event_type: EventType,
+    queue: str,
+    job: JobPayload | str | None = None,
+    *,
+    job_name: str | None = None,
+    include_payload: bool = False,
+    timestamp_ms: int | None = None,
+    **fields: Any,
+) -> JobEvent:
+    """Build an event about ``job`` (a payload, or just its id) in ``queue``.
+
+    Extra keyword arguments are :class:`~zenith_protocol.JobEvent` fields
+    (``worker_id``, ``attempt``, ``duration_ms``, ``delay_ms``, ``error``, ``actor``, ...).
+    """
+    if isinstance(job, JobPayload):
+        fields.setdefault("job_id", job.id)
+        fields.setdefault("enqueued_at_ms", job.created_at_ms)
+        job_name = job_name or job.name
+        if include_payload:
+            fields.setdefault("payload", encode_job(job))
+    elif job is not None:
+        fields.setdefault("job_id", job)
+    return JobEvent(
+        type=event_type,
+        queue=queue,
+        timestamp=timestamp_ms if timestamp_ms is not None else _now_ms(),
+        job_name=job_name,
+        **fields,
+    )
+
+
+def _describe(event: JobEvent) -> str:
+    what = f"Job {event.job_name or '?'} ({event.job_id})" if event.job_id else f"Queue {event.queue}"
+    kind = event.type.value if isinstance(event.type, EventType) else str(event.type)
+    text = f"{what} {kind.replace('_', '-')}"
+    if event.duration_ms is not None:
+        text += f" in {event.duration_ms:.0f} ms"
+    if event.delay_ms is not None:
+        text += f", retry in {event.delay_ms / 1000:g} s"
+    if event.action is not None:
+        action = event.action.value if hasattr(event.action, "value") else event.action
+        text += f": {action}" + (f" x{event.count}" if event.count is not None else "")
+    if event.actor:
+        text += f" by {event.actor}"
+    if event.error:
+        text += f": {event.error}"
+    return text
+
+
+def log_entry_for(event: JobEvent) -> LogEntry:
+    """The live log line the console shows for ``event``."""
+    level = _LEVELS.get(event.type, LogLevel.INFO) if isinstance(event.type, EventType) else LogLevel.INFO
+    return LogEntry.model_validate(
+        {
+            "level": level,
+            "message": _describe(event),
+            "workerId": event.worker_id or event.actor or "zenith",
+            "queue": event.queue,
+            "jobId": event.job_id,
+            "timestamp": event.timestamp / 1000,
+        }
+    )
+
+
+class EventEmitter:
+    """Writes lifecycle events; thread-safe (redis-py clients are).
+
+    Args:
+        client: a redis-py client or a URL.
+        keyspace: key names (default: the wire layout).
+        stream_maxlen: approximate cap of the events stream.
+        live_log: also publish each event as a live log line and keep it in the history list.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | str | None = None,
+        *,
+        keyspace: KeySpace | None = None,
+        stream_maxlen: int = EVENTS_STREAM_MAXLEN,
+        live_log: bool = True,
+    ) -> None:
+        if stream_maxlen < 1:
+            raise ValueError(f"stream_maxlen must be at least 1, got {stream_maxlen}")
+        self.client = connect(client)
+        self.keyspace = keyspace or KeySpace()
+        self.stream_maxlen = stream_maxlen
+        self.live_log = live_log
+
+    def write(self, pipe: Pipeline, events: Sequence[JobEvent]) -> None:
+        """Add the commands that record ``events`` to ``pipe`` (nothing is sent)."""
+        if not events:
+            return
+        space = self.keyspace
+        finished: dict[int, int] = {}
+        history: list[str] = []
+        for event in events:
+            pipe.xadd(space.events(), encode_event_fields(event), maxlen=self.stream_maxlen, approximate=True)  # type: ignore[arg-type]
+            if event.type in _FINISHED:
+                minute = event.timestamp // 60_000
+                finished[minute] = finished.get(minute, 0) + 1
+            if self.live_log:
+                line = encode_log(log_entry_for(event))
+                pipe.publish(space.logs_channel(), line)
+                history.append(line)
+        if history:
+            pipe.lpush(space.logs_history(), *history)
+            pipe.ltrim(space.logs_history(), 0, LOG_HISTORY_CAP - 1)
+        for minute, count in finished.items():
+            pipe.incrby(space.throughput(minute), count)
+            pipe.expire(space.throughput(minute), THROUGHPUT_TTL_S)
+
+    def emit(self, *events: JobEvent) -> None:
+        """Record ``events`` in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        self.write(pipe, events)
+        pipe.execute()
+
+    # -- conveniences for other job systems ----------------------------------------------------
+
+    def enqueued(self, queue: str, job: JobPayload | str, **fields: Any) -> None:
+        """A job was enqueued (pass the payload to archive it)."""
+        self.emit(job_event(EventType.ENQUEUED, queue, job, include_payload=True, **fields))
+
+    def started(self, queue: str, job: JobPayload | str, **fields: Any) -> None:
+        """A worker started a job (``worker_id``, ``attempt``)."""
+        self.emit(job_event(EventType.STARTED, queue, job, **fields))
+
+    def completed(self, queue: str, job: JobPayload | str, *, duration_ms: float, **fields: Any) -> None:
+        """A job finished successfully after ``duration_ms``."""
+        self.emit(job_event(EventType.COMPLETED, queue, job, duration_ms=duration_ms, **fields))
+
+    def failed(self, queue: str, job: JobPayload | str, *, error: str, **fields: Any) -> None:
+        """An attempt failed with ``error``."""
+        self.emit(job_event(EventType.FAILED, queue, job, error=error, **fields))
+
+    def retried(self, queue: str, job: JobPayload | str, *, delay_ms: int, **fields: Any) -> None:
+        """A failed job will be retried after ``delay_ms``."""
+        self.emit(job_event(EventType.RETRIED, queue, job, delay_ms=delay_ms, **fields))
+
+    def dead_lettered(self, queue: str, job: JobPayload | str, *, error: str, **fields: Any) -> None:
+        """A job ran out of attempts (or cannot run) and went to the dead-letter list."""
+        self.emit(job_event(EventType.DEAD_LETTERED, queue, job, error=error, include_payload=True, **fields))

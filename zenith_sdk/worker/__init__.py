@@ -1,0 +1,17 @@
+"""The Python worker runtime: handlers by job name, reliable fetch, retries, graceful shutdown."""
+
+from zenith_sdk.worker._app import App, Handler, JobContext
+from zenith_sdk.worker._options import RateLimit, WorkerOptions
+from zenith_sdk.worker._recovery import recover_dead_workers, requeue_processing
+from zenith_sdk.worker._runtime import Worker
+
+__all__ = [
+    "App",
+    "Handler",
+    "JobContext",
+    "RateLimit",
+    "Worker",
+    "WorkerOptions",
+    "recover_dead_workers",
+    "requeue_processing",
+]

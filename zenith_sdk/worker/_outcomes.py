@@ -1,0 +1,125 @@
+"""What the worker writes when a job finishes: acks, retries, dead letters and their events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+
+from redis.client import Pipeline
+
+from zenith_protocol import EventType, JobEvent, JobPayload, KeySpace, encode_job, retry_delay_s
+from zenith_protocol.jobs import FAILED_LIST_CAP
+from zenith_sdk.events import job_event
+from zenith_sdk.scripts import Scripts
+
+__all__ = ["Fetched", "Op", "error_text", "failure", "invalid_payload", "success"]
+
+_MAX_ERROR_CHARS = 4000
+INVALID_JOB_NAME = "zenith.invalid-payload"
+
+
+@dataclass
+class Fetched:
+    """A job moved into this worker's processing list: its exact bytes and, if it decodes, its payload."""
+
+    queue: str
+    raw: bytes
+    payload: JobPayload | None
+    problem: str | None = None
+
+
+@dataclass
+class Op:
+    """One write for the next round trip. ``raw`` is the processing-list entry it removes, if any."""
+
+    kind: str
+    queue: str
+    keys: list[str]
+    args: list[str | bytes | int] = field(default_factory=list)
+    raw: bytes | None = None
+
+    def queue_on(self, pipe: Pipeline, scripts: Scripts) -> None:
+        """Add this write to ``pipe``."""
+        if self.kind == "ack":
+            pipe.lrem(self.keys[0], 1, self.raw or b"")  # type: ignore[arg-type]
+        else:
+            scripts.queue_call(pipe, getattr(scripts, self.kind), self.keys, self.args)
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message``, shortened to what a dead-letter entry should hold."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+
+
+def _release(space: KeySpace, item: Fetched) -> list[Op]:
+    group = item.payload.group_id if item.payload else None
+    if not group:
+        return []
+    keys = [space.group_active(item.queue), space.group_pending(item.queue, group), space.queue(item.queue)]
+    return [Op("release_group", item.queue, keys, [group])]
+
+
+def success(
+    space: KeySpace, item: Fetched, worker_id: str, attempt: int, duration_ms: float
+) -> tuple[list[Op], JobEvent]:
+    """Ack a completed job and free its group."""
+    ops = [Op("ack", item.queue, [space.processing(item.queue, worker_id)], raw=item.raw), *_release(space, item)]
+    event = job_event(
+        EventType.COMPLETED, item.queue, item.payload, worker_id=worker_id, attempt=attempt, duration_ms=duration_ms
+    )
+    return ops, event
+
+
+def _dead_letter(space: KeySpace, item: Fetched, worker_id: str, updated: JobPayload) -> Op:
+    keys = [space.processing(item.queue, worker_id), space.failed(item.queue)]
+    return Op("settle", item.queue, keys, [item.raw, encode_job(updated), "dead", FAILED_LIST_CAP], raw=item.raw)
+
+
+def failure(
+    space: KeySpace,
+    item: Fetched,
+    worker_id: str,
+    attempt: int,
+    max_attempts: int,
+    error: str,
+    now_ms: int,
+    *,
+    retryable: bool = True,
+) -> tuple[list[Op], list[JobEvent]]:
+    """Retry a failed job after its backoff, or dead-letter it when attempts run out."""
+    payload = item.payload
+    if payload is None:  # pragma: no cover - invalid payloads go through invalid_payload()
+        raise ValueError("failure() needs a decoded payload")
+    common = {"worker_id": worker_id, "attempt": attempt}
+    events = [job_event(EventType.FAILED, item.queue, payload, error=error, **common)]  # type: ignore[arg-type]
+    if retryable and attempt < max_attempts:
+        delay_s = retry_delay_s(payload, attempt + 1)
+        updated = payload.model_copy(update={"attempts": attempt, "delay_seconds": delay_s, "error": error})
+        keys = [space.processing(item.queue, worker_id), space.delayed(item.queue)]
+        op = Op("settle", item.queue, keys, [item.raw, encode_job(updated), "retry", delay_s * 1000], raw=item.raw)
+        events.append(job_event(EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, **common))  # type: ignore[arg-type]
+    else:
+        updated = payload.model_copy(update={"attempts": attempt, "error": error, "failed_at_ms": now_ms})
+        op = _dead_letter(space, item, worker_id, updated)
+        events.append(
+            job_event(EventType.DEAD_LETTERED, item.queue, updated, error=error, include_payload=True, **common)  # type: ignore[arg-type]
+        )
+    return [op, *_release(space, item)], events
+
+
+def invalid_payload(space: KeySpace, item: Fetched, worker_id: str, now_ms: int) -> tuple[list[Op], JobEvent]:
+    """Dead-letter an entry that does not decode, wrapped in a valid job that keeps its exact bytes."""
+    digest = hashlib.sha1(item.raw).hexdigest()[:16]
+    try:
+        kept: dict[str, str] = {"raw": item.raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        kept = {"rawBase64": base64.b64encode(item.raw).decode("ascii")}
+    error = f"invalid payload: {item.problem}"
+    wrapper = JobPayload.create(INVALID_JOB_NAME, kept, job_id=f"invalid-{digest}", created_at_ms=now_ms)
+    wrapper = wrapper.model_copy(update={"error": error, "failed_at_ms": now_ms, "max_attempts": 1})
+    event = job_event(
+        EventType.DEAD_LETTERED, item.queue, wrapper, error=error, worker_id=worker_id, include_payload=True
+    )
+    return [_dead_letter(space, item, worker_id, wrapper)], event

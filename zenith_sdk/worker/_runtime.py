@@ -1,0 +1,425 @@
+"""The worker loop: fetch into a processing list, run handlers on slot threads, settle, repeat.
+
+One loop thread owns every Redis write that touches the processing lists, so it always
+knows which fetched jobs it holds. Each turn is one round trip: a MULTI holding the acks,
+retries and dead letters of finished jobs, their lifecycle events, and the next fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
+from queue import Empty
+from types import FrameType
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from zenith_protocol import EventType, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
+from zenith_sdk.connection import RedisSettings, connect
+from zenith_sdk.events import EventEmitter, job_event
+from zenith_sdk.scripts import NoScriptError, Scripts
+from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
+from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
+from zenith_sdk.worker._options import WorkerOptions
+from zenith_sdk.worker._outcomes import Fetched, Op, error_text, failure, invalid_payload, success
+from zenith_sdk.worker._recovery import requeue_processing
+from zenith_sdk.worker._slots import Outcome, SlotPool, Task
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger(__name__)
+
+_FIRST_IDLE_S = 0.005
+_FIRST_OUTAGE_S = 0.1
+_MAX_OUTAGE_S = 5.0
+
+
+def _own_client(target: redis.Redis | str | RedisSettings | None) -> redis.Redis:
+    """A client of our own with automatic retries off.
+
+    redis-py re-sends a command whose reply was lost; for a fetch or a settle that could apply
+    twice. The loop handles connection errors itself and reconciles with Redis afterwards.
+    """
+    if isinstance(target, redis.Redis):
+        pool = target.connection_pool
+        client = redis.Redis(
+            connection_pool=pool.__class__(connection_class=pool.connection_class, **pool.connection_kwargs)
+        )
+    else:
+        client = connect(target)
+    client.set_retry(Retry(NoBackoff(), 0))
+    return client
+
+
+class _Running:
+    __slots__ = ("item", "handler", "attempt", "deadline")
+
+    def __init__(self, item: Fetched, handler: Handler, attempt: int, deadline: float | None) -> None:
+        self.item = item
+        self.handler = handler
+        self.attempt = attempt
+        self.deadline = deadline
+
+
+class Worker:
+    """Runs jobs from Zenith queues with reliable fetch: nothing is lost when it dies.
+
+    Args:
+        app: an :class:`App`, or a mapping of job name to handler.
+        client: a redis-py client, a URL or :class:`RedisSettings`.
+        keyspace: key names (default: the wire layout).
+        options: a :class:`WorkerOptions`; keyword arguments build one instead.
+    """
+
+    def __init__(
+        self,
+        app: App | Mapping[str, HandlerFn],
+        client: redis.Redis | str | RedisSettings | None = None,
+        *,
+        keyspace: KeySpace | None = None,
+        options: WorkerOptions | None = None,
+        **option_fields: Any,
+    ) -> None:
+        if options is not None and option_fields:
+            raise TypeError("pass either options= or option keywords, not both")
+        self.app = app if isinstance(app, App) else App(app)
+        self.options = options or WorkerOptions(**option_fields)
+        self.keyspace = keyspace or KeySpace()
+        self.client = _own_client(client)
+        self.scripts = Scripts(self.client)
+        self.events = EventEmitter(self.client, keyspace=self.keyspace) if self.options.events else None
+        self.id = self.options.worker_id
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self._ready: deque[Fetched] = deque()
+        self._running: dict[int, _Running] = {}
+        self._ops: list[Op] = []
+        self._pending_events: list[JobEvent] = []
+        self._tokens = 0
+        self._busy = BusyState(WorkerStatus.IDLE)
+        self._slots = SlotPool(self.options.concurrency, f"zenith-{self.id}")
+        self._heartbeat = HeartbeatLoop(self.client, self.keyspace, self.options, lambda: self._busy, self.events)
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+        self.failed = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Run until :meth:`stop` (or SIGTERM/SIGINT when called from the main thread)."""
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                self._main()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        else:
+            self._main()
+
+    def start(self) -> None:
+        """Run in a background thread (for tests and embedding); :meth:`stop` ends it."""
+        self._thread = threading.Thread(target=self.run, kwargs={"install_signal_handlers": False}, daemon=True)
+        self._thread.start()
+
+    def stop(self, *, timeout_s: float | None = None) -> None:
+        """Stop fetching, let running jobs finish (up to the shutdown timeout), put the rest back."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def request_stop(self, *, force: bool = False) -> None:
+        """Begin a graceful stop (``force``: do not wait for running jobs). Safe from any thread."""
+        now = time.monotonic()
+        deadline = now if force else now + self.options.shutdown_timeout_s
+        self._deadline = deadline if self._deadline is None else min(self._deadline, deadline)
+        self._stop.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        force = self._stop.is_set()
+        logger.warning("worker=%s got signal %s; %s", self.id, signum, "stopping now" if force else "stopping")
+        self.request_stop(force=force)
+
+    def _main(self) -> None:
+        self.scripts.load(self.client)
+        self._heartbeat.start()
+        self._slots.start()
+        logger.info("worker=%s started on queues %s", self.id, ",".join(self.options.queues))
+        try:
+            self._loop()
+        finally:
+            self._slots.stop()
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self._flush_until_done()
+            for queue in self.options.queues:
+                moved = requeue_processing(self.client, self.scripts, self.keyspace, queue, self.id)
+                if moved:
+                    logger.warning("worker=%s put %d unfinished jobs back on queue=%s", self.id, moved, queue)
+        except redis.RedisError as exc:
+            # Redis is gone: the jobs stay in this worker's processing lists and are put back by
+            # any other worker (or the control plane) once this heartbeat has expired.
+            logger.warning("worker=%s could not put its jobs back (%s); others will recover them", self.id, exc)
+        self._heartbeat.stop()
+        logger.info("worker=%s stopped after %d jobs", self.id, self.processed)
+
+    def _flush_until_done(self) -> None:
+        attempts = 0
+        while (self._ops or self._pending_events) and attempts < 5:
+            attempts += 1
+            try:
+                self._round_trip(0)
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(_FIRST_OUTAGE_S * attempts)
+                self._reconcile_safely()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        idle_s = _FIRST_IDLE_S
+        outage_s = _FIRST_OUTAGE_S
+        while True:
+            self._collect(block_s=0)
+            self._expire_timeouts()
+            stopping = self._stop.is_set()
+            if stopping and (not self._running or time.monotonic() >= (self._deadline or 0)):
+                return
+            if not stopping:
+                self._dispatch()
+            want = 0 if stopping else self.options.capacity - len(self._running) - len(self._ready)
+            try:
+                fetched = self._round_trip(want)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                logger.warning("worker=%s lost Redis (%s); retrying in %.1f s", self.id, exc, outage_s)
+                self._stop.wait(outage_s)
+                outage_s = min(outage_s * 2, _MAX_OUTAGE_S)
+                self._reconcile_safely()
+                continue
+            outage_s = _FIRST_OUTAGE_S
+            if fetched:
+                idle_s = _FIRST_IDLE_S
+                continue
+            self._collect(block_s=self._wait_s(idle_s))
+            idle_s = min(idle_s * 2, self.options.poll_interval_s)
+
+    def _wait_s(self, idle_s: float) -> float:
+        wait = idle_s
+        if self._running and len(self._running) + len(self._ready) >= self.options.capacity:
+            wait = self.options.poll_interval_s
+        deadlines = [run.deadline for run in self._running.values() if run.deadline is not None]
+        if deadlines:
+            wait = min(wait, max(0.0, min(deadlines) - time.monotonic()))
+        if self._stop.is_set() and self._deadline is not None:
+            wait = min(wait, max(0.0, self._deadline - time.monotonic()))
+        return wait
+
+    def _round_trip(self, want: int) -> int:
+        """One MULTI: pending writes and events, then a fetch for ``want`` jobs. Returns jobs fetched."""
+        ops, events = self._ops, self._pending_events
+        queues = self.options.queues
+        if not ops and not events and want <= 0:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        for op in ops:
+            op.queue_on(pipe, self.scripts)
+        if self.events is not None:
+            self.events.write(pipe, events)
+        if want > 0:
+            self._queue_fetch(pipe, queues[0], want)
+        results = pipe.execute(raise_on_error=False)
+        self._ops, self._pending_events = [], []
+        retry = [op for op, result in zip(ops, results) if isinstance(result, NoScriptError)]
+        fetched = results[-1] if want > 0 else []
+        if retry or isinstance(fetched, NoScriptError):
+            self.scripts.load(self.client)  # Redis lost its script cache (SCRIPT FLUSH or a restart)
+            self._ops = retry
+            fetched = []
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+                logger.error("worker=%s: Redis refused a write: %s", self.id, result)
+        count = self._accept(queues[0], fetched)
+        for queue in queues[1:]:
+            if count >= want:
+                break
+            count += self._fetch_more(queue, want - count)
+        return count
+
+    def _queue_fetch(self, pipe: redis.client.Pipeline, queue: str, want: int) -> None:
+        space = self.keyspace
+        limit = self.options.rate_limits.get(queue)
+        window_key = space.rate_limit(queue, int(time.time()) // limit.window_s if limit else 0)
+        keys = [*space.lanes_in_poll_order(queue), space.delayed(queue), space.paused(queue)]
+        keys += [space.processing(queue, self.id), window_key]
+        args: list[str | int] = [want, self.options.promote_batch, limit.max_jobs if limit else 0]
+        self.scripts.queue_call(pipe, self.scripts.fetch, keys, [*args, limit.window_s if limit else 0])
+
+    def _fetch_more(self, queue: str, want: int) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        self._queue_fetch(pipe, queue, want)
+        (fetched,) = pipe.execute(raise_on_error=False)
+        if isinstance(fetched, NoScriptError):
+            self.scripts.load(self.client)
+            return 0
+        return self._accept(queue, fetched)
+
+    def _accept(self, queue: str, raws: Any) -> int:
+        if not isinstance(raws, list) or not raws:
+            return 0
+        items = [self._decode(queue, raw) for raw in raws]
+        grouped = [item for item in items if item.payload is not None and item.payload.group_id]
+        parked = self._claim_groups(grouped) if grouped else set()
+        self._ready.extend(item for item in items if id(item) not in parked)
+        return len(items)
+
+    @staticmethod
+    def _decode(queue: str, raw: bytes) -> Fetched:
+        try:
+            return Fetched(queue, raw, decode_job(raw))
+        except ProtocolError as exc:
+            return Fetched(queue, raw, None, f"{exc.kind.value}: {exc.reason}")
+
+    def _claim_groups(self, items: list[Fetched], *, reload: bool = True) -> set[int]:
+        """Claim each job's FIFO group; returns the ids of items parked because their group is busy."""
+        space = self.keyspace
+        pipe = self.client.pipeline(transaction=False)
+        for item in items:
+            group = item.payload.group_id if item.payload and item.payload.group_id else ""
+            keys = [space.group_active(item.queue), space.group_pending(item.queue, group)]
+            keys.append(space.processing(item.queue, self.id))
+            self.scripts.queue_call(pipe, self.scripts.claim_group, keys, [group, item.raw])
+        results = pipe.execute(raise_on_error=False)
+        parked = {id(item) for item, result in zip(items, results) if result == 0}
+        redo = [item for item, result in zip(items, results) if isinstance(result, NoScriptError)]
+        if redo and reload:
+            self.scripts.load(self.client)  # Redis lost its script cache; those claims did nothing
+            parked |= self._claim_groups(redo, reload=False)
+        return parked
+
+    # -- running jobs ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        now_ms = int(time.time() * 1000)
+        while self._ready and len(self._running) < self.options.concurrency:
+            item = self._ready.popleft()
+            if item.payload is None:
+                ops, event = invalid_payload(self.keyspace, item, self.id, now_ms)
+                self._settle(ops, [event], failed=True)
+                continue
+            handler = self.app.get(item.payload.name)
+            attempt = (item.payload.attempts or 0) + 1
+            if handler is None:
+                error = f"no handler for job {item.payload.name!r}; this worker handles {self.app.names()}"
+                ops, events = failure(self.keyspace, item, self.id, attempt, 1, error, now_ms, retryable=False)
+                self._settle(ops, events, failed=True)
+                continue
+            timeout_s = handler.timeout_s or self.options.default_timeout_s
+            self._tokens += 1
+            deadline = time.monotonic() + timeout_s if timeout_s else None
+            self._running[self._tokens] = _Running(item, handler, attempt, deadline)
+            self._pending_events.append(
+                job_event(EventType.STARTED, item.queue, item.payload, worker_id=self.id, attempt=attempt)
+            )
+            self._slots.submit(Task(self._tokens, handler, JobContext(item.payload, item.queue, attempt, self.id)))
+        self._update_busy()
+
+    def _collect(self, *, block_s: float) -> None:
+        outcomes: list[Outcome] = []
+        try:
+            if block_s > 0:
+                outcomes.append(self._slots.outcomes.get(timeout=block_s))
+            while True:
+                outcomes.append(self._slots.outcomes.get_nowait())
+        except Empty:
+            pass
+        for outcome in outcomes:
+            run = self._running.pop(outcome.token, None)
+            if run is not None:
+                self._finish(run, outcome.error, outcome.duration_ms)
+        if outcomes:
+            self._update_busy()
+
+    def _expire_timeouts(self) -> None:
+        now = time.monotonic()
+        for token, run in list(self._running.items()):
+            if run.deadline is not None and now >= run.deadline:
+                del self._running[token]
+                self._slots.abandon(token)
+                timeout_s = run.handler.timeout_s or self.options.default_timeout_s
+                self._finish(run, TimeoutError(f"job timed out after {timeout_s:g} s"), (timeout_s or 0) * 1000)
+
+    def _finish(self, run: _Running, error: BaseException | None, duration_ms: float) -> None:
+        item = run.item
+        if error is None:
+            ops, event = success(self.keyspace, item, self.id, run.attempt, duration_ms)
+            self._settle(ops, [event], failed=False)
+            return
+        payload = item.payload
+        max_attempts = (payload.max_attempts if payload else None) or run.handler.max_attempts
+        max_attempts = max_attempts or self.options.default_max_attempts
+        logger.warning(
+            "job=%s queue=%s attempt=%d failed: %s",
+            payload.id if payload else None,
+            item.queue,
+            run.attempt,
+            error_text(error),
+        )
+        now_ms = int(time.time() * 1000)
+        ops, events = failure(self.keyspace, item, self.id, run.attempt, max_attempts, error_text(error), now_ms)
+        self._settle(ops, events, failed=True)
+
+    def _settle(self, ops: list[Op], events: list[JobEvent], *, failed: bool) -> None:
+        self._ops.extend(ops)
+        self._pending_events.extend(events)
+        self.processed += 1
+        self.failed += int(failed)
+
+    def _update_busy(self) -> None:
+        if not self._running:
+            self._busy = BusyState(WorkerStatus.STOPPING if self._stop.is_set() else WorkerStatus.IDLE)
+            return
+        first = next(iter(self._running.values())).item.payload
+        self._busy = BusyState(WorkerStatus.BUSY, first.id if first else None, first.name if first else None)
+
+    # -- after a lost connection ----------------------------------------------------------------
+
+    def _reconcile_safely(self) -> None:
+        try:
+            self._reconcile()
+        except redis.RedisError as exc:
+            logger.debug("worker=%s cannot reconcile yet: %s", self.id, exc)
+
+    def _reconcile(self) -> None:
+        """Compare our processing lists with what we hold, after a round trip whose fate is unknown.
+
+        A pending batch whose entries are gone from the lists has landed (it ran as one MULTI):
+        drop it. Entries nobody here holds came from a fetch whose reply was lost: adopt them.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for name in self.options.queues:
+            pipe.lrange(self.keyspace.processing(name, self.id), 0, -1)
+        listed = dict(zip(self.options.queues, pipe.execute()))
+        held: dict[str, Counter[bytes]] = {queue: Counter() for queue in self.options.queues}
+        for item in [*self._ready, *(run.item for run in self._running.values())]:
+            held[item.queue][item.raw] += 1
+        present = {queue: Counter(entries) for queue, entries in listed.items()}
+        marker = next((op for op in self._ops if op.raw is not None), None)
+        if marker is not None and present[marker.queue][marker.raw] <= held[marker.queue][marker.raw]:  # type: ignore[index]
+            self._ops, self._pending_events = [], []
+        pending: dict[str, Counter[bytes]] = {queue: Counter() for queue in self.options.queues}
+        for op in self._ops:
+            if op.raw is not None:
+                pending[op.queue][op.raw] += 1
+        for queue, counts in present.items():
+            orphans = counts - held[queue] - pending[queue]
+            for raw, copies in orphans.items():
+                logger.warning("worker=%s adopts %d job(s) fetched before the connection dropped", self.id, copies)
+                self._ready.extend(self._decode(queue, raw) for _ in range(copies))

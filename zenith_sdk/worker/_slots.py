@@ -1,0 +1,107 @@
+"""Slot threads: each runs one handler at a time and reports the outcome to the worker loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from zenith_sdk.worker._app import Handler, JobContext
+
+__all__ = ["Outcome", "SlotPool", "Task"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job handed to a slot."""
+
+    token: int
+    handler: Handler
+    context: JobContext
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one task; ``error`` is ``None`` on success."""
+
+    token: int
+    error: BaseException | None
+    duration_ms: float
+
+
+class SlotPool:
+    """``size`` threads taking tasks from one queue; a slot stuck past its deadline is replaced.
+
+    Python cannot stop a thread, so a timed-out handler keeps running on its (abandoned)
+    thread; its outcome is dropped and a fresh thread takes its place, so the worker keeps
+    its concurrency.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = size
+        self.name = name
+        self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._abandoned: set[int] = set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._spawned = 0
+
+    def start(self) -> None:
+        """Start the slot threads."""
+        for _ in range(self.size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._spawned += 1
+        thread = threading.Thread(target=self._run, name=f"{self.name}-slot-{self._spawned}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def submit(self, task: Task) -> None:
+        """Hand a task to the next free slot."""
+        self.tasks.put(task)
+
+    def abandon(self, token: int) -> None:
+        """Give up on a running task (timed out): its outcome is dropped and a new slot replaces it."""
+        with self._lock:
+            self._abandoned.add(token)
+        self._spawn()
+
+    def stop(self) -> None:
+        """Ask every slot to exit once its current task is done (does not wait)."""
+        for _ in self._threads:
+            self.tasks.put(None)
+
+    def _run(self) -> None:
+        while True:
+            task = self.tasks.get()
+            if task is None:
+                return
+            outcome = _execute(task)
+            with self._lock:
+                abandoned = task.token in self._abandoned
+                self._abandoned.discard(task.token)
+            if abandoned:
+                logger.warning("job=%s finished after its timeout; its result is dropped", task.context.id)
+                return  # a replacement slot took this thread's place
+            self.outcomes.put(outcome)
+
+
+def _execute(task: Task) -> Outcome:
+    started = time.perf_counter()
+    try:
+        if task.handler.is_async:
+            asyncio.run(task.handler.fn(task.context))
+        else:
+            task.handler.fn(task.context)
+    except BaseException as exc:
+        # The worker must survive whatever a handler raises (even SystemExit): it is recorded
+        # as the job's error and retried or dead-lettered by the loop.
+        return Outcome(task.token, exc, (time.perf_counter() - started) * 1000)
+    return Outcome(task.token, None, (time.perf_counter() - started) * 1000)
