@@ -138,9 +138,10 @@ def seed_wire_facts(r: redis.Redis, space: KeySpace, now_ms: int) -> Seeded:
         "metrics": {"cpu": 0.72, "cores": 8, "ram": {"rss": 80, "heapUsed": 40, "total": 16000}},
     }
     pipe.set(space.legacy_worker("worker-a1b2c3"), json.dumps(node_consumer), ex=10)
+    stamp = iso(now_ms)
     log_lines = [
-        {"level": "warning", "message": "slow job", "workerId": "worker-a1b2c3", "jobId": "j1", "timestamp": iso(now_ms)},
-        {"level": "info", "message": "queue emails paused", "workerId": "console", "queue": q, "timestamp": iso(now_ms)},
+        {"level": "warning", "message": "slow job", "workerId": "worker-a1b2c3", "jobId": "j1", "timestamp": stamp},
+        {"level": "info", "message": "queue emails paused", "workerId": "console", "queue": q, "timestamp": stamp},
     ]
     pipe.lpush(space.logs_history(), *(json.dumps(line) for line in log_lines))
     pipe.lpush(space.legacy_logs_history(), json.dumps({**log_lines[0], "level": "success"}))

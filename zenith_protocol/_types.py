@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated
+from decimal import Decimal
+from functools import cache
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    model_serializer,
+    model_validator,
+)
 
-__all__ = ["EpochMs", "IsoTimestamp", "NonNegativeInt", "ProtocolVersion", "WireModel", "format_iso", "utc_ms"]
+__all__ = [
+    "EpochMs",
+    "IsoTimestamp",
+    "JsFloat",
+    "NonNegativeInt",
+    "ProtocolVersion",
+    "WireModel",
+    "format_iso",
+    "utc_ms",
+]
 
 
 def utc_ms(moment: datetime) -> datetime:
@@ -20,14 +42,39 @@ def utc_ms(moment: datetime) -> datetime:
 
 def format_iso(moment: datetime) -> str:
     """ISO-8601 with milliseconds and ``Z``, as JavaScript's ``Date.toISOString()`` writes it."""
-    moment = utc_ms(moment)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
+
+def _js_number(value: float) -> float | int:
+    """Whole floats below 1e21 as integers with JavaScript's digits: ``2.0`` -> ``2``, ``1e16`` -> ``10000000000000000``."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < _JS_EXPONENT_FROM:
+        return int(Decimal(repr(value)))
+    return value
+
+
+_JS_EXPONENT_FROM = 1e21
+
+JsFloat = Annotated[float, PlainSerializer(_js_number, when_used="json")]
+"""A float written the JavaScript way: no ``.0`` on whole numbers."""
 
 EpochMs = Annotated[int, Field(ge=0, description="Unix epoch milliseconds")]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+def _number_is_epoch_ms(value: Any) -> Any:
+    """On the wire a number in a timestamp field means epoch milliseconds, never seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"a timestamp in epoch milliseconds must not be negative, got {value}")
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    return value
+
+
 IsoTimestamp = Annotated[
     datetime,
+    BeforeValidator(_number_is_epoch_ms),
     AfterValidator(utc_ms),
     PlainSerializer(format_iso, return_type=str, when_used="json-unless-none"),
     WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO-8601 UTC with milliseconds"}),
@@ -43,6 +90,18 @@ ProtocolVersion = Annotated[
 """Type of the ``protocolVersion`` field; models default it to :data:`PROTOCOL_VERSION`."""
 
 
+@cache
+def _known_keys(model: type[BaseModel]) -> frozenset[str]:
+    """Wire names of a model's fields, but ``protocolVersion`` (whose absence means something)."""
+    return frozenset(info.alias or name for name, info in model.model_fields.items() if name != "protocol_version")
+
+
+@cache
+def _optional_keys(model: type[BaseModel]) -> frozenset[str]:
+    """Wire names of fields that are omitted from the wire when ``None``."""
+    return frozenset(info.alias or name for name, info in model.model_fields.items())
+
+
 class WireModel(BaseModel):
     """Base of every model that crosses Redis: camelCase on the wire, unknown fields kept, immutable."""
 
@@ -53,7 +112,26 @@ class WireModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
         str_strip_whitespace=False,
+        allow_inf_nan=False,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_absent(cls, data: Any) -> Any:
+        # Legacy writers keep explicit nulls; a null known field reads as the field's default.
+        if isinstance(data, dict) and None in data.values():
+            known = _known_keys(cls)
+            return {key: value for key, value in data.items() if value is not None or key not in known}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Writers omit absent fields instead of writing null; unknown fields keep their nulls.
+        data = handler(self)
+        if isinstance(data, dict) and None in data.values():
+            known = _optional_keys(type(self))
+            return {key: value for key, value in data.items() if value is not None or key not in known}
+        return data
 
     @property
     def is_legacy(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, SecretStr, field_validator
 
-from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = [
@@ -47,9 +47,9 @@ class AlertRule(WireModel):
     id: str = Field(min_length=1)
     name: str
     type: Annotated[AlertType | str, Field(union_mode="left_to_right")]
-    threshold: float
+    threshold: JsFloat
     queue: str | None = None
-    cooldown_minutes: float = Field(default=30, alias="cooldownMinutes", ge=0)
+    cooldown_minutes: JsFloat = Field(default=30, alias="cooldownMinutes", ge=0)
 
 
 DEFAULT_ALERT_RULES: tuple[AlertRule, ...] = (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from zenith_protocol import _json
 from zenith_protocol.alerts import DEFAULT_ALERT_RULES, AlertConfig, AlertEvent, AlertRule
@@ -92,8 +93,13 @@ def _parse(structure: str, raw: object) -> Any:
         raise ProtocolError(structure, ErrorKind.INVALID_JSON, f"not valid JSON ({exc})", raw=raw) from exc
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "bytes"})
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    # pydantic adds union-member and validator tags ("str", "str-enum[LogLevel]") to locations.
+    parts = [str(part) for part in loc if isinstance(part, int) or (part not in _TYPE_TAGS and "[" not in part)]
+    return ".".join(parts)
 
 
 def _from_validation(structure: str, exc: ValidationError, raw: object) -> ProtocolError:
@@ -135,7 +141,8 @@ def _validate(
     if versioned:
         obj = _with_version(structure, obj, raw)
     try:
-        return model.model_validate(obj)
+        # Wire input is read by wire names only: a Python attribute name there is an unknown field.
+        return model.model_validate(obj, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise _from_validation(structure, exc, raw) from exc
     except Exception as exc:
@@ -151,11 +158,17 @@ def _decode_json(structure: str, model: type[M], raw: Raw, **options: Any) -> M:
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return model.model_dump(mode="json", by_alias=True)
 
 
 def _encode(model: BaseModel) -> str:
-    return _json.dumps(_dump(model))
+    try:
+        # pydantic-core writes the canonical form directly: compact, raw UTF-8, "/" unescaped.
+        return model.model_dump_json(by_alias=True)
+    except (PydanticSerializationError, ValueError):
+        # Text holding a lone surrogate cannot be written by pydantic-core; the slower path
+        # escapes it as \uXXXX, as JavaScript does.
+        return _json.dumps(_dump(model))
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -222,6 +235,9 @@ def encode_event(event: JobEvent) -> str:
 
 def decode_event_fields(fields: Mapping[Any, Any]) -> JobEvent:
     """Decode a stream entry's field map (``{"event": <json>}``) as returned by XRANGE/XREADGROUP."""
+    if not isinstance(fields, Mapping):
+        reason = f"expected a stream entry's field map, got {type(fields).__name__}"
+        raise ProtocolError("event", ErrorKind.NOT_AN_OBJECT, reason, raw=fields)
     for key, value in fields.items():
         if key in (EVENT_FIELD, EVENT_FIELD.encode()):
             return decode_event(value)
@@ -370,10 +386,10 @@ def decode_counter(raw: Raw | int) -> int:
     """Decode an integer counter (throughput, sparkline sample, rate-limit window)."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
-    text = _text("counter", raw).strip()
+    text = _text("counter", raw).strip(" \t\r\n")
     digits = text[1:] if text.startswith("-") else text
-    if not digits.isascii() or not digits.isdigit() or len(digits) > 19:
-        reason = f"expected a decimal integer, got {text[:40]!r}"
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 19 or not -(2**63) <= int(text) < 2**63:
+        reason = f"expected a decimal integer that fits 64 bits, got {text[:40]!r}"
         raise ProtocolError("counter", ErrorKind.INVALID_VALUE, reason, raw=raw)
     return int(text)
 

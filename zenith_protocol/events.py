@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = ["EVENTS_STREAM_MAXLEN", "EVENT_FIELD", "EventType", "JobEvent", "OperatorAction"]
@@ -53,7 +53,11 @@ class OperatorAction(str, Enum):
 
 
 class JobEvent(WireModel):
-    """One lifecycle event. Per-job events carry ``jobId``; ``operator`` events carry ``action`` and ``count``."""
+    """One lifecycle event.
+
+    Per-job events carry ``jobId``; ``operator`` events carry ``action`` and ``count``;
+    ``recovered`` events carry the dead worker's ``workerId`` and the ``count`` of jobs put back.
+    """
 
     type: Annotated[EventType | str, Field(union_mode="left_to_right")]
     queue: str
@@ -62,7 +66,7 @@ class JobEvent(WireModel):
     job_name: str | None = Field(default=None, alias="jobName")
     worker_id: str | None = Field(default=None, alias="workerId")
     attempt: NonNegativeInt | None = None
-    duration_ms: float | None = Field(default=None, alias="durationMs", ge=0)
+    duration_ms: JsFloat | None = Field(default=None, alias="durationMs", ge=0)
     delay_ms: NonNegativeInt | None = Field(default=None, alias="delayMs")
     error: str | None = None
     actor: str | None = None

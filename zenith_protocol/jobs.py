@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from zenith_protocol import _json
-from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = [
@@ -52,15 +52,15 @@ class JobPayload(WireModel):
     data: str = Field(description='JSON text: {"job"|"class": <name>, "properties": {...}}')
     class_name: str | None = Field(default=None, alias="className")
     created_at_ms: EpochMs | None = Field(default=None, alias="createdAt")
-    delay_seconds: float | None = Field(default=None, alias="delaySeconds", ge=0)
+    delay_seconds: JsFloat | None = Field(default=None, alias="delaySeconds", ge=0)
     attempts: NonNegativeInt | None = None
     max_attempts: NonNegativeInt | None = Field(default=None, alias="maxAttempts")
     group_id: str | None = Field(default=None, alias="groupId")
     error: str | None = None
     failed_at_ms: EpochMs | None = Field(default=None, alias="failedAt")
     priority: str | int | None = None
-    retry_after_seconds: float | None = Field(default=None, alias="retryAfterSeconds", ge=0)
-    retry_multiplier: float | None = Field(default=None, alias="retryMultiplier", ge=0)
+    retry_after_seconds: JsFloat | None = Field(default=None, alias="retryAfterSeconds", ge=0)
+    retry_multiplier: JsFloat | None = Field(default=None, alias="retryMultiplier", ge=0)
     protocol_version: ProtocolVersion = PROTOCOL_VERSION
 
     @field_validator("data", mode="before")

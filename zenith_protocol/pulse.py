@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = [
@@ -48,8 +48,8 @@ class Language(str, Enum):
 class PulseCpu(WireModel):
     """CPU use in percent (0-100) of the machine and of the process, and the core count."""
 
-    system: float = Field(ge=0)
-    process: float = Field(ge=0)
+    system: JsFloat = Field(ge=0)
+    process: JsFloat = Field(ge=0)
     cores: NonNegativeInt
 
 
@@ -79,7 +79,7 @@ class PulseMemory(WireModel):
 class PulseRuntime(WireModel):
     """Process uptime in seconds and the framework it runs (free text)."""
 
-    uptime_s: float = Field(alias="uptime", ge=0)
+    uptime_s: JsFloat = Field(alias="uptime", ge=0)
     framework: str | None = None
 
 
@@ -95,8 +95,8 @@ class QueueSize(WireModel):
 class QueueThroughput(WireModel):
     """Jobs per minute into and out of a queue."""
 
-    in_per_min: float = Field(alias="in", ge=0)
-    out_per_min: float = Field(alias="out", ge=0)
+    in_per_min: JsFloat = Field(alias="in", ge=0)
+    out_per_min: JsFloat = Field(alias="out", ge=0)
 
 
 class PulseQueue(WireModel):
@@ -115,7 +115,7 @@ class DiskUsage(WireModel):
     total: NonNegativeInt
     used: NonNegativeInt
     free: NonNegativeInt
-    percent: float = Field(ge=0, le=100)
+    percent: JsFloat = Field(ge=0, le=100)
 
 
 class PulseNode(WireModel):
@@ -135,7 +135,7 @@ class PulseNode(WireModel):
     meta: dict[str, Any] | None = None
     timestamp: EpochMs
     disk: list[DiskUsage] | None = None
-    load_avg: list[float] | None = Field(default=None, alias="loadAvg", max_length=3)
+    load_avg: list[JsFloat] | None = Field(default=None, alias="loadAvg", max_length=3)
     protocol_version: ProtocolVersion = PROTOCOL_VERSION
 
     @field_validator("language", mode="before")

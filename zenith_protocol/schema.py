@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -37,13 +38,18 @@ _JSON_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+_ROLE = re.compile(r":(?:attr|meth|class|data|func):`~?([^`]+)`")
+
+
+def _plain(text: str) -> str:
+    return _ROLE.sub(lambda match: f"`{match.group(1).rsplit('.', 1)[-1]}`", inspect.cleandoc(text)).replace("``", "`")
+
+
 def _clean(node: Any) -> Any:
     """Docstrings into plain descriptions: dedented, reST literals as Markdown code."""
     if isinstance(node, dict):
         return {
-            key: inspect.cleandoc(value).replace("``", "`")
-            if key == "description" and isinstance(value, str)
-            else _clean(value)
+            key: _plain(value) if key == "description" and isinstance(value, str) else _clean(value)
             for key, value in node.items()
         }
     if isinstance(node, list):
@@ -62,7 +68,7 @@ def _finish(structure: str, schema: dict[str, Any], description: str | None = No
 
 
 def _schedule_hash_schema() -> dict[str, Any]:
-    model_schema = Schedule.model_json_schema(by_alias=True, mode="serialization")
+    model_schema = Schedule.model_json_schema(by_alias=True, mode="validation")
     patterns = {
         "nextRun": "^[0-9]+$",
         "lastRun": "^[0-9]+$",
@@ -92,10 +98,10 @@ def _schedule_hash_schema() -> dict[str, Any]:
 def json_schemas() -> dict[str, dict[str, Any]]:
     """Every structure's JSON Schema (draft 2020-12), keyed by structure name."""
     schemas = {
-        name: _finish(name, model.model_json_schema(by_alias=True, mode="serialization"), model.__doc__)
+        name: _finish(name, model.model_json_schema(by_alias=True, mode="validation"), model.__doc__)
         for name, model in _JSON_MODELS.items()
     }
-    rules = TypeAdapter(list[AlertRule]).json_schema(by_alias=True, mode="serialization")
+    rules = TypeAdapter(list[AlertRule]).json_schema(by_alias=True, mode="validation")
     schemas["alert_rules"] = _finish(
         "alert_rules", rules, "JSON array of alert rules; an absent key means the defaults."
     )

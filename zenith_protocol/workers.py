@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from zenith_protocol._types import IsoTimestamp, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol._types import IsoTimestamp, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = [
@@ -58,7 +58,7 @@ class WorkerMemory(WireModel):
     @classmethod
     def _number_means_mb(cls, value: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return f"{value:g}MB"
+            return f"{int(value)}MB" if float(value).is_integer() else f"{value}MB"
         return value
 
 
@@ -72,12 +72,12 @@ class WorkerHeartbeat(WireModel):
     id: str = Field(min_length=1)
     hostname: str
     pid: NonNegativeInt
-    uptime_s: float = Field(default=0, alias="uptime", ge=0)
+    uptime_s: JsFloat = Field(default=0, alias="uptime", ge=0)
     memory: WorkerMemory = Field(default_factory=WorkerMemory)
     queues: list[str] = Field(default_factory=list)
     concurrency: NonNegativeInt = 1
     timestamp: IsoTimestamp
-    load_avg: list[float] = Field(default_factory=list, alias="loadAvg", max_length=3)
+    load_avg: list[JsFloat] = Field(default_factory=list, alias="loadAvg", max_length=3)
     status: Annotated[WorkerStatus | str | None, Field(union_mode="left_to_right")] = None
     current_job_id: str | None = Field(default=None, alias="currentJobId")
     job_name: str | None = Field(default=None, alias="jobName")

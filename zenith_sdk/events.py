@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
@@ -21,13 +22,14 @@ from zenith_protocol import (
     KeySpace,
     LogEntry,
     LogLevel,
-    encode_event_fields,
+    encode_event,
     encode_job,
     encode_log,
 )
 from zenith_protocol.events import EVENTS_STREAM_MAXLEN
 from zenith_protocol.workers import LOG_HISTORY_CAP
 from zenith_sdk.connection import connect
+from zenith_sdk.scripts import Scripts
 
 __all__ = ["EventEmitter", "job_event", "log_entry_for"]
 
@@ -100,15 +102,14 @@ def _describe(event: JobEvent) -> str:
 def log_entry_for(event: JobEvent) -> LogEntry:
     """The live log line the console shows for ``event``."""
     level = _LEVELS.get(event.type, LogLevel.INFO) if isinstance(event.type, EventType) else LogLevel.INFO
-    return LogEntry.model_validate(
-        {
-            "level": level,
-            "message": _describe(event),
-            "workerId": event.worker_id or event.actor or "zenith",
-            "queue": event.queue,
-            "jobId": event.job_id,
-            "timestamp": event.timestamp / 1000,
-        }
+    # Every value comes from an event that was validated already: construct without validating again.
+    return LogEntry.model_construct(
+        level=level,
+        message=_describe(event),
+        worker_id=event.worker_id or event.actor or "zenith",
+        queue=event.queue,
+        job_id=event.job_id,
+        timestamp=datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc),
     )
 
 
@@ -136,35 +137,46 @@ class EventEmitter:
         self.keyspace = keyspace or KeySpace()
         self.stream_maxlen = stream_maxlen
         self.live_log = live_log
+        self.scripts = Scripts(self.client)
 
-    def write(self, pipe: Pipeline, events: Sequence[JobEvent]) -> None:
-        """Add the commands that record ``events`` to ``pipe`` (nothing is sent)."""
-        if not events:
-            return
+    def _call(self, events: Sequence[JobEvent]) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV of the events script for ``events``."""
         space = self.keyspace
         finished: dict[int, int] = {}
-        history: list[str] = []
+        pairs: list[str | int] = []
         for event in events:
-            pipe.xadd(space.events(), encode_event_fields(event), maxlen=self.stream_maxlen, approximate=True)  # type: ignore[arg-type]
             if event.type in _FINISHED:
                 minute = event.timestamp // 60_000
                 finished[minute] = finished.get(minute, 0) + 1
-            if self.live_log:
-                line = encode_log(log_entry_for(event))
-                pipe.publish(space.logs_channel(), line)
-                history.append(line)
-        if history:
-            pipe.lpush(space.logs_history(), *history)
-            pipe.ltrim(space.logs_history(), 0, LOG_HISTORY_CAP - 1)
-        for minute, count in finished.items():
-            pipe.incrby(space.throughput(minute), count)
-            pipe.expire(space.throughput(minute), THROUGHPUT_TTL_S)
+            pairs.append(encode_event(event))
+            pairs.append(encode_log(log_entry_for(event)) if self.live_log else "")
+        keys = [space.events(), space.logs_history(), *(space.throughput(minute) for minute in finished)]
+        head: list[str | int] = [
+            self.stream_maxlen,
+            space.logs_channel(),
+            LOG_HISTORY_CAP,
+            THROUGHPUT_TTL_S,
+            len(events),
+        ]
+        return keys, [*head, *finished.values(), *pairs]
+
+    def write(self, pipe: Pipeline, events: Sequence[JobEvent]) -> bool:
+        """Queue the one script call that records ``events`` on ``pipe`` (nothing is sent).
+
+        Returns whether anything was queued. The call is a bare EVALSHA: a caller that may meet
+        a Redis whose script cache was flushed checks for NOSCRIPT (see :class:`Scripts`).
+        """
+        if not events:
+            return False
+        keys, args = self._call(events)
+        self.scripts.queue_call(pipe, self.scripts.events, keys, args)
+        return True
 
     def emit(self, *events: JobEvent) -> None:
         """Record ``events`` in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        self.write(pipe, events)
-        pipe.execute()
+        if events:
+            keys, args = self._call(events)
+            self.scripts.events(keys=keys, args=args, client=self.client)
 
     # -- conveniences for other job systems ----------------------------------------------------
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from zenith_protocol import PRIORITY_LANES, EventType, JobPayload, JobType, KeySpace, encode_job, validate_queue_name
 from zenith_sdk.connection import connect
 from zenith_sdk.events import EventEmitter, job_event
+from zenith_sdk.scripts import NoScriptError
 
 __all__ = ["DEFAULT_QUEUE", "JobSpec", "Producer"]
 
@@ -81,10 +82,18 @@ class Producer:
                 lane = spec.priority if spec.priority in PRIORITY_LANES else None
                 pipe.lpush(self.keyspace.lane(spec.queue, lane if isinstance(lane, str) else None), raw)
         pipe.sadd(self.keyspace.queue_index(), *queues)
+        events = []
         if self.events is not None:
             events = [job_event(EventType.ENQUEUED, spec.queue, job, include_payload=True) for spec, job in jobs]
             self.events.write(pipe, events)
-        pipe.execute()
+        results = pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+                raise result
+        if self.events is not None and isinstance(results[-1], NoScriptError):
+            # The jobs are pushed; Redis had lost the events script: record the events again
+            # through the call that reloads it.
+            self.events.emit(*events)
         return [job.id for _, job in jobs]
 
 

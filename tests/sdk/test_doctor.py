@@ -147,7 +147,11 @@ def test_cli_with_default_prefixes_exits_0_then_1(isolated_db: redis.Redis, caps
     assert main(["doctor", "--redis", _db_url(isolated_db), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
-    assert {p["pattern"] for p in report["patterns"]} >= {"queue:<name>", "queue:schedule:<id>", "flux_console:worker:<workerId>"}
+    assert {p["pattern"] for p in report["patterns"]} >= {
+        "queue:<name>",
+        "queue:schedule:<id>",
+        "flux_console:worker:<workerId>",
+    }
 
     isolated_db.lpush("queue:emails", "garbage")
     assert main(["doctor", "--redis", _db_url(isolated_db)]) == 1

@@ -21,7 +21,7 @@ def _source(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
-_SOURCES = {name: _source(name) for name in ("fetch", "settle", "requeue", "claim_group", "release_group")}
+_SOURCES = {name: _source(name) for name in ("fetch", "settle", "requeue", "claim_group", "release_group", "events")}
 
 
 class Scripts:
@@ -33,6 +33,7 @@ class Scripts:
         self.requeue: Script = client.register_script(_SOURCES["requeue"])
         self.claim_group: Script = client.register_script(_SOURCES["claim_group"])
         self.release_group: Script = client.register_script(_SOURCES["release_group"])
+        self.events: Script = client.register_script(_SOURCES["events"])
 
     def queue_call(
         self, pipe: Pipeline, script: Script, keys: Sequence[str], args: Sequence[str | bytes | int]
@@ -48,6 +49,6 @@ class Scripts:
     def load(self, client: redis.Redis) -> None:
         """SCRIPT LOAD every script (idempotent; one round trip)."""
         pipe = client.pipeline(transaction=False)
-        for script in (self.fetch, self.settle, self.requeue, self.claim_group, self.release_group):
+        for script in (self.fetch, self.settle, self.requeue, self.claim_group, self.release_group, self.events):
             pipe.script_load(script.script)
         pipe.execute()

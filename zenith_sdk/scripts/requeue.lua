@@ -12,8 +12,9 @@ local batch = tonumber(ARGV[1])
 
 local moved = 0
 while moved < batch do
-  -- the oldest fetch is at the right end; it goes back to the right end of its lane first
-  local raw = redis.call('RPOP', processing)
+  -- Fetches push on the left, so the newest is popped first and the oldest is pushed last:
+  -- it lands at the consumer end and runs first, as it would have.
+  local raw = redis.call('LPOP', processing)
   if not raw then
     break
   end

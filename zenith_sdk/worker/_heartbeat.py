@@ -88,7 +88,11 @@ class HeartbeatLoop:
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.space.worker(options.worker_id), encode_heartbeat(self.heartbeat()), ex=options.heartbeat_ttl_s)
         pipe.zadd(self.space.worker_index(), {options.worker_id: int(time.time() * 1000)})
-        pipe.hset(self.space.worker_queues(), options.worker_id, json.dumps(list(options.queues)))
+        pipe.hset(
+            self.space.worker_queues(),
+            options.worker_id,
+            json.dumps(list(options.queues), separators=(",", ":"), ensure_ascii=False),
+        )
         pipe.execute()
 
     def tick(self) -> None:

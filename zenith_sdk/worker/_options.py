@@ -34,7 +34,8 @@ class WorkerOptions(BaseModel):
     Args:
         queues: queues to fetch from, in priority order (each polled critical, high, base, low).
         concurrency: jobs run at once (one thread each).
-        prefetch: jobs fetched ahead of free slots (they wait in this worker's processing list).
+        prefetch: jobs fetched ahead of free slots (they wait in this worker's processing list);
+            ``None`` means four per slot.
         poll_interval_s: longest sleep between fetches when every queue is empty.
         heartbeat_interval_s / heartbeat_ttl_s: heartbeat refresh period and lifetime.
         shutdown_timeout_s: how long a stopping worker waits for running jobs before putting them back.
@@ -51,7 +52,7 @@ class WorkerOptions(BaseModel):
 
     queues: tuple[str, ...] = ("default",)
     concurrency: int = Field(default=1, ge=1, le=1024)
-    prefetch: int = Field(default=0, ge=0)
+    prefetch: int | None = Field(default=None, ge=0)
     poll_interval_s: float = Field(default=0.5, gt=0)
     heartbeat_interval_s: float = Field(default=HEARTBEAT_INTERVAL_S, gt=0)
     heartbeat_ttl_s: int = Field(default=HEARTBEAT_TTL_S, ge=1)
@@ -87,4 +88,4 @@ class WorkerOptions(BaseModel):
     @property
     def capacity(self) -> int:
         """Jobs this worker holds at most: running plus prefetched."""
-        return self.concurrency + self.prefetch
+        return self.concurrency + (4 * self.concurrency if self.prefetch is None else self.prefetch)

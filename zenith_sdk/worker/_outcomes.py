@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from redis.client import Pipeline
 
-from zenith_protocol import EventType, JobEvent, JobPayload, KeySpace, encode_job, retry_delay_s
+from zenith_protocol import PROTOCOL_VERSION, EventType, JobEvent, JobPayload, KeySpace, encode_job, retry_delay_s
 from zenith_protocol.jobs import FAILED_LIST_CAP
 from zenith_sdk.events import job_event
 from zenith_sdk.scripts import Scripts
@@ -96,12 +96,16 @@ def failure(
     events = [job_event(EventType.FAILED, item.queue, payload, error=error, **common)]  # type: ignore[arg-type]
     if retryable and attempt < max_attempts:
         delay_s = retry_delay_s(payload, attempt + 1)
-        updated = payload.model_copy(update={"attempts": attempt, "delay_seconds": delay_s, "error": error})
+        updated = payload.model_copy(
+            update={"attempts": attempt, "delay_seconds": delay_s, "error": error, "protocol_version": PROTOCOL_VERSION}
+        )
         keys = [space.processing(item.queue, worker_id), space.delayed(item.queue)]
         op = Op("settle", item.queue, keys, [item.raw, encode_job(updated), "retry", delay_s * 1000], raw=item.raw)
         events.append(job_event(EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, **common))  # type: ignore[arg-type]
     else:
-        updated = payload.model_copy(update={"attempts": attempt, "error": error, "failed_at_ms": now_ms})
+        updated = payload.model_copy(
+            update={"attempts": attempt, "error": error, "failed_at_ms": now_ms, "protocol_version": PROTOCOL_VERSION}
+        )
         op = _dead_letter(space, item, worker_id, updated)
         events.append(
             job_event(EventType.DEAD_LETTERED, item.queue, updated, error=error, include_payload=True, **common)  # type: ignore[arg-type]

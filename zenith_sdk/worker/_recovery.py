@@ -79,14 +79,14 @@ def recover_dead_workers(
         pipe = client.pipeline(transaction=False)
         pipe.zrem(space.worker_index(), worker_id)
         pipe.hdel(space.worker_queues(), worker_id)
-        if events is not None:
-            records = [
-                job_event(EventType.RECOVERED, queue, worker_id=worker_id, actor=actor, count=count)
-                for queue, count in moved.items()
-                if count
-            ]
-            events.write(pipe, records)
         pipe.execute()
+        records = [
+            job_event(EventType.RECOVERED, queue, worker_id=worker_id, actor=actor, count=count)
+            for queue, count in moved.items()
+            if count
+        ]
+        if events is not None and records:
+            events.emit(*records)
         recovered[worker_id] = moved
         if any(moved.values()):
             logger.warning("worker=%s is gone; put back its in-flight jobs %s", worker_id, moved)

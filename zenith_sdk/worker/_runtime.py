@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 _FIRST_IDLE_S = 0.005
 _FIRST_OUTAGE_S = 0.1
 _MAX_OUTAGE_S = 5.0
+_MAX_WRITE_DELAY_S = 0.05
 
 
 def _own_client(target: redis.Redis | str | RedisSettings | None) -> redis.Redis:
@@ -102,6 +103,7 @@ class Worker:
         self._running: dict[int, _Running] = {}
         self._ops: list[Op] = []
         self._pending_events: list[JobEvent] = []
+        self._pending_since = 0.0
         self._tokens = 0
         self._busy = BusyState(WorkerStatus.IDLE)
         self._slots = SlotPool(self.options.concurrency, f"zenith-{self.id}")
@@ -195,31 +197,51 @@ class Worker:
                 return
             if not stopping:
                 self._dispatch()
-            want = 0 if stopping else self.options.capacity - len(self._running) - len(self._ready)
-            try:
-                fetched = self._round_trip(want)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                logger.warning("worker=%s lost Redis (%s); retrying in %.1f s", self.id, exc, outage_s)
-                self._stop.wait(outage_s)
-                outage_s = min(outage_s * 2, _MAX_OUTAGE_S)
-                self._reconcile_safely()
-                continue
-            outage_s = _FIRST_OUTAGE_S
-            if fetched:
-                idle_s = _FIRST_IDLE_S
-                continue
-            self._collect(block_s=self._wait_s(idle_s))
-            idle_s = min(idle_s * 2, self.options.poll_interval_s)
+            want = self._want()
+            if want > 0 or self._flush_due():
+                try:
+                    fetched = self._round_trip(want)
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    logger.warning("worker=%s lost Redis (%s); retrying in %.1f s", self.id, exc, outage_s)
+                    self._stop.wait(outage_s)
+                    outage_s = min(outage_s * 2, _MAX_OUTAGE_S)
+                    self._reconcile_safely()
+                    continue
+                outage_s = _FIRST_OUTAGE_S
+                if fetched:
+                    idle_s = _FIRST_IDLE_S
+                    continue
+            self._collect(block_s=self._wait_s(idle_s if want > 0 else self.options.poll_interval_s))
+            if want > 0:
+                idle_s = min(idle_s * 2, self.options.poll_interval_s)
+
+    def _want(self) -> int:
+        """Jobs to fetch now: none while enough are waiting locally, else up to capacity."""
+        if self._stop.is_set() or len(self._ready) >= self.options.concurrency:
+            return 0
+        return max(0, self.options.capacity - len(self._running) - len(self._ready))
+
+    def _flush_due(self) -> bool:
+        """Whether pending acks and events should go now rather than ride with the next fetch.
+
+        Batching them is what keeps round trips per job low; they wait at most
+        ``_MAX_WRITE_DELAY_S``, and never once this worker has nothing else to do.
+        """
+        if not self._ops and not self._pending_events:
+            return False
+        if not self._running or len(self._ops) >= self.options.capacity or self._stop.is_set():
+            return True
+        return time.monotonic() - self._pending_since >= _MAX_WRITE_DELAY_S
 
     def _wait_s(self, idle_s: float) -> float:
         wait = idle_s
-        if self._running and len(self._running) + len(self._ready) >= self.options.capacity:
-            wait = self.options.poll_interval_s
         deadlines = [run.deadline for run in self._running.values() if run.deadline is not None]
+        if self._ops or self._pending_events:
+            deadlines.append(self._pending_since + _MAX_WRITE_DELAY_S)
+        if self._stop.is_set() and self._deadline is not None:
+            deadlines.append(self._deadline)
         if deadlines:
             wait = min(wait, max(0.0, min(deadlines) - time.monotonic()))
-        if self._stop.is_set() and self._deadline is not None:
-            wait = min(wait, max(0.0, self._deadline - time.monotonic()))
         return wait
 
     def _round_trip(self, want: int) -> int:
@@ -231,21 +253,24 @@ class Worker:
         pipe = self.client.pipeline(transaction=True)
         for op in ops:
             op.queue_on(pipe, self.scripts)
-        if self.events is not None:
-            self.events.write(pipe, events)
+        wrote_events = self.events is not None and self.events.write(pipe, events)
         if want > 0:
             self._queue_fetch(pipe, queues[0], want)
         results = pipe.execute(raise_on_error=False)
         self._ops, self._pending_events = [], []
-        retry = [op for op, result in zip(ops, results) if isinstance(result, NoScriptError)]
-        fetched = results[-1] if want > 0 else []
-        if retry or isinstance(fetched, NoScriptError):
-            self.scripts.load(self.client)  # Redis lost its script cache (SCRIPT FLUSH or a restart)
-            self._ops = retry
-            fetched = []
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, NoScriptError):
                 logger.error("worker=%s: Redis refused a write: %s", self.id, result)
+        fetched = results[-1] if want > 0 else []
+        if any(isinstance(result, NoScriptError) for result in results):
+            # Redis lost its script cache (SCRIPT FLUSH or a restart): the calls that met
+            # NOSCRIPT did nothing, everything else in the MULTI ran. Reload and redo those.
+            self.scripts.load(self.client)
+            self._mark_pending()
+            self._ops = [op for op, result in zip(ops, results) if isinstance(result, NoScriptError)]
+            if wrote_events and isinstance(results[len(ops)], NoScriptError):
+                self._pending_events = list(events)
+            fetched = [] if isinstance(fetched, NoScriptError) else fetched
         count = self._accept(queues[0], fetched)
         for queue in queues[1:]:
             if count >= want:
@@ -325,6 +350,7 @@ class Worker:
             self._tokens += 1
             deadline = time.monotonic() + timeout_s if timeout_s else None
             self._running[self._tokens] = _Running(item, handler, attempt, deadline)
+            self._mark_pending()
             self._pending_events.append(
                 job_event(EventType.STARTED, item.queue, item.payload, worker_id=self.id, attempt=attempt)
             )
@@ -363,8 +389,15 @@ class Worker:
             self._settle(ops, [event], failed=False)
             return
         payload = item.payload
-        max_attempts = (payload.max_attempts if payload else None) or run.handler.max_attempts
-        max_attempts = max_attempts or self.options.default_max_attempts
+        max_attempts = next(
+            limit
+            for limit in (
+                payload.max_attempts if payload else None,
+                run.handler.max_attempts,
+                self.options.default_max_attempts,
+            )
+            if limit is not None
+        )
         logger.warning(
             "job=%s queue=%s attempt=%d failed: %s",
             payload.id if payload else None,
@@ -377,10 +410,15 @@ class Worker:
         self._settle(ops, events, failed=True)
 
     def _settle(self, ops: list[Op], events: list[JobEvent], *, failed: bool) -> None:
+        self._mark_pending()
         self._ops.extend(ops)
         self._pending_events.extend(events)
         self.processed += 1
         self.failed += int(failed)
+
+    def _mark_pending(self) -> None:
+        if not self._ops and not self._pending_events:
+            self._pending_since = time.monotonic()
 
     def _update_busy(self) -> None:
         if not self._running:

@@ -1,0 +1,162 @@
+"""``zenith pulse``: run the System Pulse agent as a sidecar, or write one report and print it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import redis
+from rich.table import Table
+
+from zenith_protocol import PulseNode, encode_pulse
+from zenith_protocol.pulse import PULSE_INTERVAL_S, PULSE_TTL_S
+from zenith_sdk.cli._common import (
+    CliSettings,
+    add_output_options,
+    add_redis_options,
+    console,
+    keyspace_from,
+    print_json,
+    redis_from,
+)
+from zenith_sdk.pulse import CPU_WARMUP_S, Pulse
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 2, 2
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``pulse`` to the command line."""
+    parser = commands.add_parser(
+        "pulse",
+        help="report this machine's CPU, memory and disk to Redis (sidecar agent)",
+        description="Write a pulse node every --interval seconds until SIGTERM or Ctrl-C, then delete it. "
+        "With --once, write one report, print it and exit.",
+    )
+    add_redis_options(parser)
+    add_output_options(parser)
+    parser.add_argument("--service", required=True, metavar="NAME", help="service name the console groups nodes by")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=float(PULSE_INTERVAL_S),
+        metavar="S",
+        help=f"seconds between reports (default {PULSE_INTERVAL_S})",
+    )
+    parser.add_argument(
+        "--ttl", type=int, default=PULSE_TTL_S, metavar="S", help=f"key lifetime in seconds (default {PULSE_TTL_S})"
+    )
+    parser.add_argument(
+        "--disk",
+        action="extend",
+        nargs="+",
+        metavar="PATH",
+        help="filesystem to report; repeat or list several (default /)",
+    )
+    parser.add_argument("--framework", metavar="TEXT", help="free text shown as the node's framework")
+    parser.add_argument("--once", action="store_true", help="write one report, print it and exit")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace, settings: CliSettings) -> int:
+    client, where = redis_from(args, settings)
+    err = console(stderr=True)
+    try:
+        pulse = Pulse(
+            args.service,
+            client,
+            keyspace=keyspace_from(args, settings),
+            interval_s=args.interval,
+            ttl_s=args.ttl,
+            disk_paths=args.disk or ("/",),
+            framework=args.framework,
+        )
+        if args.once:
+            return _run_once(pulse, where, as_json=args.json)
+        err.print(f"pulse: writing {pulse.key} to {where} every {pulse.interval_s:g} s; stop with Ctrl-C or SIGTERM")
+        with _stop_on_signals() as stop_requested:
+            pulse.start()
+            try:
+                # A timed wait, so the main thread returns to the interpreter to run signal handlers.
+                while not stop_requested.wait(1.0):
+                    pass
+            finally:
+                pulse.stop()
+        err.print(f"pulse: stopped, {pulse.key} deleted")
+        return EXIT_OK
+    except ValueError as exc:
+        err.print(f"[red]error[/]: {exc}")
+        return EXIT_USAGE
+    finally:
+        client.close()
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """Turn SIGTERM and SIGINT into an event for the duration, then restore the previous handlers."""
+    requested = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        requested.set()
+
+    previous = {signum: signal.signal(signum, handle) for signum in _STOP_SIGNALS}
+    try:
+        yield requested
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_once(pulse: Pulse, where: str, *, as_json: bool) -> int:
+    # A CPU percentage needs a window: let one pass after the meters were primed.
+    time.sleep(CPU_WARMUP_S)
+    try:
+        node = pulse.beat()
+    except redis.ConnectionError as exc:
+        console(stderr=True).print(
+            f"[red]cannot reach Redis at {where}[/]: {exc}. Is it running? Check --redis or $REDIS_URL."
+        )
+        return EXIT_UNREACHABLE
+    if as_json:
+        print_json(json.loads(encode_pulse(node)))
+    else:
+        _print_node(node, pulse.key, pulse.ttl_s)
+    return EXIT_OK
+
+
+def _bytes(count: int) -> str:
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    value, index = float(count), 0
+    while value >= 1024 and index < len(units) - 1:
+        value, index = value / 1024, index + 1
+    return f"{count} B" if index == 0 else f"{value:.1f} {units[index]}"
+
+
+def _print_node(node: PulseNode, key: str, ttl_s: int) -> None:
+    table = Table(title=f"{key} (expires in {ttl_s} s)", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    system, process = node.memory.system, node.memory.process
+    rows = [
+        ("node", f"{node.id} ({node.language.value} {node.version}, {node.platform})"),
+        ("cpu", f"system {node.cpu.system:.1f}%, process {node.cpu.process:.1f}%, {node.cpu.cores} cores"),
+        ("memory", f"{_bytes(system.used)} used of {_bytes(system.total)}, {_bytes(system.free)} free"),
+        ("process rss", _bytes(process.rss)),
+        ("load average", " ".join(f"{value:.2f}" for value in node.load_avg) if node.load_avg else "n/a"),
+        ("uptime", f"{node.runtime.uptime_s:.0f} s"),
+    ]
+    if node.runtime.framework:
+        rows.append(("framework", node.runtime.framework))
+    for disk in node.disk or []:
+        rows.append((f"disk {disk.path}", f"{_bytes(disk.used)} used of {_bytes(disk.total)} ({disk.percent:.1f}%)"))
+    for field, value in rows:
+        table.add_row(field, value)
+    console().print(table)

@@ -1,0 +1,109 @@
+"""``zenith worker module:app``: run the Python worker; ``zenith recover``: requeue dead workers' jobs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Mapping
+
+from zenith_protocol import ConfigError
+from zenith_sdk.cli._common import (
+    CliSettings,
+    add_output_options,
+    add_redis_options,
+    console,
+    keyspace_from,
+    print_json,
+    redis_from,
+)
+from zenith_sdk.events import EventEmitter
+from zenith_sdk.worker import App, Worker, WorkerOptions, recover_dead_workers
+
+__all__ = ["load_app", "register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``worker`` and ``recover`` to the command line."""
+    parser = commands.add_parser(
+        "worker",
+        help="run a Python worker for the handlers in module:app",
+        description="Fetch jobs reliably (a processing list per worker), run the handlers registered on the App, "
+        "retry with backoff, dead-letter what cannot run. SIGTERM/SIGINT stop it gracefully; a second one forces.",
+    )
+    parser.add_argument("app", metavar="MODULE:APP", help="where the App (or a dict of job name -> handler) lives")
+    parser.add_argument("--queues", "-q", default="default", help="comma-separated queues, in priority order")
+    parser.add_argument("--concurrency", "-c", type=int, default=1, help="jobs run at once (threads)")
+    parser.add_argument("--prefetch", type=int, default=None, help="jobs fetched ahead (default: 4 per slot)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S", help="default per-job time limit")
+    parser.add_argument("--max-attempts", type=int, default=3, help="attempts for jobs that set none")
+    parser.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="S", help="grace period on stop")
+    parser.add_argument("--no-events", action="store_true", help="do not write lifecycle events")
+    parser.add_argument("--worker-id", default=None, help="this worker's id (default: hostname-pid-random)")
+    add_redis_options(parser)
+    parser.set_defaults(handler=_run_worker)
+
+    recover = commands.add_parser("recover", help="put back the in-flight jobs of workers whose heartbeat has expired")
+    add_redis_options(recover)
+    add_output_options(recover)
+    recover.set_defaults(handler=_run_recover)
+
+
+def load_app(spec: str) -> App:
+    """Import ``module:attribute`` and return the App it names (a mapping is wrapped in one)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"expected MODULE:APP such as 'myproject.jobs:app', got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: modules in the current folder import
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
+    target = getattr(module, attribute, None)
+    if isinstance(target, App):
+        return target
+    if isinstance(target, Mapping):
+        return App(target)
+    found = "nothing" if target is None else type(target).__name__
+    raise ConfigError(f"{spec!r} must name a zenith_sdk.worker.App or a dict of handlers, found {found}")
+
+
+def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
+    app = load_app(args.app)
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    fields = {
+        "queues": queues,
+        "concurrency": args.concurrency,
+        "prefetch": args.prefetch,
+        "default_timeout_s": args.timeout,
+        "default_max_attempts": args.max_attempts,
+        "shutdown_timeout_s": args.shutdown_timeout,
+        "events": not args.no_events,
+    }
+    if args.worker_id:
+        fields["worker_id"] = args.worker_id
+    options = WorkerOptions(**fields)
+    client, where = redis_from(args, settings)
+    out = console(stderr=True)
+    out.print(f"worker {options.worker_id}: {len(app)} handlers {app.names()}, queues {list(queues)}, Redis {where}")
+    worker = Worker(app, client, keyspace=keyspace_from(args, settings), options=options)
+    worker.run()
+    out.print(f"worker {options.worker_id} stopped: {worker.processed} jobs, {worker.failed} failed")
+    return 0
+
+
+def _run_recover(args: argparse.Namespace, settings: CliSettings) -> int:
+    client, _ = redis_from(args, settings)
+    space = keyspace_from(args, settings)
+    recovered = recover_dead_workers(client, space, actor="zenith-cli", events=EventEmitter(client, keyspace=space))
+    if args.json:
+        print_json(recovered)
+        return 0
+    out = console()
+    if not recovered:
+        out.print("no dead workers")
+    for worker_id, moved in recovered.items():
+        out.print(f"{worker_id}: put back {sum(moved.values())} jobs {moved}")
+    return 0

@@ -1,0 +1,336 @@
+"""System Pulse: a daemon thread that reports this process's and this machine's resources to Redis.
+
+Every ``interval_s`` the agent samples CPU, memory, disk and load average with psutil and writes one
+:class:`~zenith_protocol.PulseNode` to ``KeySpace.pulse(service, node_id)`` with ``SET ... EX ttl_s``
+(one round trip). The console lists the nodes whose keys exist, so a process that dies without
+calling :meth:`Pulse.stop` disappears when its key expires. Redis outages never reach the host
+program: the thread logs once when an outage starts and once when it ends, and retries with
+backoff (:class:`~zenith_sdk._background.BackgroundLoop`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import psutil
+import redis
+
+from zenith_protocol import KeySpace, encode_pulse
+from zenith_protocol.pulse import (
+    PULSE_INTERVAL_S,
+    PULSE_TTL_S,
+    DiskUsage,
+    Language,
+    PulseCpu,
+    PulseMemory,
+    PulseNode,
+    PulseProcessMemory,
+    PulseQueue,
+    PulseRuntime,
+    PulseSystemMemory,
+)
+from zenith_sdk._background import BackgroundLoop
+from zenith_sdk.connection import connect
+
+__all__ = ["CPU_WARMUP_S", "Pulse"]
+
+logger = logging.getLogger(__name__)
+
+CPU_WARMUP_S = 0.2
+"""Shortest CPU measuring window the first report waits for after :meth:`Pulse.start` primes the meters."""
+
+_STOP_TIMEOUT_S = 5.0
+
+
+def _busy_and_total(times: Any) -> tuple[float, float]:
+    """Busy and total CPU seconds of a ``psutil.cpu_times()`` tuple, counted as psutil counts them."""
+    # Linux counts guest time inside user/nice as well; subtract it so it is not counted twice.
+    total = float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    idle = float(times.idle) + getattr(times, "iowait", 0.0)
+    return total - idle, total
+
+
+def _percent(value: float) -> float:
+    return round(min(max(value, 0.0), 100.0), 1)
+
+
+class _CpuMeter:
+    """Non-blocking CPU percentages (machine and process) over the window since the previous reading.
+
+    The machine figure is computed from ``psutil.cpu_times()`` deltas kept on this object, not with
+    ``psutil.cpu_percent(interval=None)``: psutil keys that function's state by calling thread (and
+    shares it with anything else in the host that calls it), so priming it in :meth:`Pulse.start`
+    would not prime the background thread.
+    """
+
+    def __init__(self, process: psutil.Process, cores: int) -> None:
+        self._process = process
+        self._cores = cores
+        self._lock = threading.Lock()
+        self._last = _busy_and_total(psutil.cpu_times())
+        self._system = 0.0
+        self.primed_at = 0.0
+        self.prime()
+
+    def prime(self) -> None:
+        """Start a new measuring window now."""
+        with self._lock:
+            self._last = _busy_and_total(psutil.cpu_times())
+            self._process.cpu_percent(interval=None)
+            self.primed_at = time.monotonic()
+
+    def read(self) -> tuple[float, float]:
+        """Machine and process CPU percent (0-100) since the previous reading."""
+        with self._lock:
+            busy, total = _busy_and_total(psutil.cpu_times())
+            last_busy, last_total = self._last
+            # The kernel counts CPU time in clock ticks; when none elapsed, keep the window open
+            # and report the previous figure instead of a meaningless 0.
+            if total > last_total:
+                self._system = _percent((busy - last_busy) / (total - last_total) * 100)
+                self._last = (busy, total)
+            # psutil reports the process against one core (up to cores x 100); the wire wants 0-100.
+            process = _percent(self._process.cpu_percent(interval=None) / self._cores)
+        return self._system, process
+
+
+def _check_arguments(service: str, node_id: str, interval_s: float, ttl_s: int, disk_paths: Sequence[str]) -> None:
+    if not isinstance(service, str) or not service.strip():
+        raise ValueError(f"service must be a non-empty name such as 'billing-api', got {service!r}")
+    if ":" in service:
+        raise ValueError(f"service {service!r} contains ':', which splits pulse keys; use '-' or '.' instead")
+    if not isinstance(node_id, str) or not node_id.strip():
+        raise ValueError("node_id must not be empty; leave it out to use '{hostname}-{pid}'")
+    if not interval_s > 0:
+        raise ValueError(f"interval_s must be a positive number of seconds, got {interval_s!r}")
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s <= interval_s:
+        raise ValueError(
+            f"ttl_s must be a whole number of seconds greater than interval_s={interval_s}, got {ttl_s!r}; "
+            f"use about three intervals (the default is {PULSE_TTL_S} s for {PULSE_INTERVAL_S} s)"
+        )
+    if isinstance(disk_paths, str):
+        raise TypeError(f"disk_paths must be a sequence of paths, e.g. [{disk_paths!r}], not a single string")
+
+
+class Pulse:
+    """Reports CPU, memory, disk and load of this process and machine to Redis every ``interval_s``.
+
+    Args:
+        service: name the console groups nodes by (no ``:``).
+        client: a redis-py client, a Redis URL, or ``None`` for the default URL. A client this
+            object builds from a URL is closed by :meth:`stop`.
+        keyspace: key prefixes; the default writes ``pulse:{service}:{node_id}``.
+        node_id: this node's id; default ``{hostname}-{pid}``.
+        interval_s: seconds between reports.
+        ttl_s: lifetime of the key in whole seconds; must exceed ``interval_s``.
+        disk_paths: filesystems to report; a path that does not exist is skipped (logged once).
+        framework: free text shown as ``runtime.framework`` (``"django"``, ``"celery"``, ...).
+        version: version shown for the node; default the Python version.
+        meta: extra JSON-serialisable fields written as ``meta``.
+        queues: called at each report for the queues this node serves; exceptions are logged and skipped.
+
+    Raises:
+        ValueError: an argument cannot work; the message says what to pass instead.
+        TypeError: ``disk_paths`` is a single string rather than a sequence of paths.
+        zenith_protocol.ConfigError: ``client`` is a URL that cannot work.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        client: redis.Redis | str | None = None,
+        *,
+        keyspace: KeySpace | None = None,
+        node_id: str | None = None,
+        interval_s: float = PULSE_INTERVAL_S,
+        ttl_s: int = PULSE_TTL_S,
+        disk_paths: Sequence[str] = ("/",),
+        framework: str | None = None,
+        version: str | None = None,
+        meta: dict[str, Any] | None = None,
+        queues: Callable[[], list[PulseQueue]] | None = None,
+    ) -> None:
+        self._hostname = socket.gethostname()
+        self._process = psutil.Process()
+        self._pid = self._process.pid
+        node_id = f"{self._hostname}-{self._pid}" if node_id is None else node_id
+        _check_arguments(service, node_id, interval_s, ttl_s, disk_paths)
+        self.service = service
+        self.node_id = node_id
+        self.interval_s = interval_s
+        self.ttl_s = ttl_s
+        self.disk_paths: tuple[str, ...] = tuple(dict.fromkeys(disk_paths))
+        self.key = (keyspace or KeySpace()).pulse(service, node_id)
+        self._client = connect(client)
+        self._owns_client = not isinstance(client, redis.Redis)
+        self._framework = framework
+        self._version = platform.python_version() if version is None else version
+        self._meta = dict(meta) if meta is not None else None
+        self._queues = queues
+        self._queues_failing = False
+        self._missing_paths: set[str] = set()
+        self._cores = psutil.cpu_count() or os.cpu_count() or 1
+        self._started_at = self._process.create_time()
+        self._cpu = _CpuMeter(self._process, self._cores)
+        self._stopping = threading.Event()
+        # Held while a report is written, so stop() cannot delete the key and then see the thread
+        # write it again.
+        self._write_lock = threading.Lock()
+        self._loop = BackgroundLoop(f"zenith-pulse service={service} node={node_id}", interval_s, self._tick)
+
+    @property
+    def running(self) -> bool:
+        """True while the reporting thread is alive."""
+        return self._loop.running
+
+    def __repr__(self) -> str:
+        return f"Pulse(key={self.key!r}, interval_s={self.interval_s}, running={self.running})"
+
+    def start(self) -> None:
+        """Start reporting on a daemon thread (no-op when already running); never raises on Redis errors."""
+        if self.running:
+            return
+        self._stopping.clear()
+        self._cpu.prime()
+        self._loop.start()
+
+    def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
+        """Stop the thread and delete this node's key; never raises.
+
+        When Redis is unreachable the key is left to expire within ``ttl_s``.
+        """
+        self._stopping.set()
+        try:
+            self._loop.stop(timeout_s)
+            locked = self._write_lock.acquire(timeout=timeout_s)
+            try:
+                self._delete_key()
+            finally:
+                if locked:
+                    self._write_lock.release()
+            if self._owns_client:
+                self._client.close()
+        except Exception:
+            # stop() runs in shutdown paths (finally blocks, signal handlers) that must not fail:
+            # log the bug and carry on; the key expires by itself.
+            logger.exception("pulse key=%s: stopping failed", self.key)
+
+    def _delete_key(self) -> None:
+        if self._loop.failing:
+            logger.debug("pulse key=%s: Redis unreachable, key left to expire in %s s", self.key, self.ttl_s)
+            return
+        try:
+            self._client.delete(self.key)
+        except redis.RedisError as exc:
+            logger.warning("pulse key=%s not deleted (%s); it expires within %s s", self.key, exc, self.ttl_s)
+
+    def __enter__(self) -> Pulse:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def sample(self) -> PulseNode:
+        """Measure now and return the report, without talking to Redis.
+
+        CPU percentages cover the time since the previous sample (or since :meth:`start`).
+        """
+        system_cpu, process_cpu = self._cpu.read()
+        memory = psutil.virtual_memory()
+        # "free" is what the OS can hand out without swapping (MemAvailable), as Node's os.freemem()
+        # reports it, so free + used == total.
+        free = min(int(memory.available), int(memory.total))
+        return PulseNode(
+            id=self.node_id,
+            service=self.service,
+            language=Language.PYTHON,
+            version=self._version,
+            pid=self._pid,
+            hostname=self._hostname,
+            platform=sys.platform,
+            cpu=PulseCpu(system=system_cpu, process=process_cpu, cores=self._cores),
+            memory=PulseMemory(
+                system=PulseSystemMemory(total=memory.total, free=free, used=memory.total - free),
+                process=PulseProcessMemory(rss=self._process.memory_info().rss),
+            ),
+            runtime=PulseRuntime(
+                uptime_s=round(max(time.time() - self._started_at, 0.0), 3), framework=self._framework
+            ),
+            queues=self._sample_queues(),
+            meta=self._meta,
+            timestamp=int(time.time() * 1000),
+            disk=self._sample_disks(),
+            load_avg=_load_average(),
+        )
+
+    def beat(self) -> PulseNode:
+        """Sample and write the report with ``SET key EX ttl_s`` (one round trip); returns what was written.
+
+        Raises:
+            redis.RedisError: Redis refused or could not be reached.
+        """
+        node = self.sample()
+        self._client.set(self.key, encode_pulse(node), ex=self.ttl_s)
+        return node
+
+    def _tick(self) -> None:
+        # The first report after start() waits for a CPU window long enough to mean something.
+        warmup_left = self._cpu.primed_at + CPU_WARMUP_S - time.monotonic()
+        if warmup_left > 0:
+            self._stopping.wait(warmup_left)
+        with self._write_lock:
+            if not self._stopping.is_set():
+                self.beat()
+
+    def _sample_disks(self) -> list[DiskUsage] | None:
+        disks: list[DiskUsage] = []
+        for path in self.disk_paths:
+            try:
+                usage = psutil.disk_usage(path)
+            except OSError as exc:
+                if path not in self._missing_paths:
+                    self._missing_paths.add(path)
+                    logger.warning("pulse key=%s: disk path=%s skipped: %s", self.key, path, exc)
+                continue
+            self._missing_paths.discard(path)
+            disks.append(
+                DiskUsage(path=path, total=usage.total, used=usage.used, free=usage.free, percent=usage.percent)
+            )
+        return disks or None
+
+    def _sample_queues(self) -> list[PulseQueue] | None:
+        if self._queues is None:
+            return None
+        try:
+            queues = list(self._queues())
+        except Exception:
+            # The callback is the host's code; a bug there must not stop resource reports. Log it
+            # once per failure streak and report without queues.
+            if not self._queues_failing:
+                logger.exception("pulse key=%s: queues callback failed; reporting without queues", self.key)
+            self._queues_failing = True
+            return None
+        self._queues_failing = False
+        return queues or None
+
+
+def _load_average() -> list[float] | None:
+    getloadavg = getattr(os, "getloadavg", None)
+    if getloadavg is None:  # pragma: no cover - Windows has no load average
+        return None
+    try:
+        return [round(value, 2) for value in getloadavg()]
+    except OSError:  # pragma: no cover - the platform could not tell
+        return None
