@@ -7,7 +7,8 @@ import math
 import re
 from typing import Any
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|-?[0-9][0-9.eE+-]*')
 
 _MAX_SAFE_INTEGER = 2**53
 
@@ -25,11 +26,58 @@ def _js_numbers(value: Any) -> Any:
     return value
 
 
+def _surrogate(match: re.Match[str]) -> str:
+    text = match.group()
+    if len(text) == 2:
+        # A high and a low surrogate spell one character, which is what a JavaScript string holds.
+        return chr(0x10000 + ((ord(text[0]) - 0xD800) << 10) + (ord(text[1]) - 0xDC00))
+    # A lone surrogate cannot be written as UTF-8; escape it as JSON.stringify does (well-formed stringify).
+    return f"\\u{ord(text):04x}"
+
+
+def js_number(value: float) -> str:
+    """``value`` as JavaScript's ``Number.prototype.toString`` writes it (``1e-7``, ``0.000001``, ``1e+21``)."""
+    if value == 0:
+        return "0"
+    if value < 0:
+        return "-" + js_number(-value)
+    mantissa, _, exponent = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    # value = 0.<digits> x 10^point
+    point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(digits))
+    digits = digits.rstrip("0")
+    if len(digits) <= point <= 21:
+        return digits + "0" * (point - len(digits))
+    if 0 < point <= 21:
+        return f"{digits[:point]}.{digits[point:]}"
+    if -6 < point <= 0:
+        return "0." + "0" * -point + digits
+    mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+    return f"{mantissa}e{'+' if point > 0 else '-'}{abs(point - 1)}"
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True if ``text`` holds a surrogate code point (text decoded from JSON or UTF-8 holds only lone ones)."""
+    return _SURROGATES.search(text) is not None
+
+
+def _js_token(match: re.Match[str]) -> str:
+    token = match.group()
+    if token.startswith('"') or token.lstrip("-").isdigit():
+        return token
+    return js_number(float(token))
+
+
+def js_number_forms(text: str) -> str:
+    """Rewrite the numbers of compact JSON ``text`` in JavaScript's forms (``1.0`` -> ``1``, ``1e-06`` -> ``0.000001``)."""
+    return _TOKEN.sub(_js_token, text)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON: no spaces, raw UTF-8, ``/`` unescaped, JavaScript number forms."""
     text = json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    # A lone surrogate cannot be written as UTF-8; escape it as JSON.stringify does (well-formed stringify).
-    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return js_number_forms(_SURROGATES.sub(_surrogate, text))
 
 
 def _reject_constant(name: str) -> Any:

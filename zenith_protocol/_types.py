@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
@@ -48,7 +48,7 @@ def format_iso(moment: datetime) -> str:
 
 
 def _js_number(value: float) -> float | int:
-    """Whole floats below 1e21 as integers with JavaScript's digits: ``2.0`` -> ``2``, ``1e16`` -> ``10000000000000000``."""
+    """Whole floats below 1e21 as integers, with the digits JavaScript prints (``1e16`` -> ``10000000000000000``)."""
     if isinstance(value, float) and value.is_integer() and abs(value) < _JS_EXPONENT_FROM:
         return int(Decimal(repr(value)))
     return value
@@ -68,6 +68,9 @@ def _number_is_epoch_ms(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"a timestamp in epoch milliseconds must not be negative, got {value}")
+        if isinstance(value, int):
+            # Exact: value / 1000 as a float loses the last millisecond after the year 2128.
+            return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=value)
         return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
     return value
 

@@ -8,6 +8,7 @@ nothing else, for anything it cannot read.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -88,9 +89,35 @@ def _text(structure: str, raw: object) -> str:
 def _parse(structure: str, raw: object) -> Any:
     text = _text(structure, raw)
     try:
-        return _json.loads(text)
+        document = _json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(structure, ErrorKind.INVALID_JSON, f"not valid JSON ({exc})", raw=raw) from exc
+    _check_writable(structure, document, raw)
+    return document
+
+
+_MAX_DEPTH = 200
+"""Deepest nesting a decoder accepts: pydantic-core writes at most about 255 levels, so a deeper
+document could be read but never written back."""
+
+
+def _check_writable(structure: str, document: Any, raw: object) -> None:
+    """Refuse what would decode but could not be encoded again: deep nesting, a member name with a lone surrogate."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > _MAX_DEPTH:
+            reason = f"nested deeper than {_MAX_DEPTH} levels"
+            raise ProtocolError(structure, ErrorKind.INVALID_JSON, reason, raw=raw)
+        if isinstance(value, dict):
+            for key in value:
+                if _json.has_lone_surrogate(key):
+                    reason = f"member name {key!r} holds a lone surrogate, which pydantic cannot keep"
+                    raise ProtocolError(structure, ErrorKind.INVALID_FIELD, reason, raw=raw)
+            value = list(value.values())
+        stack.extend((child, depth + 1) for child in value)
 
 
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "bytes"})
@@ -163,8 +190,9 @@ def _dump(model: BaseModel) -> dict[str, Any]:
 
 def _encode(model: BaseModel) -> str:
     try:
-        # pydantic-core writes the canonical form directly: compact, raw UTF-8, "/" unescaped.
-        return model.model_dump_json(by_alias=True)
+        # pydantic-core writes the canonical form directly: compact, raw UTF-8, "/" unescaped;
+        # only some of its number forms differ from JavaScript's (1.0, -0.0, 1e-6, 1e+16).
+        return _json.js_number_forms(model.model_dump_json(by_alias=True))
     except (PydanticSerializationError, ValueError):
         # Text holding a lone surrogate cannot be written by pydantic-core; the slower path
         # escapes it as \uXXXX, as JavaScript does.
@@ -240,7 +268,10 @@ def decode_event_fields(fields: Mapping[Any, Any]) -> JobEvent:
         raise ProtocolError("event", ErrorKind.NOT_AN_OBJECT, reason, raw=fields)
     for key, value in fields.items():
         if key in (EVENT_FIELD, EVENT_FIELD.encode()):
-            return decode_event(value)
+            try:
+                return decode_event(value)
+            except ProtocolError as exc:
+                raise ProtocolError("event", exc.kind, exc.reason, raw=fields, field=exc.field) from exc
     reason = f"stream entry has no {EVENT_FIELD!r} field"
     raise ProtocolError("event", ErrorKind.MISSING_FIELD, reason, raw=dict(fields), field=EVENT_FIELD)
 
@@ -265,8 +296,12 @@ def decode_schedule(raw: Mapping[Any, Any]) -> Schedule:
     fields: dict[str, Any] = _hash_text(raw)
     if not fields:
         raise ProtocolError("schedule", ErrorKind.NOT_AN_OBJECT, "the hash is empty or missing", raw=raw)
-    if "protocolVersion" in fields and fields["protocolVersion"].isdigit():
-        fields["protocolVersion"] = int(fields["protocolVersion"])
+    version = fields.get("protocolVersion", "")
+    if version.isascii() and version.isdigit():
+        # Anything else ("²", "-1") stays text, which the version check rejects; so do more
+        # digits than int() converts.
+        with contextlib.suppress(ValueError):
+            fields["protocolVersion"] = int(version)
     if "job" in fields:
         try:
             fields["job"] = decode_job(fields["job"])

@@ -146,4 +146,7 @@ def retry_delay_s(job: JobPayload, attempt: int) -> int:
         delay = after * multiplier**exponent
     except OverflowError:
         return MAX_RETRY_DELAY_S
-    return min(MAX_RETRY_DELAY_S, max(0, -int(-delay // 1)))
+    if delay > MAX_RETRY_DELAY_S:
+        # Also catches a product that overflowed to infinity (1e308 * 2), which int() refuses.
+        return MAX_RETRY_DELAY_S
+    return max(0, -int(-delay // 1))

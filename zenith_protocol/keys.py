@@ -30,6 +30,7 @@ RESERVED_QUEUE_NAMES: frozenset[str] = frozenset(
 _FORBIDDEN_PREFIX_CHARS = frozenset("*?[]{}\\ \n\r\t")
 _FORBIDDEN_NAME_CHARS = frozenset(":{}*?[]\\\n\r")
 _SCHEDULE_TAG = "{schedules}"
+_EVENTS_TAG = "{events}"
 
 
 class KeyKind(str, Enum):
@@ -213,9 +214,13 @@ class KeySpace(BaseModel):
         """Pub/sub channel of live log lines."""
         return f"{self.console_prefix}logs"
 
+    def _ev(self, prefix: str) -> str:
+        # In the cluster-safe layout the keys one events script call writes share a slot.
+        return f"{prefix}{_EVENTS_TAG}:" if self.cluster_safe else prefix
+
     def logs_history(self) -> str:
         """LIST of the latest 100 log lines, newest at index 0."""
-        return f"{self.console_prefix}logs:history"
+        return f"{self._ev(self.console_prefix)}logs:history"
 
     def legacy_logs_history(self) -> str:
         """LIST of log lines a Node consumer without monitor prefix writes (read only)."""
@@ -223,7 +228,7 @@ class KeySpace(BaseModel):
 
     def throughput(self, epoch_minute: int | str) -> str:
         """STRING counter of jobs finished in one minute."""
-        return f"{self.console_prefix}throughput:{epoch_minute}"
+        return f"{self._ev(self.console_prefix)}throughput:{epoch_minute}"
 
     def metric(self, name: str, epoch_minute: int | str) -> str:
         """STRING sparkline sample (``waiting``, ``delayed``, ``failed`` or ``workers``) of one minute."""
@@ -263,7 +268,7 @@ class KeySpace(BaseModel):
 
     def events(self) -> str:
         """STREAM of job lifecycle events, capped; the archive reads it with a consumer group."""
-        return f"{self.zenith_prefix}events"
+        return f"{self._ev(self.zenith_prefix)}stream" if self.cluster_safe else f"{self.zenith_prefix}events"
 
     def queue_index(self) -> str:
         """SET of queue names written by this package's producers."""
@@ -304,15 +309,21 @@ class KeySpace(BaseModel):
             (self.zenith_prefix, self._parse_zenith),
             (self.queue_prefix, self._parse_queue),
         )
-        # Longest prefix first, so that nested prefixes ("queue:" and "queue:x:") resolve correctly.
+        # Longest prefix first, so that nested prefixes ("queue:" and "queue:x:") resolve correctly;
+        # a key the longer prefix does not explain ("queue:x:failed", queue "x") may still be the
+        # shorter prefix's, so UNKNOWN is only the answer when no prefix knows the key.
+        unknown = None
         for prefix, parser in sorted(candidates, key=lambda item: -len(item[0])):
             if key.startswith(prefix):
                 parsed = parser(key[len(prefix) :])
-                if parsed is not None:
+                if parsed is not None and parsed.kind is not KeyKind.UNKNOWN:
                     return parsed
-        return None
+                unknown = unknown or parsed
+        return unknown
 
     def _parse_console(self, rest: str) -> ParsedKey | None:
+        if self.cluster_safe and rest.startswith(_EVENTS_TAG + ":"):
+            rest = rest[len(_EVENTS_TAG) + 1 :]
         head, _, tail = rest.partition(":")
         if head == "worker" and tail:
             return ParsedKey(KeyKind.WORKER, part=tail)
@@ -335,6 +346,8 @@ class KeySpace(BaseModel):
         return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
 
     def _parse_zenith(self, rest: str) -> ParsedKey | None:
+        if self.cluster_safe and rest == f"{_EVENTS_TAG}:stream":
+            return ParsedKey(KeyKind.EVENTS)
         kinds = {
             "events": KeyKind.EVENTS,
             "queues": KeyKind.QUEUE_INDEX,
@@ -348,7 +361,7 @@ class KeySpace(BaseModel):
             if rest.startswith(_SCHEDULE_TAG + ":"):
                 return self._parse_structural(rest[len(_SCHEDULE_TAG) + 1 :]) or ParsedKey(KeyKind.UNKNOWN)
             name, closed, suffix = rest[1:].partition("}")
-            if not name or not closed or (suffix and not suffix.startswith(":")):
+            if not name or not closed or (suffix and not suffix.startswith(":")) or name in RESERVED_QUEUE_NAMES:
                 return ParsedKey(KeyKind.UNKNOWN)
             return _parse_queue_suffix(name, suffix[1:])
         structural = self._parse_structural(rest)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -11,6 +11,8 @@ from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, Wir
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = ["MaintenanceConfig", "QueueSnapshot"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class MaintenanceConfig(WireModel):
@@ -29,7 +31,8 @@ class MaintenanceConfig(WireModel):
                 moment = utc_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
             except ValueError as exc:
                 raise ValueError(f"lastRun must be epoch ms or an ISO-8601 time, got {value!r}") from exc
-            return int(moment.timestamp() * 1000)
+            # Integer arithmetic: timestamp() * 1000 is a float and can land one ms short.
+            return (moment - _EPOCH) // timedelta(milliseconds=1)
         return value
 
 

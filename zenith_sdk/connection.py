@@ -39,12 +39,16 @@ class RedisSettings(BaseModel):
             raise ConfigError(f"Redis URL must start with redis://, rediss:// or unix://, got {_redacted(url)!r}")
         return cls(url=SecretStr(url), **options)
 
-    def client(self, *, decode_responses: bool = False) -> redis.Redis:
-        """A new redis-py client (connections are opened lazily, on first command)."""
+    def client(self, *, decode_responses: bool = False, client_name: str | None = None) -> redis.Redis:
+        """A new redis-py client (connections are opened lazily, on first command).
+
+        ``client_name`` names its connections in ``CLIENT LIST``.
+        """
         try:
             return redis.Redis.from_url(
                 self.url.get_secret_value(),
                 decode_responses=decode_responses,
+                client_name=client_name,
                 socket_timeout=self.socket_timeout_s,
                 socket_connect_timeout=self.connect_timeout_s,
                 health_check_interval=int(self.health_check_interval_s),

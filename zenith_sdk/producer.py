@@ -84,7 +84,16 @@ class Producer:
         pipe.sadd(self.keyspace.queue_index(), *queues)
         events = []
         if self.events is not None:
-            events = [job_event(EventType.ENQUEUED, spec.queue, job, include_payload=True) for spec, job in jobs]
+            events = [
+                job_event(
+                    EventType.ENQUEUED,
+                    spec.queue,
+                    job,
+                    include_payload=True,
+                    delay_ms=int(spec.delay_s * 1000) if spec.delay_s else None,
+                )
+                for spec, job in jobs
+            ]
             self.events.write(pipe, events)
         results = pipe.execute(raise_on_error=False)
         for result in results:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from event_stream import stream_events
 
-from zenith_protocol import EventType, KeySpace, decode_event_fields
+from zenith_protocol import EventType, KeySpace
 from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.worker import recover_dead_workers
 
@@ -64,8 +65,7 @@ def _wait_for(condition: object, timeout_s: float = 20.0) -> None:
 
 def _completions(r: redis.Redis, space: KeySpace) -> dict[str, list[int]]:
     done: dict[str, list[int]] = {}
-    for _, fields in r.xrange(space.events()):
-        event = decode_event_fields(fields)
+    for event in stream_events(r, space):
         if event.type == EventType.COMPLETED and event.job_id:
             done.setdefault(event.job_id, []).append(event.timestamp)
     return done

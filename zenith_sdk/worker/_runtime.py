@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zenith_protocol import EventType, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
-from zenith_sdk.connection import RedisSettings, connect
+from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import NoScriptError, Scripts
 from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
@@ -42,19 +42,19 @@ _MAX_OUTAGE_S = 5.0
 _MAX_WRITE_DELAY_S = 0.05
 
 
-def _own_client(target: redis.Redis | str | RedisSettings | None) -> redis.Redis:
-    """A client of our own with automatic retries off.
+def _own_client(target: redis.Redis | str | RedisSettings | None, name: str) -> redis.Redis:
+    """A client of our own, its connections named ``name``, with automatic retries off.
 
     redis-py re-sends a command whose reply was lost; for a fetch or a settle that could apply
     twice. The loop handles connection errors itself and reconciles with Redis afterwards.
     """
     if isinstance(target, redis.Redis):
         pool = target.connection_pool
-        client = redis.Redis(
-            connection_pool=pool.__class__(connection_class=pool.connection_class, **pool.connection_kwargs)
-        )
+        kwargs = {**pool.connection_kwargs, "client_name": name}
+        client = redis.Redis(connection_pool=pool.__class__(connection_class=pool.connection_class, **kwargs))
     else:
-        client = connect(target)
+        settings = target if isinstance(target, RedisSettings) else RedisSettings.from_url(target or DEFAULT_REDIS_URL)
+        client = settings.client(client_name=name)
     client.set_retry(Retry(NoBackoff(), 0))
     return client
 
@@ -93,7 +93,7 @@ class Worker:
         self.app = app if isinstance(app, App) else App(app)
         self.options = options or WorkerOptions(**option_fields)
         self.keyspace = keyspace or KeySpace()
-        self.client = _own_client(client)
+        self.client = _own_client(client, f"zenith-worker:{self.options.worker_id}")
         self.scripts = Scripts(self.client)
         self.events = EventEmitter(self.client, keyspace=self.keyspace) if self.options.events else None
         self.id = self.options.worker_id
@@ -389,15 +389,9 @@ class Worker:
             self._settle(ops, [event], failed=False)
             return
         payload = item.payload
-        max_attempts = next(
-            limit
-            for limit in (
-                payload.max_attempts if payload else None,
-                run.handler.max_attempts,
-                self.options.default_max_attempts,
-            )
-            if limit is not None
-        )
+        # As the Node consumer reads it: an absent or 0 maxAttempts means the default.
+        max_attempts = (payload.max_attempts if payload else None) or run.handler.max_attempts
+        max_attempts = max_attempts or self.options.default_max_attempts
         logger.warning(
             "job=%s queue=%s attempt=%d failed: %s",
             payload.id if payload else None,

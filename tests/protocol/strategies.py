@@ -1,0 +1,584 @@
+"""Hypothesis strategies that build valid instances of every wire model, odd but legal ones included.
+
+Every generated instance can be encoded; decoding that encoding must give it back. To make that
+true the strategies stay inside the domain the wire can carry:
+
+- text may hold non-ASCII, control characters and *lone* surrogates; a high surrogate directly
+  followed by a low one is split apart, because JSON cannot tell that pair from the astral
+  character it spells (``test_codec`` checks that case on its own). Object keys hold no
+  surrogates: pydantic refuses them in keys, so no model can carry one;
+- unknown extra fields hold arbitrary JSON without ``null`` (an explicit null reads as absent);
+- the schedule hash holds only text in its own fields and extras (a HASH stores strings), and no
+  surrogates there, since a hash value is written to Redis as raw UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from zenith_protocol import (
+    PROTOCOL_VERSION,
+    AlertChannels,
+    AlertConfig,
+    AlertEvent,
+    AlertRule,
+    AlertType,
+    CommandPayload,
+    CommandReply,
+    CommandType,
+    DiskUsage,
+    EmailChannel,
+    EventType,
+    JobEvent,
+    JobPayload,
+    JobType,
+    Language,
+    LogEntry,
+    LogLevel,
+    MaintenanceConfig,
+    OperatorAction,
+    PulseCpu,
+    PulseMemory,
+    PulseNode,
+    PulseProcessMemory,
+    PulseQueue,
+    PulseRuntime,
+    PulseSystemMemory,
+    QueueSize,
+    QueueSnapshot,
+    QueueThroughput,
+    RemoteCommand,
+    Schedule,
+    Severity,
+    WebhookChannel,
+    WorkerHeartbeat,
+    WorkerMemory,
+    WorkerStatus,
+)
+
+__all__ = [
+    "EXTRA_KEY_TRAPS",
+    "STRATEGIES",
+    "alert_configs",
+    "alert_events",
+    "alert_rule_lists",
+    "alert_rules",
+    "command_replies",
+    "heartbeats",
+    "job_events",
+    "jobs",
+    "json_values",
+    "key_text",
+    "log_entries",
+    "maintenance_configs",
+    "pulse_nodes",
+    "queue_snapshots",
+    "remote_commands",
+    "schedules",
+    "text",
+]
+
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+MAX_MS = 4_102_444_800_000
+"""2100-01-01 in epoch ms: the upper end of generated timestamps."""
+
+EXTRA_KEY_TRAPS = (
+    "__proto__",
+    "constructor",
+    "__class__",
+    "__dict__",
+    "__init__",
+    "__pydantic_extra__",
+    "model_config",
+    "model_fields",
+    "model_dump",
+    "copy",
+    "json",
+    "name",
+    "properties",
+    "is_legacy",
+    "_parsed_data",
+)
+"""Unknown field names that clash with Python, pydantic or JavaScript attribute names."""
+
+
+def _split_pairs(value: str) -> str:
+    return _SURROGATE_PAIR.sub(lambda match: f"{match.group()[0]}-{match.group()[1]}", value)
+
+
+_CHARS = st.one_of(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+    st.characters(max_codepoint=0x1F),
+    st.characters(min_codepoint=0x80, exclude_categories=["Cs"]),
+    st.characters(categories=["Cs"]),
+)
+_CLEAN_CHARS = st.one_of(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+    st.characters(min_codepoint=0x80, exclude_categories=["Cs"]),
+)
+
+
+def text(*, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
+    """Text with ASCII, controls, non-ASCII (astral included) and lone surrogates."""
+    return st.text(_CHARS, min_size=min_size, max_size=max_size).map(_split_pairs)
+
+
+def key_text(*, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
+    """Text for object keys: like :func:`text` but without surrogates, which pydantic refuses in keys."""
+    return st.text(st.one_of(_CLEAN_CHARS, st.characters(max_codepoint=0x1F)), min_size=min_size, max_size=max_size)
+
+
+def clean_text(*, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
+    """Text that encodes as UTF-8 as it is: printable ASCII and non-ASCII, no surrogates."""
+    return st.text(_CLEAN_CHARS, min_size=min_size, max_size=max_size)
+
+
+_NON_EMPTY = text(min_size=1)
+_EPOCH_MS = st.integers(min_value=0, max_value=MAX_MS)
+_COUNT = st.integers(min_value=0, max_value=2**53)
+_FLOAT = st.floats(allow_nan=False, allow_infinity=False)
+_NON_NEGATIVE = st.floats(min_value=0, allow_nan=False, allow_infinity=False)
+_PERCENT = st.floats(min_value=0, max_value=100, allow_nan=False, allow_infinity=False)
+
+_OFFSETS = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+_DATETIMES = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=_OFFSETS),
+)
+
+
+def json_values(*, leaves: st.SearchStrategy[Any] | None = None, max_leaves: int = 8) -> st.SearchStrategy[Any]:
+    """Arbitrary JSON values (no ``null`` unless ``leaves`` brings it): scalars, lists and objects."""
+    scalars = leaves if leaves is not None else st.one_of(st.booleans(), st.integers(-(2**63), 2**63), _FLOAT, text())
+    return st.recursive(
+        scalars,
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(key_text(), children, max_size=3),
+        max_leaves=max_leaves,
+    )
+
+
+def _reserved(model: type[BaseModel]) -> frozenset[str]:
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        names.add(name)
+        if field.alias is not None:
+            names.add(field.alias)
+    return frozenset(names)
+
+
+def _extras(
+    draw: st.DrawFn, model: type[BaseModel], *, keys: st.SearchStrategy[str], values: st.SearchStrategy[Any]
+) -> dict[str, Any]:
+    reserved = _reserved(model)
+    key_strategy = st.one_of(keys, st.sampled_from(EXTRA_KEY_TRAPS)).filter(lambda key: key not in reserved)
+    return draw(st.dictionaries(key_strategy, values, max_size=3))
+
+
+def _build(draw: st.DrawFn, model: type[Any], fields: dict[str, Any], *, version: bool = False) -> Any:
+    """Validate ``fields`` (by wire name; ``None`` means absent) plus random unknown fields.
+
+    With ``version``, ``protocolVersion`` is left out (the default), a supported version, or
+    ``None`` (a legacy value).
+    """
+    data = {key: value for key, value in fields.items() if value is not None}
+    data.update(_extras(draw, model, keys=key_text(), values=json_values(max_leaves=4)))
+    if version:
+        data.update(_version(draw))
+    return model.model_validate(data)
+
+
+def _optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), strategy)
+
+
+def _version(draw: st.DrawFn) -> dict[str, Any]:
+    """``protocolVersion``: absent (default), any supported version, or explicitly legacy (``None``)."""
+    choice = draw(st.sampled_from(["default", "explicit", "legacy"]))
+    if choice == "default":
+        return {}
+    if choice == "legacy":
+        return {"protocolVersion": None}
+    return {"protocolVersion": draw(st.integers(min_value=1, max_value=PROTOCOL_VERSION))}
+
+
+def _open_enum(members: Any) -> st.SearchStrategy[Any]:
+    """A known member, or a string that names no member (a value a newer writer might send)."""
+    known = {member.value for member in members}
+    return st.one_of(st.sampled_from(list(members)), text().filter(lambda value: value not in known))
+
+
+def _to_wire(instance: BaseModel) -> dict[str, Any]:
+    return instance.model_dump(by_alias=True, exclude_none=True)
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+def _job_data(draw: st.DrawFn, job_type: JobType) -> str:
+    name_key = "class" if job_type is JobType.CLASS else "job"
+    document: dict[str, Any] = {name_key: draw(text(min_size=1))}
+    if draw(st.booleans()):
+        document["properties"] = draw(st.dictionaries(key_text(), json_values(max_leaves=6), max_size=4))
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    return json.dumps(document, ensure_ascii=draw(st.booleans()), separators=separators)
+
+
+@st.composite
+def jobs(draw: st.DrawFn) -> JobPayload:
+    """Job payloads of both types, every optional field sometimes present."""
+    job_type = draw(st.sampled_from(JobType))
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "type": job_type,
+        "data": _job_data(draw, job_type),
+        "className": draw(_optional(text())),
+        "createdAt": draw(_optional(_EPOCH_MS)),
+        "delaySeconds": draw(_optional(_NON_NEGATIVE)),
+        "attempts": draw(_optional(st.integers(0, 1000))),
+        "maxAttempts": draw(_optional(st.integers(0, 1000))),
+        "groupId": draw(_optional(text())),
+        "error": draw(_optional(text(max_size=30))),
+        "failedAt": draw(_optional(_EPOCH_MS)),
+        "priority": draw(_optional(st.one_of(text(), st.integers(-(2**31), 2**31)))),
+        "retryAfterSeconds": draw(_optional(_NON_NEGATIVE)),
+        "retryMultiplier": draw(_optional(_NON_NEGATIVE)),
+    }
+    job: JobPayload = _build(draw, JobPayload, fields, version=True)
+    return job
+
+
+# -- workers and logs ------------------------------------------------------------------------------
+
+
+@st.composite
+def heartbeats(draw: st.DrawFn) -> WorkerHeartbeat:
+    """Worker heartbeats in the console shape, with X-Ray fields and open status values."""
+    memory: WorkerMemory = _build(
+        draw,
+        WorkerMemory,
+        {
+            "rss": draw(_optional(st.one_of(text(), st.just("N/A"), st.integers(0, 10**6).map(lambda n: f"{n}MB")))),
+            "heapTotal": draw(_optional(text())),
+            "heapUsed": draw(_optional(text())),
+        },
+    )
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "hostname": draw(text()),
+        "pid": draw(st.integers(0, 2**22)),
+        "uptime": draw(_optional(_NON_NEGATIVE)),
+        "memory": _to_wire(memory),
+        "queues": draw(_optional(st.lists(text(), max_size=3))),
+        "concurrency": draw(_optional(st.integers(0, 1000))),
+        "timestamp": draw(_DATETIMES),
+        "loadAvg": draw(_optional(st.lists(_FLOAT, max_size=3))),
+        "status": draw(_optional(_open_enum(WorkerStatus))),
+        "currentJobId": draw(_optional(text())),
+        "jobName": draw(_optional(text())),
+        "language": draw(_optional(text())),
+        "cores": draw(_optional(st.integers(0, 1024))),
+    }
+    heartbeat: WorkerHeartbeat = _build(draw, WorkerHeartbeat, fields, version=True)
+    return heartbeat
+
+
+@st.composite
+def log_entries(draw: st.DrawFn) -> LogEntry:
+    """Live log lines, levels known and unknown."""
+    fields = {
+        "level": draw(_open_enum(LogLevel)),
+        "message": draw(text(max_size=30)),
+        "workerId": draw(_optional(text())),
+        "queue": draw(_optional(text())),
+        "jobId": draw(_optional(text())),
+        "timestamp": draw(_DATETIMES),
+    }
+    entry: LogEntry = _build(draw, LogEntry, fields, version=True)
+    return entry
+
+
+# -- pulse -----------------------------------------------------------------------------------------
+
+
+@st.composite
+def _pulse_queues(draw: st.DrawFn) -> dict[str, Any]:
+    size = _build(draw, QueueSize, {key: draw(_optional(_COUNT)) for key in ("waiting", "active", "failed", "delayed")})
+    throughput = draw(
+        _optional(st.builds(lambda a, b: {"in": a, "out": b}, _NON_NEGATIVE, _NON_NEGATIVE)),
+    )
+    fields = {
+        "name": draw(text()),
+        "driver": draw(_optional(text())),
+        "size": _to_wire(size),
+        "throughput": None if throughput is None else _to_wire(_build(draw, QueueThroughput, throughput)),
+    }
+    return _to_wire(_build(draw, PulseQueue, fields))
+
+
+@st.composite
+def _disks(draw: st.DrawFn) -> dict[str, Any]:
+    fields = {
+        "path": draw(text()),
+        "total": draw(_COUNT),
+        "used": draw(_COUNT),
+        "free": draw(_COUNT),
+        "percent": draw(_PERCENT),
+    }
+    return _to_wire(_build(draw, DiskUsage, fields))
+
+
+@st.composite
+def pulse_nodes(draw: st.DrawFn) -> PulseNode:
+    """Pulse nodes with disks, load averages, queues and meta; any language (unknown reads as other)."""
+    cpu = _build(draw, PulseCpu, {"system": draw(_PERCENT), "process": draw(_NON_NEGATIVE), "cores": draw(_COUNT)})
+    system = _build(draw, PulseSystemMemory, {key: draw(_COUNT) for key in ("total", "free", "used")})
+    process = _build(
+        draw,
+        PulseProcessMemory,
+        {"rss": draw(_COUNT), "heapTotal": draw(_optional(_COUNT)), "heapUsed": draw(_optional(_COUNT))},
+    )
+    memory = _build(draw, PulseMemory, {"system": _to_wire(system), "process": _to_wire(process)})
+    runtime = _build(draw, PulseRuntime, {"uptime": draw(_NON_NEGATIVE), "framework": draw(_optional(text()))})
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "service": draw(_NON_EMPTY),
+        "language": draw(_optional(st.one_of(st.sampled_from(Language), text()))),
+        "version": draw(_optional(text())),
+        "pid": draw(st.integers(0, 2**22)),
+        "hostname": draw(text()),
+        "platform": draw(_optional(text())),
+        "cpu": _to_wire(cpu),
+        "memory": _to_wire(memory),
+        "runtime": _to_wire(runtime),
+        "queues": draw(_optional(st.lists(_pulse_queues(), max_size=2))),
+        "meta": draw(_optional(st.dictionaries(key_text(), json_values(max_leaves=4), max_size=3))),
+        "timestamp": draw(_EPOCH_MS),
+        "disk": draw(_optional(st.lists(_disks(), max_size=2))),
+        "loadAvg": draw(_optional(st.lists(_FLOAT, max_size=3))),
+    }
+    node: PulseNode = _build(draw, PulseNode, fields, version=True)
+    return node
+
+
+# -- lifecycle events ------------------------------------------------------------------------------
+
+
+@st.composite
+def job_events(draw: st.DrawFn) -> JobEvent:
+    """Lifecycle and operator events, types and actions known and unknown."""
+    fields = {
+        "type": draw(_open_enum(EventType)),
+        "queue": draw(text()),
+        "timestamp": draw(_EPOCH_MS),
+        "jobId": draw(_optional(text())),
+        "jobName": draw(_optional(text())),
+        "workerId": draw(_optional(text())),
+        "attempt": draw(_optional(st.integers(0, 1000))),
+        "durationMs": draw(_optional(_NON_NEGATIVE)),
+        "delayMs": draw(_optional(_COUNT)),
+        "error": draw(_optional(text(max_size=30))),
+        "actor": draw(_optional(text())),
+        "action": draw(_optional(_open_enum(OperatorAction))),
+        "count": draw(_optional(_COUNT)),
+        "enqueuedAt": draw(_optional(_EPOCH_MS)),
+        "payload": draw(_optional(text(max_size=30))),
+    }
+    event: JobEvent = _build(draw, JobEvent, fields, version=True)
+    return event
+
+
+# -- schedules -------------------------------------------------------------------------------------
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> Schedule:
+    """Schedules: the embedded job is any job; the hash's own values are surrogate-free text."""
+    fields: dict[str, Any] = {
+        "id": draw(clean_text(min_size=1)),
+        "cron": draw(clean_text(min_size=1)),
+        "queue": draw(clean_text(min_size=1)),
+        "job": draw(jobs()),
+        "nextRun": draw(_optional(_EPOCH_MS)),
+        "lastRun": draw(_optional(_EPOCH_MS)),
+        "enabled": draw(_optional(st.booleans())),
+        "connection": draw(_optional(clean_text())),
+        "timezone": draw(_optional(clean_text())),
+    }
+    data = {key: value for key, value in fields.items() if value is not None}
+    data.update(_extras(draw, Schedule, keys=clean_text(), values=clean_text()))
+    data.update(_version(draw))
+    schedule = Schedule.model_validate(data)
+    return schedule
+
+
+# -- alerts ----------------------------------------------------------------------------------------
+
+
+@st.composite
+def alert_rules(draw: st.DrawFn) -> AlertRule:
+    """One alert rule; unknown rule types included."""
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "name": draw(text()),
+        "type": draw(_open_enum(AlertType)),
+        "threshold": draw(_FLOAT),
+        "queue": draw(_optional(text())),
+        "cooldownMinutes": draw(_optional(_NON_NEGATIVE)),
+    }
+    rule: AlertRule = _build(draw, AlertRule, fields)
+    return rule
+
+
+def alert_rule_lists() -> st.SearchStrategy[tuple[AlertRule, ...]]:
+    """What the rules key holds: a possibly empty sequence of rules."""
+    return st.lists(alert_rules(), max_size=3).map(tuple)
+
+
+@st.composite
+def alert_events(draw: st.DrawFn) -> AlertEvent:
+    """Fired alerts, severities known and unknown."""
+    fields = {
+        "ruleId": draw(text()),
+        "timestamp": draw(_EPOCH_MS),
+        "message": draw(text(max_size=30)),
+        "severity": draw(_open_enum(Severity)),
+    }
+    event: AlertEvent = _build(draw, AlertEvent, fields, version=True)
+    return event
+
+
+def _webhook(draw: st.DrawFn) -> dict[str, Any] | None:
+    if draw(st.booleans()):
+        return None
+    fields = {"enabled": draw(_optional(st.booleans())), "webhookUrl": draw(_optional(text()))}
+    return _to_wire(_build(draw, WebhookChannel, fields))
+
+
+def _email(draw: st.DrawFn) -> dict[str, Any] | None:
+    if draw(st.booleans()):
+        return None
+    fields = {
+        "enabled": draw(_optional(st.booleans())),
+        "smtpHost": draw(_optional(text())),
+        "smtpPort": draw(_optional(st.integers(0, 65535))),
+        "smtpUser": draw(_optional(text())),
+        "smtpPass": draw(_optional(text())),
+        "from": draw(_optional(text())),
+        "to": draw(_optional(text())),
+    }
+    channel: EmailChannel = _build(draw, EmailChannel, fields)
+    return channel.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+@st.composite
+def alert_configs(draw: st.DrawFn) -> AlertConfig:
+    """Notification settings; the SMTP password is a SecretStr."""
+    channels = _build(draw, AlertChannels, {"slack": _webhook(draw), "discord": _webhook(draw), "email": _email(draw)})
+    wire_channels = channels.model_dump(by_alias=True, exclude_none=True, mode="json")
+    config: AlertConfig = _build(draw, AlertConfig, {"channels": wire_channels}, version=True)
+    return config
+
+
+# -- commands, settings, snapshots -----------------------------------------------------------------
+
+
+@st.composite
+def remote_commands(draw: st.DrawFn) -> RemoteCommand:
+    """Remote commands, types known and unknown, broadcast or addressed."""
+    payload = _build(
+        draw,
+        CommandPayload,
+        {
+            "queue": draw(text()),
+            "jobId": draw(_optional(text())),
+            "jobKey": draw(_optional(text())),
+            "driver": draw(_optional(text())),
+            "action": draw(_optional(text())),
+        },
+    )
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "type": draw(_open_enum(CommandType)),
+        "targetNodeId": draw(st.one_of(st.just("*"), text())),
+        "payload": _to_wire(payload),
+        "timestamp": draw(_EPOCH_MS),
+        "issuer": draw(_optional(text())),
+        "replyTo": draw(_optional(text())),
+    }
+    command: RemoteCommand = _build(draw, RemoteCommand, fields, version=True)
+    return command
+
+
+@st.composite
+def command_replies(draw: st.DrawFn) -> CommandReply:
+    """Replies to remote commands."""
+    fields = {
+        "commandId": draw(text()),
+        "nodeId": draw(text()),
+        "ok": draw(st.booleans()),
+        "message": draw(_optional(text(max_size=30))),
+        "timestamp": draw(_EPOCH_MS),
+    }
+    reply: CommandReply = _build(draw, CommandReply, fields, version=True)
+    return reply
+
+
+@st.composite
+def maintenance_configs(draw: st.DrawFn) -> MaintenanceConfig:
+    """Archive retention settings."""
+    fields = {
+        "autoCleanup": draw(_optional(st.booleans())),
+        "retentionDays": draw(_optional(st.integers(0, 36500))),
+        "lastRun": draw(_optional(_EPOCH_MS)),
+    }
+    config: MaintenanceConfig = _build(draw, MaintenanceConfig, fields, version=True)
+    return config
+
+
+@st.composite
+def queue_snapshots(draw: st.DrawFn) -> QueueSnapshot:
+    """Queue snapshots with per-lane counts."""
+    fields = {
+        "name": draw(_NON_EMPTY),
+        "waiting": draw(_optional(_COUNT)),
+        "delayed": draw(_optional(_COUNT)),
+        "failed": draw(_optional(_COUNT)),
+        "active": draw(_optional(_COUNT)),
+        "paused": draw(_optional(st.booleans())),
+        "lanes": draw(_optional(st.dictionaries(key_text(), _COUNT, max_size=3))),
+        "timestamp": draw(_optional(_EPOCH_MS)),
+    }
+    snapshot: QueueSnapshot = _build(draw, QueueSnapshot, fields, version=True)
+    return snapshot
+
+
+# -- registry --------------------------------------------------------------------------------------
+
+STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
+    "job": jobs(),
+    "heartbeat": heartbeats(),
+    "log": log_entries(),
+    "pulse": pulse_nodes(),
+    "event": job_events(),
+    "event_fields": job_events(),
+    "schedule": schedules(),
+    "alert_rules": alert_rule_lists(),
+    "alert_event": alert_events(),
+    "alert_config": alert_configs(),
+    "command": remote_commands(),
+    "command_reply": command_replies(),
+    "maintenance_config": maintenance_configs(),
+    "queue_snapshot": queue_snapshots(),
+    "counter": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    "paused_flag": st.booleans(),
+}
+"""A strategy of decoded values for every structure of ``zenith_protocol.codec.CODECS``."""

@@ -1,0 +1,230 @@
+"""``zenith worker MODULE:APP`` and ``zenith recover`` run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from wire_data import node_job
+
+from zenith_protocol import EventType, KeySpace, decode_event_fields, decode_heartbeat
+from zenith_sdk.producer import JobSpec, Producer
+
+APP_MODULE = """
+from pathlib import Path
+
+from zenith_sdk.worker import App, JobContext
+
+DONE = Path(__file__).with_name("done.txt")
+app = App()
+
+
+@app.handler("touch")
+def touch(job: JobContext) -> None:
+    with DONE.open("a", encoding="utf-8") as out:
+        out.write(f"{job.id} {job.properties['n']} {job.attempt}\\n")
+
+
+handlers = {"touch": touch}
+not_an_app = 42
+"""
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+Spawn = Callable[..., subprocess.Popen[str]]
+
+
+def zenith_command() -> list[str]:
+    """The ``zenith`` console script next to this interpreter (or the same entry point through it)."""
+    script = Path(sys.executable).with_name("zenith")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from zenith_sdk.cli import main; sys.exit(main())"]
+
+
+def child_env() -> dict[str, str]:
+    """This environment without settings that would redirect the CLI elsewhere."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ZENITH_") and k != "REDIS_URL"}
+
+
+def prefix_options(redis_url: str, space: KeySpace) -> list[str]:
+    return [
+        "--redis",
+        redis_url,
+        "--queue-prefix",
+        space.queue_prefix,
+        "--console-prefix",
+        space.console_prefix,
+        "--zenith-prefix",
+        space.zenith_prefix,
+    ]
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    (tmp_path / "tests_app_module.py").write_text(textwrap.dedent(APP_MODULE), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def run_cli(app_dir: Path) -> Run:
+    """Runs ``zenith ARGS`` to completion in the app folder."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*zenith_command(), *args], cwd=app_dir, env=child_env(), capture_output=True, text=True, timeout=8
+        )
+
+    return run
+
+
+@pytest.fixture
+def spawn_cli(app_dir: Path) -> Iterator[Spawn]:
+    """Starts ``zenith ARGS`` in the app folder; any process still running afterwards is killed."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def spawn(*args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [*zenith_command(), *args],
+            cwd=app_dir,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=5)
+
+
+def wait_for(condition: Callable[[], object], *, timeout_s: float = 6.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def done_lines(app_dir: Path) -> list[str]:
+    path = app_dir / "done.txt"
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+# -- zenith worker ---------------------------------------------------------------------------------
+
+
+def test_the_worker_command_runs_jobs_and_stops_cleanly_on_sigterm(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, app_dir: Path, spawn_cli: Spawn
+) -> None:
+    worker_id = f"cli-{uuid.uuid4().hex[:8]}"
+    process = spawn_cli(
+        "worker", "tests_app_module:app", "--queues", "cli,other", "--worker-id", worker_id,
+        "--concurrency", "2", *prefix_options(redis_url, keyspace),
+    )  # fmt: skip
+    heartbeat = keyspace.worker(worker_id)
+    wait_for(lambda: r.exists(heartbeat) or process.poll() is not None, what="the worker to start")
+    assert process.poll() is None, process.communicate()
+    beat = decode_heartbeat(r.get(heartbeat) or b"")
+    assert (beat.queues, beat.concurrency, beat.pid) == (["cli", "other"], 2, process.pid)
+
+    ids = Producer(r, keyspace=keyspace).push_many(
+        [JobSpec(name="touch", properties={"n": n}, queue="cli" if n % 2 else "other") for n in range(4)]
+    )
+    wait_for(lambda: len(done_lines(app_dir)) == 4, what="four jobs")
+    wait_for(lambda: r.llen(keyspace.processing("cli", worker_id)) == 0, what="the acks")
+
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=8)
+
+    assert process.returncode == 0, err
+    assert sorted(line.split()[0] for line in done_lines(app_dir)) == sorted(ids)
+    assert all(line.endswith(" 1") for line in done_lines(app_dir))
+    assert r.exists(heartbeat) == 0
+    assert r.zscore(keyspace.worker_index(), worker_id) is None
+    assert r.hget(keyspace.worker_queues(), worker_id) is None
+    assert "4 jobs, 0 failed" in err
+    completed = [decode_event_fields(f) for _id, f in r.xrange(keyspace.events()) or [] if f is not None]
+    assert sorted(e.job_id or "" for e in completed if e.type is EventType.COMPLETED) == sorted(ids)
+
+
+def test_the_worker_command_accepts_a_dict_of_handlers_and_no_events(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, app_dir: Path, spawn_cli: Spawn
+) -> None:
+    worker_id = f"cli-{uuid.uuid4().hex[:8]}"
+    r.lpush(keyspace.queue("default"), node_job("1700000000000-k3j9x2a", "touch", {"n": 7}, created_at=1))
+    process = spawn_cli(
+        "worker", "tests_app_module:handlers", "--worker-id", worker_id, "--no-events",
+        *prefix_options(redis_url, keyspace),
+    )  # fmt: skip
+
+    wait_for(lambda: done_lines(app_dir) or process.poll() is not None, what="the job")
+    wait_for(lambda: r.llen(keyspace.processing("default", worker_id)) == 0, what="the ack")
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=8)
+
+    assert process.returncode == 0, err
+    assert done_lines(app_dir) == ["1700000000000-k3j9x2a 7 1"]
+    assert r.exists(keyspace.events(), keyspace.worker(worker_id)) == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("tests_app_module", "expected MODULE:APP"),
+        ("tests_app_module:", "expected MODULE:APP"),
+        ("no_such_module_here:app", "cannot import 'no_such_module_here'"),
+        ("tests_app_module:missing", "found nothing"),
+        ("tests_app_module:not_an_app", "found int"),
+    ],
+)
+def test_a_bad_module_app_exits_2_with_a_clear_message(
+    redis_url: str, keyspace: KeySpace, run_cli: Run, target: str, message: str
+) -> None:
+    result = run_cli("worker", target, *prefix_options(redis_url, keyspace))
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- zenith recover --------------------------------------------------------------------------------
+
+
+def test_recover_json_puts_back_the_jobs_of_dead_workers(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, run_cli: Run
+) -> None:
+    raws = [node_job(f"job-{n}", "touch", {"n": n}, created_at=1) for n in range(3)]
+    r.lpush(keyspace.processing("q", "dead-1"), *raws)
+    seconds, _micros = r.time()
+    r.zadd(keyspace.worker_index(), {"dead-1": (seconds - 600) * 1000})
+    r.hset(keyspace.worker_queues(), "dead-1", json.dumps(["q"]))
+    r.script_flush()  # as on a fresh Redis: the command must load what it needs
+
+    first = run_cli("recover", "--json", *prefix_options(redis_url, keyspace))
+    second = run_cli("recover", "--json", *prefix_options(redis_url, keyspace))
+
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"dead-1": {"q": 3}}
+    assert sorted(r.lrange(keyspace.queue("q"), 0, -1)) == sorted(raw.encode() for raw in raws)
+    assert r.exists(keyspace.processing("q", "dead-1")) == 0
+    assert r.zscore(keyspace.worker_index(), "dead-1") is None
+    events = [decode_event_fields(f) for _id, f in r.xrange(keyspace.events()) or [] if f is not None]
+    assert [(e.type, e.worker_id, e.count, e.actor) for e in events] == [
+        (EventType.RECOVERED, "dead-1", 3, "zenith-cli")
+    ]
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout) == {}

@@ -1,0 +1,427 @@
+"""``EventEmitter``: the stream entry, live log line, history and throughput counter of each event."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from event_stream import stream_events
+from redis.client import Pipeline, PubSub
+
+from zenith_protocol import (
+    EventType,
+    JobPayload,
+    KeySpace,
+    LogEntry,
+    LogLevel,
+    decode_event_fields,
+    decode_log,
+    encode_job,
+)
+from zenith_sdk.events import EventEmitter, job_event, log_entry_for
+from zenith_sdk.scripts import Scripts
+
+MINUTE_MS = 60_000
+T0 = 1_767_225_600_000
+"""2026-01-01T00:00:00Z, the first millisecond of a minute."""
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+class CountingPipeline(Pipeline):
+    """A pipeline that records, on its client, each batch it sends."""
+
+    def __init__(self, owner: CountingRedis, transaction: bool, shard_hint: Any) -> None:
+        super().__init__(owner.connection_pool, owner.response_callbacks, transaction, shard_hint)
+        self.owner = owner
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if self.command_stack:
+            self.owner.round_trips.append([args for args, _options in self.command_stack])
+        return super().execute(raise_on_error)
+
+
+class CountingRedis(redis.Redis):
+    """A client that records every round trip: one entry per direct command or non-empty pipeline."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.round_trips: list[list[tuple[Any, ...]]] = []
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        return CountingPipeline(self, transaction, shard_hint)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.round_trips.append([args])
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def counting(redis_url: str) -> Iterator[CountingRedis]:
+    pool = redis.ConnectionPool.from_url(redis_url)
+    client = CountingRedis(connection_pool=pool)
+    yield client
+    client.close()
+    pool.disconnect()
+
+
+@pytest.fixture
+def emitter(r: redis.Redis, keyspace: KeySpace) -> EventEmitter:
+    return EventEmitter(r, keyspace=keyspace)
+
+
+@pytest.fixture
+def subscribe(r: redis.Redis) -> Iterator[Callable[[str], PubSub]]:
+    """Subscribes to a channel (confirmed before it returns); every subscription is closed afterwards."""
+    subscriptions: list[PubSub] = []
+
+    def open_subscription(channel: str) -> PubSub:
+        pubsub: PubSub = r.pubsub()  # type: ignore[no-untyped-call]
+        subscriptions.append(pubsub)
+        pubsub.subscribe(channel)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None and message["type"] == "subscribe":
+                return pubsub
+        pytest.fail(f"no subscribe confirmation on {channel}")
+
+    yield open_subscription
+    for pubsub in subscriptions:
+        pubsub.close()
+
+
+def next_message(pubsub: PubSub) -> bytes:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.1)
+        if message is not None and message["type"] == "message":
+            data = message["data"]
+            assert isinstance(data, bytes)
+            return data
+    pytest.fail("no message published")
+
+
+def warm_scripts(client: CountingRedis) -> None:
+    """Load the scripts (so a call is one round trip, not NOSCRIPT + load + retry) and forget that round trip."""
+    Scripts(client).load(client)
+    client.round_trips.clear()
+
+
+def history(r: redis.Redis, space: KeySpace) -> list[bytes]:
+    lines = r.lrange(space.logs_history(), 0, -1)
+    assert all(isinstance(line, bytes) for line in lines)
+    return [line for line in lines if isinstance(line, bytes)]
+
+
+def a_job(name: str = "resize") -> JobPayload:
+    return JobPayload.create(name, {"w": 100, "note": "zoë/ok"}, job_id="job-1", created_at_ms=T0 - 5000)
+
+
+# -- one emit ----------------------------------------------------------------------------------------
+
+
+def test_emit_writes_entry_log_line_and_publishes_in_one_round_trip(
+    counting: CountingRedis, keyspace: KeySpace, subscribe: Callable[[str], PubSub]
+) -> None:
+    pubsub = subscribe(keyspace.logs_channel())
+    emitter = EventEmitter(counting, keyspace=keyspace)
+    warm_scripts(counting)
+    event = job_event(
+        EventType.COMPLETED, "images", a_job(), worker_id="w-1", attempt=1, duration_ms=184.2, timestamp_ms=T0 + 123
+    )
+
+    emitter.emit(event)
+
+    assert len(counting.round_trips) == 1
+    ((_entry_id, fields),) = counting.xrange(keyspace.events()) or []
+    assert fields is not None
+    assert set(fields) == {b"event"}
+    assert decode_event_fields(fields) == event
+    (line,) = history(counting, keyspace)
+    entry = decode_log(line)
+    assert entry == log_entry_for(event)
+    assert (entry.level, entry.worker_id, entry.queue, entry.job_id) == (LogLevel.SUCCESS, "w-1", "images", "job-1")
+    assert entry.timestamp.isoformat(timespec="milliseconds") == "2026-01-01T00:00:00.123+00:00"
+    assert "resize" in entry.message and "completed" in entry.message
+    assert next_message(pubsub) == line
+
+
+def test_several_events_share_one_round_trip_in_order(
+    counting: CountingRedis, keyspace: KeySpace, r: redis.Redis
+) -> None:
+    job = a_job()
+    events = [
+        job_event(EventType.STARTED, "images", job, worker_id="w-1", attempt=1),
+        job_event(EventType.FAILED, "images", job, worker_id="w-1", attempt=1, error="boom"),
+        job_event(EventType.RETRIED, "images", job, worker_id="w-1", attempt=1, delay_ms=2000),
+    ]
+
+    emitter = EventEmitter(counting, keyspace=keyspace)
+    warm_scripts(counting)
+
+    emitter.emit(*events)
+
+    assert len(counting.round_trips) == 1
+    assert stream_events(r, keyspace) == events
+    assert [decode_log(line) for line in reversed(history(r, keyspace))] == [log_entry_for(e) for e in events]
+
+
+def test_emit_works_after_redis_lost_its_scripts(r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter) -> None:
+    emitter.emit(job_event(EventType.COMPLETED, "q", "before", timestamp_ms=T0))
+    r.script_flush()
+
+    emitter.emit(job_event(EventType.COMPLETED, "q", "after", timestamp_ms=T0))
+
+    assert [e.job_id for e in stream_events(r, keyspace)] == ["before", "after"]
+    assert [decode_log(line).job_id for line in history(r, keyspace)] == ["after", "before"]
+    assert r.get(keyspace.throughput(T0 // MINUTE_MS)) == b"2"
+
+
+def test_emitting_nothing_writes_nothing(counting: CountingRedis, keyspace: KeySpace) -> None:
+    EventEmitter(counting, keyspace=keyspace).emit()
+
+    assert counting.round_trips == []
+    assert [key for pattern in keyspace.scan_patterns() for key in counting.scan_iter(match=pattern)] == []
+
+
+# -- throughput --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event_type", "counted"),
+    [
+        (EventType.COMPLETED, True),
+        (EventType.FAILED, True),
+        (EventType.ENQUEUED, False),
+        (EventType.STARTED, False),
+        (EventType.RETRIED, False),
+        (EventType.DEAD_LETTERED, False),
+        (EventType.RECOVERED, False),
+        (EventType.DELETED, False),
+    ],
+)
+def test_only_finished_attempts_count_towards_throughput(
+    r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter, event_type: EventType, counted: bool
+) -> None:
+    emitter.emit(job_event(event_type, "images", a_job(), timestamp_ms=T0 + 30_000))
+
+    key = keyspace.throughput(T0 // MINUTE_MS)
+    if counted:
+        assert r.get(key) == b"1"
+        assert 0 < r.ttl(key) <= 3600
+    else:
+        assert r.exists(key) == 0
+    assert len(list(r.scan_iter(match=keyspace.throughput("*")))) == int(counted)
+
+
+def test_throughput_counts_per_minute_of_the_event(r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter) -> None:
+    job = a_job()
+    emitter.emit(
+        job_event(EventType.COMPLETED, "q", job, timestamp_ms=T0),
+        job_event(EventType.FAILED, "q", job, error="x", timestamp_ms=T0 + MINUTE_MS - 1),
+        job_event(EventType.COMPLETED, "q", job, timestamp_ms=T0 + MINUTE_MS),
+    )
+    emitter.emit(job_event(EventType.COMPLETED, "q", job, timestamp_ms=T0 + 1))
+
+    first, second = keyspace.throughput(T0 // MINUTE_MS), keyspace.throughput(T0 // MINUTE_MS + 1)
+    assert (r.get(first), r.get(second)) == (b"3", b"1")
+    assert 0 < r.ttl(first) <= 3600 and 0 < r.ttl(second) <= 3600
+
+
+# -- the live log ------------------------------------------------------------------------------------
+
+
+def test_without_live_log_no_line_is_published_or_kept(
+    r: redis.Redis, keyspace: KeySpace, subscribe: Callable[[str], PubSub]
+) -> None:
+    pubsub = subscribe(keyspace.logs_channel())
+    quiet = EventEmitter(r, keyspace=keyspace, live_log=False)
+    loud = EventEmitter(r, keyspace=keyspace)
+    silent_event = job_event(EventType.COMPLETED, "q", "silent", timestamp_ms=T0)
+    marker = job_event(EventType.COMPLETED, "q", "marker", timestamp_ms=T0)
+
+    quiet.emit(silent_event)
+    assert r.exists(keyspace.logs_history()) == 0
+    loud.emit(marker)
+
+    # Both went through the same server in order: had the first published, it would come first.
+    assert decode_log(next_message(pubsub)).job_id == "marker"
+    assert [decode_log(line).job_id for line in history(r, keyspace)] == ["marker"]
+    assert [e.job_id for e in stream_events(r, keyspace)] == ["silent", "marker"]
+    assert r.get(keyspace.throughput(T0 // MINUTE_MS)) == b"2"
+
+
+def test_the_history_keeps_the_newest_100_lines(r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter) -> None:
+    emitter.emit(*(job_event(EventType.STARTED, "q", f"a-{n}", timestamp_ms=T0) for n in range(60)))
+    emitter.emit(*(job_event(EventType.STARTED, "q", f"b-{n}", timestamp_ms=T0) for n in range(45)))
+
+    lines = history(r, keyspace)
+    assert len(lines) == 100
+    assert decode_log(lines[0]).job_id == "b-44"
+    assert decode_log(lines[-1]).job_id == "a-5"
+
+
+@pytest.mark.parametrize(
+    ("fields", "worker_id"),
+    [({"worker_id": "w-1", "actor": "alice"}, "w-1"), ({"actor": "alice"}, "alice"), ({}, "zenith")],
+)
+def test_the_log_line_names_the_worker_else_the_actor_else_zenith(
+    r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter, fields: dict[str, Any], worker_id: str
+) -> None:
+    emitter.emit(job_event(EventType.STARTED, "q", "j-1", timestamp_ms=T0, **fields))
+
+    (line,) = history(r, keyspace)
+    assert decode_log(line).worker_id == worker_id
+
+
+# -- the stream cap ----------------------------------------------------------------------------------
+
+
+def test_the_stream_is_capped_approximately(r: redis.Redis, keyspace: KeySpace) -> None:
+    emitter = EventEmitter(r, keyspace=keyspace, stream_maxlen=10, live_log=False)
+
+    for batch in range(3):
+        emitter.emit(*(job_event(EventType.STARTED, "q", f"{batch}-{n}", timestamp_ms=T0) for n in range(150)))
+
+    length = r.xlen(keyspace.events())
+    node_entries = int(r.config_get("stream-node-max-entries")["stream-node-max-entries"] or 100)
+    assert 10 <= length <= 10 + node_entries
+    if node_entries >= 20:
+        # "MAXLEN ~" drops whole nodes only, so more than 10 stay; an exact MAXLEN would leave 10.
+        assert length > 10
+    assert stream_events(r, keyspace)[-1].job_id == "2-149"
+
+
+def test_the_default_stream_cap_is_the_protocol_one(r: redis.Redis, keyspace: KeySpace) -> None:
+    assert EventEmitter(r, keyspace=keyspace).stream_maxlen == 100_000
+
+
+def test_a_stream_cap_below_one_is_refused(r: redis.Redis, keyspace: KeySpace) -> None:
+    with pytest.raises(ValueError, match="stream_maxlen"):
+        EventEmitter(r, keyspace=keyspace, stream_maxlen=0)
+
+
+# -- the conveniences --------------------------------------------------------------------------------
+
+Convenience = Callable[[EventEmitter, JobPayload | str], None]
+CONVENIENCES: list[tuple[str, Convenience, EventType, dict[str, Any], LogLevel]] = [
+    ("enqueued", lambda e, job: e.enqueued("images", job), EventType.ENQUEUED, {}, LogLevel.INFO),
+    (
+        "started",
+        lambda e, job: e.started("images", job, worker_id="w-1", attempt=1),
+        EventType.STARTED,
+        {"worker_id": "w-1", "attempt": 1},
+        LogLevel.INFO,
+    ),
+    (
+        "completed",
+        lambda e, job: e.completed("images", job, duration_ms=12.5, worker_id="w-1", attempt=2),
+        EventType.COMPLETED,
+        {"duration_ms": 12.5, "worker_id": "w-1", "attempt": 2},
+        LogLevel.SUCCESS,
+    ),
+    (
+        "failed",
+        lambda e, job: e.failed("images", job, error="ValueError: boom", attempt=1),
+        EventType.FAILED,
+        {"error": "ValueError: boom", "attempt": 1},
+        LogLevel.ERROR,
+    ),
+    (
+        "retried",
+        lambda e, job: e.retried("images", job, delay_ms=2000, attempt=1),
+        EventType.RETRIED,
+        {"delay_ms": 2000, "attempt": 1},
+        LogLevel.WARN,
+    ),
+    (
+        "dead_lettered",
+        lambda e, job: e.dead_lettered("images", job, error="gave up"),
+        EventType.DEAD_LETTERED,
+        {"error": "gave up"},
+        LogLevel.ERROR,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "call", "event_type", "expected", "level"), CONVENIENCES, ids=[c[0] for c in CONVENIENCES]
+)
+def test_each_convenience_writes_its_event_type_and_fields(
+    r: redis.Redis,
+    keyspace: KeySpace,
+    emitter: EventEmitter,
+    method: str,
+    call: Convenience,
+    event_type: EventType,
+    expected: dict[str, Any],
+    level: LogLevel,
+) -> None:
+    job = a_job()
+    before = int(time.time() * 1000)
+
+    call(emitter, job)
+
+    after = int(time.time() * 1000)
+    (event,) = stream_events(r, keyspace)
+    assert event.type == event_type
+    assert (event.queue, event.job_id, event.job_name, event.enqueued_at_ms) == ("images", "job-1", "resize", T0 - 5000)
+    assert before <= event.timestamp <= after
+    for name, value in expected.items():
+        assert getattr(event, name) == value, name
+    keeps_payload = event_type in (EventType.ENQUEUED, EventType.DEAD_LETTERED)
+    assert event.payload == (encode_job(job) if keeps_payload else None)
+    (line,) = history(r, keyspace)
+    entry: LogEntry = decode_log(line)
+    assert (entry.level, entry.job_id, entry.queue) == (level, "job-1", "images")
+
+
+@pytest.mark.parametrize(
+    ("method", "call", "event_type", "expected", "level"), CONVENIENCES, ids=[c[0] for c in CONVENIENCES]
+)
+def test_each_convenience_works_with_only_a_job_id(
+    r: redis.Redis,
+    keyspace: KeySpace,
+    emitter: EventEmitter,
+    method: str,
+    call: Convenience,
+    event_type: EventType,
+    expected: dict[str, Any],
+    level: LogLevel,
+) -> None:
+    call(emitter, "celery-7f3a")
+
+    (event,) = stream_events(r, keyspace)
+    assert (event.type, event.queue, event.job_id) == (event_type, "images", "celery-7f3a")
+    assert (event.job_name, event.payload, event.enqueued_at_ms) == (None, None, None)
+    for name, value in expected.items():
+        assert getattr(event, name) == value, name
+    (line,) = history(r, keyspace)
+    entry = decode_log(line)
+    assert (entry.level, entry.job_id) == (level, "celery-7f3a")
+    assert "celery-7f3a" in entry.message
+
+
+def test_a_job_id_with_a_name_for_other_job_systems(r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter) -> None:
+    emitter.started("default", "rq-42", job_name="tasks.add", worker_id="rq@host", attempt=1)
+    emitter.completed("default", "rq-42", job_name="tasks.add", worker_id="rq@host", duration_ms=3.0)
+
+    started, completed = stream_events(r, keyspace)
+    assert (started.type, started.job_name, started.worker_id) == (EventType.STARTED, "tasks.add", "rq@host")
+    assert (completed.type, completed.job_name, completed.duration_ms) == (EventType.COMPLETED, "tasks.add", 3.0)
+    assert "tasks.add" in decode_log(history(r, keyspace)[0]).message
+
+
+def test_an_emitter_built_from_a_url_writes_to_that_server(redis_url: str, r: redis.Redis, keyspace: KeySpace) -> None:
+    emitter = EventEmitter(redis_url, keyspace=keyspace)
+    try:
+        emitter.completed("q", "j-1", duration_ms=1)
+    finally:
+        emitter.client.close()
+
+    assert [e.job_id for e in stream_events(r, keyspace)] == ["j-1"]
