@@ -56,7 +56,9 @@ class Result:
 
 def counting_client(url: str, db: int) -> redis.Redis:
     base = redis.Redis.from_url(url, db=db)
-    kwargs = {k: v for k, v in base.connection_pool.connection_kwargs.items() if k in ("host", "port", "db", "password")}
+    kwargs = {
+        k: v for k, v in base.connection_pool.connection_kwargs.items() if k in ("host", "port", "db", "password")
+    }
     base.close()
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=CountingConnection, **kwargs))
 

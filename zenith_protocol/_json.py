@@ -10,6 +10,9 @@ from typing import Any
 _SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|-?[0-9][0-9.eE+-]*')
 
+_NUMBER_HINT = re.compile(r"[:,\[]-?[0-9]+(?:\.0(?![0-9])|(?:\.[0-9]+)?[eE])")
+"""Every float text that JavaScript writes differently contains one of these (a false hit only costs time)."""
+
 _MAX_SAFE_INTEGER = 2**53
 
 
@@ -70,7 +73,9 @@ def _js_token(match: re.Match[str]) -> str:
 
 
 def js_number_forms(text: str) -> str:
-    """Rewrite the numbers of compact JSON ``text`` in JavaScript's forms (``1.0`` -> ``1``, ``1e-06`` -> ``0.000001``)."""
+    """Rewrite the numbers of compact JSON ``text`` in JavaScript's form (``1.0`` -> ``1``, ``1e-07`` -> ``1e-7``)."""
+    if _NUMBER_HINT.search(text) is None:
+        return text  # the common case: no float JavaScript would write differently (".0", exponents)
     return _TOKEN.sub(_js_token, text)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AfterValidator,
@@ -14,9 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    SerializerFunctionWrapHandler,
     WithJsonSchema,
-    model_serializer,
     model_validator,
 )
 
@@ -100,9 +98,21 @@ def _known_keys(model: type[BaseModel]) -> frozenset[str]:
 
 
 @cache
-def _optional_keys(model: type[BaseModel]) -> frozenset[str]:
-    """Wire names of fields that are omitted from the wire when ``None``."""
-    return frozenset(info.alias or name for name, info in model.model_fields.items())
+def wire_names(model: type[BaseModel]) -> dict[str, str]:
+    """Wire name -> attribute name of every field of ``model``."""
+    return {info.alias or name: name for name, info in model.model_fields.items()}
+
+
+def _mentions_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_mentions_model(arg) for arg in get_args(annotation))
+
+
+@cache
+def model_fields_of(model: type[BaseModel]) -> tuple[str, ...]:
+    """Attribute names of the fields of ``model`` that can hold models (directly or in a list)."""
+    return tuple(name for name, info in model.model_fields.items() if _mentions_model(info.annotation))
 
 
 class WireModel(BaseModel):
@@ -124,15 +134,6 @@ class WireModel(BaseModel):
         # Legacy writers keep explicit nulls; a null known field reads as the field's default.
         if isinstance(data, dict) and None in data.values():
             known = _known_keys(cls)
-            return {key: value for key, value in data.items() if value is not None or key not in known}
-        return data
-
-    @model_serializer(mode="wrap")
-    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Writers omit absent fields instead of writing null; unknown fields keep their nulls.
-        data = handler(self)
-        if isinstance(data, dict) and None in data.values():
-            known = _optional_keys(type(self))
             return {key: value for key, value in data.items() if value is not None or key not in known}
         return data
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from zenith_protocol import _json
+from zenith_protocol._types import model_fields_of, wire_names
 from zenith_protocol.alerts import DEFAULT_ALERT_RULES, AlertConfig, AlertEvent, AlertRule
 from zenith_protocol.commands import CommandReply, RemoteCommand
 from zenith_protocol.errors import ErrorKind, ProtocolError
@@ -92,7 +93,10 @@ def _parse(structure: str, raw: object) -> Any:
         document = _json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(structure, ErrorKind.INVALID_JSON, f"not valid JSON ({exc})", raw=raw) from exc
-    _check_writable(structure, document, raw)
+    # Cheap tests first: too deep needs that many brackets, a lone surrogate needs a \u escape
+    # or one in the text itself.
+    if text.count("{") + text.count("[") > _MAX_DEPTH or "\\u" in text or _json.has_lone_surrogate(text):
+        _check_writable(structure, document, raw)
     return document
 
 
@@ -184,19 +188,56 @@ def _decode_json(structure: str, model: type[M], raw: Raw, **options: Any) -> M:
     return _validate(structure, model, _parse(structure, raw), raw, **options)
 
 
+def _null_extras(model: BaseModel) -> bool:
+    """True if ``model``, or a model inside it, keeps an unknown field whose value is null."""
+    extra = model.__pydantic_extra__
+    if extra and None in extra.values():
+        return True
+    for name in model_fields_of(type(model)):
+        value = getattr(model, name)
+        for item in value if isinstance(value, list) else (value,):
+            if isinstance(item, BaseModel) and _null_extras(item):
+                return True
+    return False
+
+
+def _prune(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    """Drop the known fields that are ``None`` (absent) from ``data``, the dump of ``model``; keep unknown nulls."""
+    names = wire_names(type(model))
+    out = {}
+    for key, value in data.items():
+        name = names.get(key)
+        if name is None:
+            out[key] = value
+            continue
+        if value is None:
+            continue
+        held = getattr(model, name)
+        if isinstance(held, BaseModel) and isinstance(value, dict):
+            value = _prune(held, value)
+        elif isinstance(held, list) and isinstance(value, list):
+            value = [
+                _prune(m, v) if isinstance(m, BaseModel) and isinstance(v, dict) else v for m, v in zip(held, value)
+            ]
+        out[key] = value
+    return out
+
+
 def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True)
+    return _prune(model, model.model_dump(mode="json", by_alias=True))
 
 
 def _encode(model: BaseModel) -> str:
-    try:
-        # pydantic-core writes the canonical form directly: compact, raw UTF-8, "/" unescaped;
-        # only some of its number forms differ from JavaScript's (1.0, -0.0, 1e-6, 1e+16).
-        return _json.js_number_forms(model.model_dump_json(by_alias=True))
-    except (PydanticSerializationError, ValueError):
-        # Text holding a lone surrogate cannot be written by pydantic-core; the slower path
-        # escapes it as \uXXXX, as JavaScript does.
-        return _json.dumps(_dump(model))
+    if not _null_extras(model):
+        try:
+            # pydantic-core writes the canonical form directly: compact, raw UTF-8, "/" unescaped;
+            # only some of its number forms differ from JavaScript's (1.0, -0.0, 1e-6, 1e+16).
+            return _json.js_number_forms(model.model_dump_json(by_alias=True, exclude_none=True))
+        except (PydanticSerializationError, ValueError):
+            pass  # a lone surrogate, which pydantic-core cannot write: the path below escapes it
+    # Unknown fields holding null keep it, which exclude_none would not; and text with a lone
+    # surrogate is escaped as \uXXXX, as JavaScript does.
+    return _json.dumps(_dump(model))
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -288,7 +329,10 @@ def _hash_text(raw: Mapping[Any, Any]) -> dict[str, str]:
     if not isinstance(raw, Mapping):
         reason = f"expected a hash (field map), got {type(raw).__name__}"
         raise ProtocolError("schedule", ErrorKind.NOT_AN_OBJECT, reason, raw=raw)
-    return {_text("schedule", key): _text("schedule", value) for key, value in raw.items()}
+    try:
+        return {_text("schedule", key): _text("schedule", value) for key, value in raw.items()}
+    except ProtocolError as exc:
+        raise ProtocolError("schedule", exc.kind, exc.reason, raw=raw) from exc
 
 
 def decode_schedule(raw: Mapping[Any, Any]) -> Schedule:

@@ -2,7 +2,29 @@
 
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings, connect
 from zenith_sdk.doctor import DoctorReport, run_doctor
+from zenith_sdk.events import EventEmitter, job_event
+from zenith_sdk.producer import JobSpec, Producer
+from zenith_sdk.pulse import Pulse
+from zenith_sdk.worker import App, JobContext, RateLimit, Worker, WorkerOptions, recover_dead_workers
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_REDIS_URL", "DoctorReport", "RedisSettings", "__version__", "connect", "run_doctor"]
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "App",
+    "DoctorReport",
+    "EventEmitter",
+    "JobContext",
+    "JobSpec",
+    "Producer",
+    "Pulse",
+    "RateLimit",
+    "RedisSettings",
+    "Worker",
+    "WorkerOptions",
+    "__version__",
+    "connect",
+    "job_event",
+    "recover_dead_workers",
+    "run_doctor",
+]

@@ -5,9 +5,13 @@ true the strategies stay inside the domain the wire can carry:
 
 - text may hold non-ASCII, control characters and *lone* surrogates; a high surrogate directly
   followed by a low one is split apart, because JSON cannot tell that pair from the astral
-  character it spells (``test_codec`` checks that case on its own). Object keys hold no
-  surrogates: pydantic refuses them in keys, so no model can carry one;
-- unknown extra fields hold arbitrary JSON without ``null`` (an explicit null reads as absent);
+  character it spells (``test_codec`` checks that case on its own). Object keys and fields with
+  a length constraint (ids) hold no surrogates: pydantic refuses them there, so no model can
+  carry one;
+- unknown extra fields hold arbitrary JSON without ``null`` (an explicit null reads as absent)
+  and without untyped floats of magnitude 2^53 to 1e21, which JavaScript's number form turns
+  into integer digits that read back as a Python int (PROTOCOL.md 2.2: writers should not
+  produce them);
 - the schedule hash holds only text in its own fields and extras (a HASH stores strings), and no
   surrogates there, since a hash value is written to Redis as raw UTF-8.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
@@ -117,7 +122,7 @@ _CHARS = st.one_of(
     st.characters(min_codepoint=0x20, max_codepoint=0x7E),
     st.characters(max_codepoint=0x1F),
     st.characters(min_codepoint=0x80, exclude_categories=["Cs"]),
-    st.characters(categories=["Cs"]),
+    st.integers(min_value=0xD800, max_value=0xDFFF).map(chr),
 )
 _CLEAN_CHARS = st.one_of(
     st.characters(min_codepoint=0x20, max_codepoint=0x7E),
@@ -125,25 +130,32 @@ _CLEAN_CHARS = st.one_of(
 )
 
 
+@cache
 def text(*, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
     """Text with ASCII, controls, non-ASCII (astral included) and lone surrogates."""
     return st.text(_CHARS, min_size=min_size, max_size=max_size).map(_split_pairs)
 
 
+@cache
 def key_text(*, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
     """Text for object keys: like :func:`text` but without surrogates, which pydantic refuses in keys."""
     return st.text(st.one_of(_CLEAN_CHARS, st.characters(max_codepoint=0x1F)), min_size=min_size, max_size=max_size)
 
 
+@cache
 def clean_text(*, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
     """Text that encodes as UTF-8 as it is: printable ASCII and non-ASCII, no surrogates."""
     return st.text(_CLEAN_CHARS, min_size=min_size, max_size=max_size)
 
 
-_NON_EMPTY = text(min_size=1)
+_NON_EMPTY = key_text(min_size=1)
+"""For fields with a length constraint: pydantic refuses a lone surrogate there (but not in other text)."""
 _EPOCH_MS = st.integers(min_value=0, max_value=MAX_MS)
 _COUNT = st.integers(min_value=0, max_value=2**53)
 _FLOAT = st.floats(allow_nan=False, allow_infinity=False)
+_ANY_FLOAT = _FLOAT.filter(lambda value: not 2**53 <= abs(value) < 1e21)
+"""A float for an untyped place (unknown fields, ``meta``). JavaScript writes 2^53 <= |x| < 1e21 as integer
+digits: 4.718161170229741e16 is written ``47181611702297410``, which reads back as a Python int 2 above it."""
 _NON_NEGATIVE = st.floats(min_value=0, allow_nan=False, allow_infinity=False)
 _PERCENT = st.floats(min_value=0, max_value=100, allow_nan=False, allow_infinity=False)
 
@@ -156,9 +168,12 @@ _DATETIMES = st.one_of(
 )
 
 
+@cache
 def json_values(*, leaves: st.SearchStrategy[Any] | None = None, max_leaves: int = 8) -> st.SearchStrategy[Any]:
     """Arbitrary JSON values (no ``null`` unless ``leaves`` brings it): scalars, lists and objects."""
-    scalars = leaves if leaves is not None else st.one_of(st.booleans(), st.integers(-(2**63), 2**63), _FLOAT, text())
+    scalars = (
+        leaves if leaves is not None else st.one_of(st.booleans(), st.integers(-(2**63), 2**63), _ANY_FLOAT, text())
+    )
     return st.recursive(
         scalars,
         lambda children: st.lists(children, max_size=3) | st.dictionaries(key_text(), children, max_size=3),
@@ -175,27 +190,44 @@ def _reserved(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(names)
 
 
-def _extras(
-    draw: st.DrawFn, model: type[BaseModel], *, keys: st.SearchStrategy[str], values: st.SearchStrategy[Any]
-) -> dict[str, Any]:
+@cache
+def _extras_of(
+    model: type[BaseModel], keys: st.SearchStrategy[str], values: st.SearchStrategy[Any], max_size: int
+) -> st.SearchStrategy[dict[str, Any]]:
     reserved = _reserved(model)
     key_strategy = st.one_of(keys, st.sampled_from(EXTRA_KEY_TRAPS)).filter(lambda key: key not in reserved)
-    return draw(st.dictionaries(key_strategy, values, max_size=3))
+    return st.dictionaries(key_strategy, values, max_size=max_size)
+
+
+def _extras(
+    draw: st.DrawFn,
+    model: type[BaseModel],
+    *,
+    keys: st.SearchStrategy[str],
+    values: st.SearchStrategy[Any],
+    max_size: int = 3,
+) -> dict[str, Any]:
+    return draw(_extras_of(model, keys, values, max_size))
 
 
 def _build(draw: st.DrawFn, model: type[Any], fields: dict[str, Any], *, version: bool = False) -> Any:
     """Validate ``fields`` (by wire name; ``None`` means absent) plus random unknown fields.
 
-    With ``version``, ``protocolVersion`` is left out (the default), a supported version, or
-    ``None`` (a legacy value).
+    With ``version`` (a top-level value), ``protocolVersion`` is left out (the default), a
+    supported version, or ``None`` (a legacy value).
     """
     data = {key: value for key, value in fields.items() if value is not None}
-    data.update(_extras(draw, model, keys=key_text(), values=json_values(max_leaves=4)))
     if version:
+        # A top-level value: a few unknown fields with any JSON, and a protocol version.
+        data.update(_extras(draw, model, keys=key_text(), values=json_values(max_leaves=4)))
         data.update(_version(draw))
+    else:
+        # A nested object: at most one unknown field, to keep generation fast.
+        data.update(_extras(draw, model, keys=key_text(), values=json_values(max_leaves=1), max_size=1))
     return model.model_validate(data)
 
 
+@cache
 def _optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
 
@@ -210,6 +242,7 @@ def _version(draw: st.DrawFn) -> dict[str, Any]:
     return {"protocolVersion": draw(st.integers(min_value=1, max_value=PROTOCOL_VERSION))}
 
 
+@cache
 def _open_enum(members: Any) -> st.SearchStrategy[Any]:
     """A known member, or a string that names no member (a value a newer writer might send)."""
     known = {member.value for member in members}
@@ -435,6 +468,9 @@ def alert_rules(draw: st.DrawFn) -> AlertRule:
         "cooldownMinutes": draw(_optional(_NON_NEGATIVE)),
     }
     rule: AlertRule = _build(draw, AlertRule, fields)
+    extras = _extras(draw, AlertRule, keys=key_text(), values=json_values(max_leaves=4))
+    if extras:
+        rule = AlertRule.model_validate({**rule.model_dump(by_alias=True, exclude_none=True), **extras})
     return rule
 
 

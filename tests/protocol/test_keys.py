@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from zenith_protocol import PRIORITY_LANES, ConfigError, KeyKind, KeySpace, ParsedKey, validate_queue_name
 from zenith_protocol.keys import RESERVED_QUEUE_NAMES
 
-PROPERTY = settings(max_examples=200, deadline=None)
+PROPERTY = settings(max_examples=100, deadline=None)
 
 WIRE = KeySpace()
 CLUSTER = KeySpace(cluster_safe=True)
@@ -87,6 +87,12 @@ def test_default_prefixes_give_the_wire_names(build: Callable[[KeySpace], str], 
     assert build(WIRE) == name
 
 
+def test_every_name_builder_has_an_exact_wire_name() -> None:
+    called = {name for build, _ in WIRE_NAMES for name in build.__code__.co_names}
+
+    assert _public_methods() - {"parse", "scan_patterns", "lanes_in_poll_order"} <= called
+
+
 def test_lanes_are_polled_critical_high_base_low() -> None:
     assert WIRE.lanes_in_poll_order("emails") == (
         "queue:emails:critical",
@@ -110,7 +116,10 @@ CLUSTER_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.schedule_lock("nightly", 1767236400), "queue:{schedules}:lock:schedule:nightly:1767236400"),
     (lambda k: k.worker("w1"), "flux_console:worker:w1"),
     (lambda k: k.legacy_worker("w1"), "queue:worker:w1"),
-    (lambda k: k.events(), "zenith:events"),
+    (lambda k: k.events(), "zenith:{events}:stream"),
+    (lambda k: k.logs_history(), "flux_console:{events}:logs:history"),
+    (lambda k: k.throughput(29453760), "flux_console:{events}:throughput:29453760"),
+    (lambda k: k.metric("waiting", 29453760), "flux_console:metrics:waiting:29453760"),
 ]
 
 
@@ -438,6 +447,9 @@ def test_cluster_safe_keys_of_one_queue_share_a_slot(space: KeySpace, data: st.D
     for builder in _SCHEDULE_KEYS:
         assert calls[builder].startswith(space.queue_prefix + "{schedules}:"), builder
         assert hash_slot(calls[builder]) == hash_slot("schedules"), builder
+    # One events script call writes the stream, the log history and the throughput counter.
+    for builder in ("events", "logs_history", "throughput"):
+        assert hash_slot(calls[builder]) == hash_slot("events"), builder
 
 
 # -- SCAN patterns ---------------------------------------------------------------------------------

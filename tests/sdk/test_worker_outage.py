@@ -15,7 +15,7 @@ from zenith_protocol import KeySpace
 from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.worker import App, JobContext, Worker
 
-JOBS = 1500
+JOBS = 800
 
 
 def _kill_named(killer: redis.Redis, name: str) -> int:
@@ -30,6 +30,7 @@ def _kill_named(killer: redis.Redis, name: str) -> int:
     return killed
 
 
+@pytest.mark.timeout(60)
 def test_client_kill_while_busy_loses_and_repeats_nothing(
     r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture
 ) -> None:
