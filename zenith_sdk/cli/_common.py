@@ -98,4 +98,4 @@ def print_json(data: Any) -> None:
 
 def console(*, stderr: bool = False) -> Console:
     """A rich console (colour only on a terminal)."""
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
