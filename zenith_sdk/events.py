@@ -134,6 +134,7 @@ class EventEmitter:
         if stream_maxlen < 1:
             raise ValueError(f"stream_maxlen must be at least 1, got {stream_maxlen}")
         self.client = connect(client)
+        self._owns_client = not isinstance(client, redis.Redis)
         self.keyspace = keyspace or KeySpace()
         self.stream_maxlen = stream_maxlen
         self.live_log = live_log
@@ -177,6 +178,17 @@ class EventEmitter:
         if events:
             keys, args = self._call(events)
             self.scripts.events(keys=keys, args=args, client=self.client)
+
+    def close(self) -> None:
+        """Close the connections, if this emitter opened them (a client you passed stays open)."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> EventEmitter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- conveniences for other job systems ----------------------------------------------------
 

@@ -54,11 +54,23 @@ class Producer:
         events: EventEmitter | bool = True,
     ) -> None:
         self.client = connect(client)
+        self._owns_client = not isinstance(client, redis.Redis)
         self.keyspace = keyspace or KeySpace()
         if events is True:
             self.events: EventEmitter | None = EventEmitter(self.client, keyspace=self.keyspace)
         else:
             self.events = events or None
+
+    def close(self) -> None:
+        """Close the connections, if this producer opened them (a client you passed stays open)."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def push(self, name: str, properties: dict[str, Any] | None = None, **options: Any) -> str:
         """Push one job; returns its id. Options are :class:`JobSpec` fields (``queue``, ``delay_s``, ...)."""

@@ -418,10 +418,7 @@ def test_a_job_id_with_a_name_for_other_job_systems(r: redis.Redis, keyspace: Ke
 
 
 def test_an_emitter_built_from_a_url_writes_to_that_server(redis_url: str, r: redis.Redis, keyspace: KeySpace) -> None:
-    emitter = EventEmitter(redis_url, keyspace=keyspace)
-    try:
+    with EventEmitter(redis_url, keyspace=keyspace) as emitter:
         emitter.completed("q", "j-1", duration_ms=1)
-    finally:
-        emitter.client.close()
 
     assert [e.job_id for e in stream_events(r, keyspace)] == ["j-1"]

@@ -58,7 +58,7 @@ def test_client_kill_while_busy_loses_and_repeats_nothing(
             time.sleep(0.02)
     finally:
         worker.stop(timeout_s=5)
-        killer.close()
+        killer.connection_pool.disconnect()
     completed = completions(r, keyspace)
     assert kills > 0
     assert set(completed) == set(ids)

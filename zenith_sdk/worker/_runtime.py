@@ -172,6 +172,7 @@ class Worker:
             # any other worker (or the control plane) once this heartbeat has expired.
             logger.warning("worker=%s could not put its jobs back (%s); others will recover them", self.id, exc)
         self._heartbeat.stop()
+        self.client.connection_pool.disconnect()  # the pool is this worker's own (see _own_client)
         logger.info("worker=%s stopped after %d jobs", self.id, self.processed)
 
     def _flush_until_done(self) -> None:
