@@ -102,8 +102,7 @@ def _describe(event: JobEvent) -> str:
 def log_entry_for(event: JobEvent) -> LogEntry:
     """The live log line the console shows for ``event``."""
     level = _LEVELS.get(event.type, LogLevel.INFO) if isinstance(event.type, EventType) else LogLevel.INFO
-    # Every value comes from an event that was validated already: construct without validating again.
-    return LogEntry.model_construct(
+    return LogEntry(
         level=level,
         message=_describe(event),
         worker_id=event.worker_id or event.actor or "zenith",
