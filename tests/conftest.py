@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from counting import CountingRedis
 
 from zenith_protocol import KeySpace
 
@@ -82,3 +83,13 @@ def isolated_db(redis_url: str) -> Iterator[redis.Redis]:
                 base.delete(lock)
     finally:
         base.close()
+
+
+@pytest.fixture
+def counting(redis_url: str) -> Iterator[CountingRedis]:
+    """A client on the test database that records every round trip it makes."""
+    pool = redis.ConnectionPool.from_url(redis_url)
+    client = CountingRedis(connection_pool=pool)
+    yield client
+    client.close()
+    pool.disconnect()

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from wire_data import NODE_PUSH_ORDER
 
 from zenith_protocol import KeySpace
 
@@ -52,19 +53,6 @@ DEFAULT_RETRY_MULTIPLIER = 2.0
 MAX_RETRY_DELAY_S = 3600
 FAILED_CAP = 1000
 LANES: tuple[str | None, ...] = ("critical", "high", None, "low")
-PUSH_ORDER = (
-    "id",
-    "type",
-    "data",
-    "className",
-    "createdAt",
-    "delaySeconds",
-    "attempts",
-    "maxAttempts",
-    "groupId",
-    "error",
-    "failedAt",
-)
 
 
 @dataclass(frozen=True)
@@ -96,7 +84,7 @@ NodeHandler = Callable[[NodeJob], object]
 
 def push_order(job: Mapping[str, Any]) -> str:
     """Serialise ``job`` as the Node producer's push path does: push field order, compact, raw UTF-8."""
-    out = {key: job[key] for key in PUSH_ORDER if key in job and job[key] is not None}
+    out = {key: job[key] for key in NODE_PUSH_ORDER if key in job and job[key] is not None}
     return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -10,6 +10,24 @@ import redis
 
 from zenith_protocol import KeySpace
 
+NODE_PUSH_ORDER = (
+    "id",
+    "type",
+    "data",
+    "className",
+    "createdAt",
+    "delaySeconds",
+    "attempts",
+    "maxAttempts",
+    "groupId",
+    "error",
+    "failedAt",
+)
+"""Field order of the Node producer's single push (WIRE_FACTS section 9)."""
+
+CANONICAL_JOB_ORDER = (*NODE_PUSH_ORDER, "priority", "retryAfterSeconds", "retryMultiplier", "protocolVersion")
+"""Field order of a canonical job: the push order, then the fields that path does not write."""
+
 
 def node_job(job_id: str, name: str, properties: dict[str, object], *, created_at: int, **extra: object) -> str:
     """A job exactly as the Node producer's single push writes it (push field order, compact)."""

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wire_data import CANONICAL_JOB_ORDER
 
 from protocol.strategies import STRATEGIES, text
 from zenith_protocol import (
@@ -499,24 +500,6 @@ def test_non_ascii_and_slashes_are_written_raw() -> None:
 
 # -- jobs ------------------------------------------------------------------------------------------
 
-JOB_ORDER = [
-    "id",
-    "type",
-    "data",
-    "className",
-    "createdAt",
-    "delaySeconds",
-    "attempts",
-    "maxAttempts",
-    "groupId",
-    "error",
-    "failedAt",
-    "priority",
-    "retryAfterSeconds",
-    "retryMultiplier",
-    "protocolVersion",
-]
-
 
 def test_create_builds_a_json_job_in_canonical_form() -> None:
     before = int(time.time() * 1000)
@@ -559,7 +542,7 @@ def test_create_writes_every_option_in_push_order() -> None:
     )
     failed = job.model_copy(update={"error": "boom", "failed_at_ms": 9})
 
-    assert list(json.loads(encode_job(failed))) == JOB_ORDER
+    assert list(json.loads(encode_job(failed))) == list(CANONICAL_JOB_ORDER)
 
 
 def test_create_needs_a_name() -> None:
@@ -680,7 +663,7 @@ def test_dead_letter_entry_keeps_every_field_in_push_order() -> None:
     encoded = encode_job(decode_job(raw))
 
     assert json.loads(encoded) == json.loads(raw)
-    assert list(json.loads(encoded)) == [key for key in JOB_ORDER if key in json.loads(raw)]
+    assert list(json.loads(encoded)) == [key for key in CANONICAL_JOB_ORDER if key in json.loads(raw)]
 
 
 # -- workers, logs, pulse --------------------------------------------------------------------------

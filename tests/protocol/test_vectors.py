@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wire_data import NODE_PUSH_ORDER
 
 from zenith_protocol.codec import CODECS
 from zenith_protocol.errors import ErrorKind
@@ -31,19 +32,6 @@ INVALID_VECTOR_KEYS = frozenset({"name", "description", "error"}) | INPUT_KEYS
 FORMS = frozenset({"canonical", "legacy"})
 ERROR_KINDS = frozenset(kind.value for kind in ErrorKind)
 
-NODE_PUSH_ORDER = (
-    "id",
-    "type",
-    "data",
-    "className",
-    "createdAt",
-    "delaySeconds",
-    "attempts",
-    "maxAttempts",
-    "groupId",
-    "error",
-    "failedAt",
-)
 """Field order of the Node producer's single push (WIRE_FACTS §9); canonical writers keep it."""
 
 # Structures allowed to lack a valid or an invalid vector. None: every structure has input

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import redis
+from counting import CountingRedis
 from event_stream import stream_events
-from redis.client import Pipeline, PubSub
+from redis.client import PubSub
 
 from zenith_protocol import (
     EventType,
@@ -30,43 +31,6 @@ T0 = 1_767_225_600_000
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-class CountingPipeline(Pipeline):
-    """A pipeline that records, on its client, each batch it sends."""
-
-    def __init__(self, owner: CountingRedis, transaction: bool, shard_hint: Any) -> None:
-        super().__init__(owner.connection_pool, owner.response_callbacks, transaction, shard_hint)
-        self.owner = owner
-
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        if self.command_stack:
-            self.owner.round_trips.append([args for args, _options in self.command_stack])
-        return super().execute(raise_on_error)
-
-
-class CountingRedis(redis.Redis):
-    """A client that records every round trip: one entry per direct command or non-empty pipeline."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.round_trips: list[list[tuple[Any, ...]]] = []
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
-        return CountingPipeline(self, transaction, shard_hint)
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.round_trips.append([args])
-        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def counting(redis_url: str) -> Iterator[CountingRedis]:
-    pool = redis.ConnectionPool.from_url(redis_url)
-    client = CountingRedis(connection_pool=pool)
-    yield client
-    client.close()
-    pool.disconnect()
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from typing import Any, cast
 
 import pytest
 import redis
+from counting import CountingRedis
 from event_stream import stream_events
 from node_consumer import NodeConsumer, NodeJob
-from redis.client import Pipeline
-from wire_data import node_class_job, node_job
+from wire_data import CANONICAL_JOB_ORDER, node_class_job, node_job
 
 from zenith_protocol import (
     ConfigError,
@@ -29,62 +29,7 @@ from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.scripts import Scripts
 from zenith_sdk.worker import App, JobContext, Worker
 
-PUSH_ORDER = [
-    "id",
-    "type",
-    "data",
-    "className",
-    "createdAt",
-    "delaySeconds",
-    "attempts",
-    "maxAttempts",
-    "groupId",
-    "error",
-    "failedAt",
-    "priority",
-    "retryAfterSeconds",
-    "retryMultiplier",
-    "protocolVersion",
-]
-
-
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-class CountingPipeline(Pipeline):
-    """A pipeline that records, on its client, each batch it sends."""
-
-    def __init__(self, owner: CountingRedis, transaction: bool, shard_hint: Any) -> None:
-        super().__init__(owner.connection_pool, owner.response_callbacks, transaction, shard_hint)
-        self.owner = owner
-
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        self.owner.round_trips.append([args for args, _options in self.command_stack])
-        return super().execute(raise_on_error)
-
-
-class CountingRedis(redis.Redis):
-    """A client that records every round trip: one entry per direct command or pipeline execute()."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.round_trips: list[list[tuple[Any, ...]]] = []
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
-        return CountingPipeline(self, transaction, shard_hint)
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.round_trips.append([args])
-        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def counting(redis_url: str) -> Iterator[CountingRedis]:
-    pool = redis.ConnectionPool.from_url(redis_url)
-    client = CountingRedis(connection_pool=pool)
-    yield client
-    client.close()
-    pool.disconnect()
 
 
 @pytest.fixture
@@ -220,8 +165,8 @@ def test_every_option_is_written_in_push_field_order(r: redis.Redis, keyspace: K
     assert job_id == "1700000000000-k3j9x2a"
     ((raw, _score),) = zrange_scores(r, keyspace.delayed("billing"))
     fields = fields_of(raw)
-    assert list(fields) == [key for key in PUSH_ORDER if key in fields]
-    assert set(fields) == set(PUSH_ORDER) - {"error", "failedAt"}
+    assert list(fields) == [key for key in CANONICAL_JOB_ORDER if key in fields]
+    assert set(fields) == set(CANONICAL_JOB_ORDER) - {"error", "failedAt"}
     assert fields["type"] == "class"
     assert fields["className"] == "App\\Jobs\\SendInvoice"
     assert json.loads(fields["data"]) == {"class": "App\\Jobs\\SendInvoice", "properties": {"invoice": "INV-7/2026"}}
