@@ -98,4 +98,7 @@ def print_json(data: Any) -> None:
 
 def console(*, stderr: bool = False) -> Console:
     """A rich console (colour only on a terminal)."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped into a file or another program, tables keep their full key patterns instead of 80 columns.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
