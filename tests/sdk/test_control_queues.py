@@ -1,0 +1,89 @@
+"""Queue discovery and counts against a real Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+from wire_data import seed_wire_facts
+
+from zenith_protocol import JobPayload, KeySpace, encode_job
+from zenith_sdk.cli import main
+from zenith_sdk.control import discover_queues, queue_snapshots
+from zenith_sdk.producer import Producer
+
+FILLER_KEYS = 200_000
+
+
+def test_wire_facts_data_lists_one_queue_with_every_count(r: redis.Redis, keyspace: KeySpace) -> None:
+    seed_wire_facts(r, keyspace, int(time.time() * 1000))
+    r.lpush(keyspace.processing("emails", "w-1"), encode_job(JobPayload.create("x")))
+
+    (emails,) = queue_snapshots(r, keyspace)
+
+    assert emails.name == "emails"
+    assert (emails.waiting, emails.delayed, emails.failed) == (6, 1, 1)
+    assert emails.lanes == {"critical": 1, "high": 1, "low": 1}
+    assert emails.active == 2  # the legacy active set's member and one in-flight job
+    assert emails.paused is True
+
+
+def test_structural_keys_are_never_queues(r: redis.Redis, keyspace: KeySpace) -> None:
+    q = keyspace.queue_prefix
+    for name in ("active", "schedules", "worker:w-1", "logs:history", "pending:g-1", "schedule:s", "lock:schedule:s:1"):
+        r.set(f"{q}{name}", "x")
+    r.set(f"{q}we{{ird", "x")
+    r.lpush(keyspace.queue("real"), "j")
+
+    assert list(discover_queues(r, keyspace)) == ["real"]
+
+
+def test_queues_known_only_from_the_index_are_listed_empty(r: redis.Redis, keyspace: KeySpace) -> None:
+    producer = Producer(r, keyspace=keyspace)
+    producer.push("a", queue="drained")
+    r.delete(keyspace.queue("drained"))
+
+    (drained,) = queue_snapshots(r, keyspace)
+
+    assert (drained.name, drained.waiting, drained.delayed, drained.failed, drained.active) == ("drained", 0, 0, 0, 0)
+
+
+def test_an_unreadable_paused_flag_shows_the_queue_running(r: redis.Redis, keyspace: KeySpace) -> None:
+    r.lpush(keyspace.queue("q"), "j")
+    r.set(keyspace.paused("q"), "maybe")
+
+    assert [s.paused for s in queue_snapshots(r, keyspace)] == [False]
+
+
+@pytest.mark.timeout(120)
+def test_listing_stays_complete_with_200000_keys(isolated_db: redis.Redis) -> None:
+    space = KeySpace()
+    pipe = isolated_db.pipeline(transaction=False)
+    for n in range(FILLER_KEYS):
+        pipe.set(f"app:cache:{n}", "x")
+        if n % 10_000 == 0:
+            pipe.execute()
+    for n in range(30):
+        pipe.lpush(space.queue(f"q{n:02d}"), "j")
+    pipe.execute()
+    assert isolated_db.dbsize() >= FILLER_KEYS + 30
+
+    names = [s.name for s in queue_snapshots(isolated_db, space)]
+
+    assert names == [f"q{n:02d}" for n in range(30)]
+
+
+def test_cli_queues_json_and_table(r: redis.Redis, keyspace: KeySpace, capsys: pytest.CaptureFixture[str]) -> None:
+    r.lpush(keyspace.failed("billing"), encode_job(JobPayload.create("charge")))
+    kwargs = r.connection_pool.connection_kwargs
+    url = f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+    options = ["--redis", url, "--queue-prefix", keyspace.queue_prefix, "--zenith-prefix", keyspace.zenith_prefix]
+
+    assert main(["queues", "--json", *options]) == 0
+    (billing,) = json.loads(capsys.readouterr().out)
+    assert (billing["name"], billing["failed"], billing["paused"]) == ("billing", 1, False)
+
+    assert main(["queues", *options]) == 0
+    assert "billing" in capsys.readouterr().out
