@@ -44,6 +44,7 @@ class KeyKind(str, Enum):
     PAUSED = "paused"
     RATE_LIMIT = "rate_limit"
     PROCESSING = "processing"
+    SELECTION = "selection"
     GROUP_ACTIVE = "group_active"
     GROUP_PENDING = "group_pending"
     SCHEDULES = "schedules"
@@ -172,6 +173,10 @@ class KeySpace(BaseModel):
     def processing(self, queue: str, worker_id: str) -> str:
         """LIST of jobs one worker has fetched from ``queue`` and not yet finished."""
         return f"{self._q(queue)}:processing:{worker_id}"
+
+    def selection(self, queue: str, token: str) -> str:
+        """SET of job ids chosen for one bulk operation on ``queue`` (short-lived, TTL-kept)."""
+        return f"{self._q(queue)}:selection:{token}"
 
     def group_active(self, queue: str) -> str:
         """SET of group ids being processed (global per prefix in the wire layout)."""
@@ -412,6 +417,8 @@ def _parse_queue_suffix(name: str, suffix: str) -> ParsedKey:
         return ParsedKey(KeyKind.RATE_LIMIT, queue=name, part=tail)
     if head == "processing" and tail:
         return ParsedKey(KeyKind.PROCESSING, queue=name, part=tail)
+    if head == "selection" and tail:
+        return ParsedKey(KeyKind.SELECTION, queue=name, part=tail)
     if head == "groups":
         if tail == "active":
             return ParsedKey(KeyKind.GROUP_ACTIVE, queue=name)

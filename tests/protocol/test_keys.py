@@ -55,6 +55,7 @@ WIRE_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.paused("emails"), "queue:emails:paused"),
     (lambda k: k.rate_limit("emails", 28400000), "queue:emails:ratelimit:28400000"),
     (lambda k: k.processing("emails", "py-web1-4242"), "queue:emails:processing:py-web1-4242"),
+    (lambda k: k.selection("emails", "op-1"), "queue:emails:selection:op-1"),
     (lambda k: k.group_active("emails"), "queue:active"),
     (lambda k: k.group_pending("emails", "tenant-7"), "queue:pending:tenant-7"),
     (lambda k: k.schedules(), "queue:schedules"),
@@ -109,6 +110,7 @@ CLUSTER_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.delayed("emails"), "queue:{emails}:delayed"),
     (lambda k: k.failed("emails"), "queue:{emails}:failed"),
     (lambda k: k.processing("emails", "w1"), "queue:{emails}:processing:w1"),
+    (lambda k: k.selection("emails", "op-1"), "queue:{emails}:selection:op-1"),
     (lambda k: k.group_active("emails"), "queue:{emails}:groups:active"),
     (lambda k: k.group_pending("emails", "g1"), "queue:{emails}:groups:pending:g1"),
     (lambda k: k.schedules(), "queue:{schedules}:schedules"),
@@ -181,6 +183,7 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
         ("paused", space.paused(q), ParsedKey(KeyKind.PAUSED, q)),
         ("rate_limit", space.rate_limit(q, window), ParsedKey(KeyKind.RATE_LIMIT, q, str(window))),
         ("processing", space.processing(q, worker), ParsedKey(KeyKind.PROCESSING, q, worker)),
+        ("selection", space.selection(q, worker), ParsedKey(KeyKind.SELECTION, q, worker)),
         ("group_active", space.group_active(q), ParsedKey(KeyKind.GROUP_ACTIVE, per_queue_group)),
         ("group_pending", space.group_pending(q, group), ParsedKey(KeyKind.GROUP_PENDING, per_queue_group, group)),
         ("schedules", space.schedules(), ParsedKey(KeyKind.SCHEDULES)),
@@ -425,7 +428,7 @@ def test_crc16_and_hash_slot_match_redis() -> None:
     assert hash_slot("foo{}{bar}") == crc16_xmodem(b"foo{}{bar}") % 16384
 
 
-_PER_QUEUE = ["queue", "lane", "delayed", "failed", "active_set", "paused", "rate_limit", "processing"]
+_PER_QUEUE = ["queue", "lane", "delayed", "failed", "active_set", "paused", "rate_limit", "processing", "selection"]
 _PER_QUEUE += ["group_active", "group_pending"]
 _SCHEDULE_KEYS = ["schedules", "schedule", "schedule_lock"]
 

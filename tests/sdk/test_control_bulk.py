@@ -1,0 +1,243 @@
+"""Bulk retry and delete against a real Redis: exact counts, atomic chunks, no duplicates."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+import redis
+from event_stream import stream_events
+from wire_data import dead_letter_job, node_job
+
+from zenith_protocol import EventType, JobPayload, KeySpace, NotFoundError, OperatorAction, decode_job, encode_job
+from zenith_sdk.control import BulkAction, JobFilter, JobState, bulk
+from zenith_sdk.events import EventEmitter
+
+NOW = 1_767_225_600_000
+
+
+def _fill_failed(r: redis.Redis, space: KeySpace, count: int, queue: str = "q") -> list[str]:
+    raws = [dead_letter_job(f"id-{n}", failed_at=NOW + n) for n in range(count)]
+    r.lpush(space.failed(queue), *raws)
+    return raws
+
+
+def _ids(r: redis.Redis, key: str) -> Counter[str]:
+    return Counter(decode_job(raw).id for raw in r.lrange(key, 0, -1))
+
+
+def test_retry_of_selected_ids_moves_exactly_those_and_resets_them(r: redis.Redis, keyspace: KeySpace) -> None:
+    _fill_failed(r, keyspace, 1200)
+    chosen = {f"id-{n}" for n in range(0, 1200, 3)}
+    looked: list[int] = []
+
+    result = bulk(
+        r,
+        "q",
+        JobState.FAILED,
+        BulkAction.RETRY,
+        keyspace=keyspace,
+        ids=chosen,
+        chunk=250,
+        actor="t",
+        progress=looked.append,
+    )
+
+    assert (result.matched, result.moved, result.looked_at) == (400, 400, 1200)
+    assert looked[-1] == 1200 and looked == sorted(looked)
+    waiting = r.lrange(keyspace.queue("q"), 0, -1)
+    assert {decode_job(raw).id for raw in waiting} == chosen
+    first = decode_job(waiting[-1])
+    assert (first.id, first.attempts, first.error, first.failed_at_ms) == ("id-0", 0, None, None)
+    assert set(_ids(r, keyspace.failed("q"))) == {f"id-{n}" for n in range(1200)} - chosen
+    assert r.exists(keyspace.selection("q", "x")) == 0
+    assert [k for k in r.scan_iter(match=f"{keyspace.queue_prefix}q:selection:*")] == []
+
+
+def test_a_retried_payload_keeps_every_other_byte(r: redis.Redis, keyspace: KeySpace) -> None:
+    raw = dead_letter_job("only", failed_at=NOW)
+    r.lpush(keyspace.failed("q"), raw)
+
+    bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, actor="t")
+
+    expected = raw.replace('"attempts":3', '"attempts":0').replace(',"error":"SMTP timeout: connection refused"', "")
+    expected = expected.replace(f',"failedAt":{NOW}', "")
+    assert r.lrange(keyspace.queue("q"), 0, -1) == [expected.encode()]
+
+
+def test_two_overlapping_retries_of_the_same_jobs_never_duplicate_one(r: redis.Redis, keyspace: KeySpace) -> None:
+    _fill_failed(r, keyspace, 3000)
+    chosen = [f"id-{n}" for n in range(0, 3000, 2)]
+    results = []
+
+    def retry() -> None:
+        client = redis.Redis(connection_pool=redis.ConnectionPool(**r.connection_pool.connection_kwargs))
+        try:
+            results.append(
+                bulk(
+                    client, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=chosen, chunk=100, actor="t"
+                )
+            )
+        finally:
+            client.connection_pool.disconnect()
+
+    threads = [threading.Thread(target=retry) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    waiting = _ids(r, keyspace.queue("q"))
+    assert sum(result.moved for result in results) == 1500
+    assert set(waiting) == set(chosen) and max(waiting.values()) == 1
+    assert sum(_ids(r, keyspace.failed("q")).values()) == 1500
+
+
+def test_new_failures_arriving_during_a_retry_are_left_alone(r: redis.Redis, keyspace: KeySpace) -> None:
+    _fill_failed(r, keyspace, 500)
+    late = [dead_letter_job(f"late-{n}", failed_at=NOW) for n in range(50)]
+
+    def arrive(looked_at: int) -> None:
+        if late:
+            r.lpush(keyspace.failed("q"), late.pop())
+
+    result = bulk(
+        r,
+        "q",
+        JobState.FAILED,
+        BulkAction.RETRY,
+        keyspace=keyspace,
+        job_filter=JobFilter(text='"id-'),
+        chunk=10,
+        actor="t",
+        progress=arrive,
+    )
+
+    assert result.moved == 500
+    assert set(_ids(r, keyspace.failed("q"))) == {f"late-{n}" for n in range(50)}
+
+
+def test_dry_run_counts_and_samples_without_changing_anything(r: redis.Redis, keyspace: KeySpace) -> None:
+    raws = _fill_failed(r, keyspace, 300)
+    r.lpush(keyspace.failed("q"), b"{not json")
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, dry_run=True, sample=5, actor="t")
+
+    assert (result.matched, result.moved, result.looked_at) == (300, 0, 301)
+    assert [job.id for job in result.sample if isinstance(job, JobPayload)] == [f"id-{n}" for n in range(5)]
+    assert r.llen(keyspace.failed("q")) == 301 and r.lrange(keyspace.failed("q"), -1, -1) == [raws[0].encode()]
+
+
+@pytest.mark.parametrize(
+    ("job_filter", "expected"),
+    [
+        (JobFilter(name="App\\Jobs\\SendInvoice"), 20),
+        (JobFilter(name="other"), 0),
+        (JobFilter(error="SMTP"), 20),
+        (JobFilter.from_query("invoice:INV-7/2026"), 20),
+        (JobFilter.from_query("invoice:INV-8"), 0),
+        (JobFilter(text="id-1"), 11),
+        (JobFilter(from_ms=NOW + 5, to_ms=NOW + 10), 5),
+    ],
+)
+def test_filters_match_what_they_say(r: redis.Redis, keyspace: KeySpace, job_filter: JobFilter, expected: int) -> None:
+    _fill_failed(r, keyspace, 20)
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, job_filter=job_filter, actor="t")
+
+    assert result.moved == expected
+    assert r.llen(keyspace.failed("q")) == 20 - expected
+
+
+def test_delayed_jobs_are_retried_and_waiting_lanes_deleted(r: redis.Redis, keyspace: KeySpace) -> None:
+    for n in range(30):
+        r.zadd(keyspace.delayed("q"), {node_job(f"d-{n}", "remind", {"n": n}, created_at=NOW, attempts=2): NOW + n})
+    r.lpush(keyspace.lane("q", "high"), *(node_job(f"h-{n}", "alert", {}, created_at=NOW) for n in range(7)))
+    r.lpush(keyspace.queue("q"), *(node_job(f"b-{n}", "digest", {}, created_at=NOW) for n in range(5)))
+
+    retried = bulk(r, "q", JobState.DELAYED, BulkAction.RETRY, keyspace=keyspace, chunk=8, actor="t")
+    deleted = bulk(
+        r, "q", JobState.WAITING, BulkAction.DELETE, keyspace=keyspace, job_filter=JobFilter(name="alert"), actor="t"
+    )
+
+    assert retried.moved == 30 and r.zcard(keyspace.delayed("q")) == 0
+    assert deleted.moved == 7 and r.llen(keyspace.lane("q", "high")) == 0
+    waiting = _ids(r, keyspace.queue("q"))
+    assert sum(waiting.values()) == 35 and all(
+        decode_job(x).attempts == 0 for x in r.lrange(keyspace.queue("q"), 0, -1)
+    )
+
+
+def test_byte_identical_duplicates_are_each_counted(r: redis.Redis, keyspace: KeySpace) -> None:
+    raw = encode_job(JobPayload.create("x", job_id="same"))
+    r.lpush(keyspace.failed("q"), raw, raw, raw)
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, ids=["same"], actor="t")
+
+    assert result.moved == 3 and r.llen(keyspace.failed("q")) == 0
+
+
+def test_bad_requests_are_refused_before_anything_changes(r: redis.Redis, keyspace: KeySpace) -> None:
+    _fill_failed(r, keyspace, 3)
+    with pytest.raises(NotFoundError, match="zenith queues"):
+        bulk(r, "nope", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, actor="t")
+    with pytest.raises(ValueError, match="cannot be retried"):
+        bulk(r, "q", JobState.WAITING, BulkAction.RETRY, keyspace=keyspace, actor="t")
+    with pytest.raises(ValueError, match="field and value"):
+        JobFilter(field="email")
+    with pytest.raises(ValueError, match="chunk"):
+        bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, chunk=0, actor="t")
+    assert r.llen(keyspace.failed("q")) == 3
+
+
+def test_each_bulk_operation_records_who_did_what_to_how_many(r: redis.Redis, keyspace: KeySpace) -> None:
+    _fill_failed(r, keyspace, 12)
+    emitter = EventEmitter(r, keyspace=keyspace)
+
+    bulk(
+        r,
+        "q",
+        JobState.FAILED,
+        BulkAction.RETRY,
+        keyspace=keyspace,
+        ids=["id-1", "id-2"],
+        actor="alice",
+        events=emitter,
+    )
+    bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, dry_run=True, actor="bob", events=emitter)
+
+    (event,) = stream_events(r, keyspace)
+    assert (event.type, event.action, event.actor, event.count, event.queue) == (
+        EventType.OPERATOR,
+        OperatorAction.RETRY,
+        "alice",
+        2,
+        "q",
+    )
+
+
+def test_a_retry_while_a_worker_drains_the_queue_loses_nothing(r: redis.Redis, keyspace: KeySpace) -> None:
+    _fill_failed(r, keyspace, 400)
+    stop = threading.Event()
+    taken: list[bytes] = []
+
+    def consume() -> None:
+        while not stop.is_set():
+            raw = r.rpop(keyspace.queue("q"))
+            if isinstance(raw, bytes):
+                taken.append(raw)
+            else:
+                time.sleep(0.001)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, chunk=20, actor="t")
+    finally:
+        stop.set()
+        consumer.join(5)
+    remaining = r.lrange(keyspace.queue("q"), 0, -1)
+    ids = Counter(decode_job(raw).id for raw in [*taken, *remaining])
+    assert result.moved == 400 and set(ids) == {f"id-{n}" for n in range(400)} and max(ids.values()) == 1

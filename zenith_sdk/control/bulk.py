@@ -1,0 +1,254 @@
+"""Retry or delete many jobs at once: by id, or every job matching a filter, with a dry run.
+
+Each step is one call of a Lua script over a bounded chunk of one state of one queue, atomic,
+so Redis is never blocked for long and a job is either moved or not: two overlapping bulk
+retries of the same jobs never duplicate one, and a worker running meanwhile loses nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import redis
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from zenith_protocol import (
+    EventType,
+    JobPayload,
+    KeySpace,
+    NotFoundError,
+    OperatorAction,
+    ProtocolError,
+    decode_job,
+    validate_queue_name,
+)
+from zenith_protocol._json import dumps
+from zenith_sdk.events import EventEmitter, job_event
+from zenith_sdk.scripts import Scripts
+
+__all__ = ["BulkAction", "BulkResult", "JobFilter", "JobState", "bulk"]
+
+SELECTION_TTL_S = 3600
+_SELECTION_CHUNK = 1000
+
+
+class JobState(str, Enum):
+    """Where a job sits in a queue."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    FAILED = "failed"
+
+
+class BulkAction(str, Enum):
+    """What a bulk operation does to the jobs it matches."""
+
+    RETRY = "retry"
+    DELETE = "delete"
+
+
+class JobFilter(BaseModel):
+    """Which jobs match: every given condition must hold (none given: every job).
+
+    Args:
+        name: the job name, exactly.
+        error: text the job's error contains.
+        text: text the raw payload contains.
+        field / value: a property equal to a value (``email:user@example.com``).
+        from_ms / to_ms: failedAt (else createdAt) in ``[from_ms, to_ms)``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = None
+    error: str | None = None
+    text: str | None = None
+    field: str | None = None
+    value: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+    @model_validator(mode="after")
+    def _field_needs_value(self) -> JobFilter:
+        if (self.field is None) != (self.value is None):
+            raise ValueError("a property filter needs both field and value, as in 'email:user@example.com'")
+        return self
+
+    @classmethod
+    def from_query(cls, query: str) -> JobFilter:
+        """``field:value`` filters on a property; any other text is looked for in the payload."""
+        name, sep, value = query.partition(":")
+        if sep and name and value and " " not in name:
+            return cls(field=name, value=value)
+        return cls(text=query)
+
+    def to_wire(self) -> str:
+        """The filter as the bulk script reads it."""
+        wire: dict[str, str | int | None] = {"name": self.name, "error": self.error, "text": self.text}
+        wire.update({"field": self.field, "value": self.value, "from": self.from_ms, "to": self.to_ms})
+        return dumps({key: value for key, value in wire.items() if value is not None})
+
+
+@dataclass
+class BulkResult:
+    """What one bulk operation did (or, for a dry run, would do)."""
+
+    action: BulkAction
+    queue: str
+    state: JobState
+    dry_run: bool
+    matched: int = 0
+    moved: int = 0
+    looked_at: int = 0
+    sample: list[JobPayload | ProtocolError] = field(default_factory=list)
+
+
+def _sources(space: KeySpace, queue: str, state: JobState) -> list[tuple[str, str]]:
+    if state is JobState.WAITING:
+        return [(key, "list") for key in space.lanes_in_poll_order(queue)]
+    if state is JobState.DELAYED:
+        return [(space.delayed(queue), "zset")]
+    return [(space.failed(queue), "list")]
+
+
+def _check_queue(client: redis.Redis, space: KeySpace, queue: str) -> None:
+    validate_queue_name(queue)
+    pipe = client.pipeline(transaction=False)
+    pipe.sismember(space.queue_index(), queue)
+    pipe.exists(*space.lanes_in_poll_order(queue), space.delayed(queue), space.failed(queue))
+    known, keys = pipe.execute()
+    if not known and not keys:
+        raise NotFoundError("queue", queue, hint="`zenith queues` lists the queues that exist")
+
+
+def _select(client: redis.Redis, key: str, ids: Iterable[str]) -> int:
+    pipe = client.pipeline(transaction=False)
+    batch: list[str] = []
+    count = 0
+    for job_id in ids:
+        batch.append(job_id)
+        if len(batch) == _SELECTION_CHUNK:
+            pipe.sadd(key, *batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        pipe.sadd(key, *batch)
+        count += len(batch)
+    pipe.expire(key, SELECTION_TTL_S)
+    pipe.execute()
+    return count
+
+
+def _decode_sample(raw: bytes) -> JobPayload | ProtocolError:
+    try:
+        return decode_job(raw)
+    except ProtocolError as exc:
+        return exc
+
+
+def bulk(
+    client: redis.Redis,
+    queue: str,
+    state: JobState,
+    action: BulkAction,
+    *,
+    keyspace: KeySpace | None = None,
+    job_filter: JobFilter | None = None,
+    ids: Iterable[str] | None = None,
+    dry_run: bool = False,
+    chunk: int = 500,
+    sample: int = 10,
+    actor: str,
+    events: EventEmitter | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BulkResult:
+    """Retry or delete the jobs of ``queue`` in ``state`` that match ``job_filter`` (and ``ids``, if given).
+
+    A retry moves failed or delayed jobs to the waiting list with attempts reset to 0 and
+    error/failedAt removed, as the existing system does. ``dry_run`` changes nothing and returns
+    the exact count and a sample. ``progress`` is called with the number of entries looked at.
+
+    Raises:
+        NotFoundError: the queue does not exist.
+        ValueError: a retry of waiting jobs, or a chunk or sample size below 1.
+    """
+    if action is BulkAction.RETRY and state is JobState.WAITING:
+        raise ValueError("waiting jobs cannot be retried; retry failed or delayed jobs")
+    if chunk < 1 or sample < 0:
+        raise ValueError(f"chunk must be at least 1 and sample at least 0, got {chunk} and {sample}")
+    space = keyspace or KeySpace()
+    _check_queue(client, space, queue)
+    result = BulkResult(action, queue, state, dry_run)
+    selection = space.selection(queue, uuid.uuid4().hex)
+    use_selection = ids is not None
+    if ids is not None and _select(client, selection, ids) == 0:
+        return result
+    walk = _Walk(
+        client=client,
+        scripts=Scripts(client),
+        target=space.queue(queue),
+        selection=selection,
+        use_selection=use_selection,
+        mode="count" if dry_run else action.value,
+        tombstone=f"zenith:tombstone:{uuid.uuid4().hex}",
+        filter_wire=(job_filter or JobFilter()).to_wire(),
+        chunk=chunk,
+        sample=sample,
+        progress=progress,
+    )
+    try:
+        for source, kind in _sources(space, queue, state):
+            walk.run(source, kind, result)
+    finally:
+        if use_selection:
+            client.delete(selection)
+    if events is not None and not dry_run and result.moved:
+        action_name = OperatorAction.RETRY if action is BulkAction.RETRY else OperatorAction.DELETE
+        events.emit(job_event(EventType.OPERATOR, queue, actor=actor, action=action_name, count=result.moved))
+    return result
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """One bulk operation's settings, applied chunk by chunk to each source key."""
+
+    client: redis.Redis
+    scripts: Scripts
+    target: str
+    selection: str
+    use_selection: bool
+    mode: str
+    tombstone: str
+    filter_wire: str
+    chunk: int
+    sample: int
+    progress: Callable[[int], None] | None
+
+    def run(self, source: str, kind: str, result: BulkResult) -> None:
+        """Walk ``source`` from its oldest entry, one atomic script call per chunk."""
+        offset = 0
+        while True:
+            args: list[Any] = [
+                self.mode,
+                kind,
+                offset,
+                self.chunk,
+                self.filter_wire,
+                "1" if self.use_selection else "0",
+            ]
+            args += [max(0, self.sample - len(result.sample)), self.tombstone]
+            reply = self.scripts.bulk(keys=[source, self.target, self.selection], args=args, client=self.client)
+            looked_at, matched, moved = (int(n) for n in reply[:3])
+            result.looked_at += looked_at
+            result.matched += matched
+            result.moved += moved
+            result.sample.extend(_decode_sample(raw) for raw in reply[3:])
+            if self.progress is not None:
+                self.progress(result.looked_at)
+            if looked_at < self.chunk:
+                return
+            offset += looked_at - moved

@@ -1,0 +1,156 @@
+-- bulk: one bounded chunk of a retry or delete over one state of one queue, atomic.
+-- Jobs are matched by a filter (and, optionally, by membership of their id in a selection
+-- set); matched jobs are removed from the source and, for a retry, pushed to the waiting
+-- list with attempts reset to 0 and error/failedAt removed, every other byte unchanged.
+-- A list is walked from its oldest end (negative indexes), which pushes at the head do not move.
+--
+-- KEYS[1] source: failed/waiting LIST or delayed ZSET   KEYS[2] target waiting LIST (retry)
+-- KEYS[3] selection SET of job ids (read only when ARGV[6] is "1")
+-- ARGV[1] mode: "retry", "delete" or "count"   ARGV[2] source type: "list" or "zset"
+-- ARGV[3] offset: entries of the source already walked (from the oldest end)
+-- ARGV[4] chunk: entries to look at in this call   ARGV[5] filter JSON (see below)
+-- ARGV[6] "1" to require the id in the selection set   ARGV[7] sample size (matches returned)
+-- ARGV[8] tombstone: a value no job can equal, used to remove list entries in one LREM
+-- Filter JSON: {"name":s,"error":s,"text":s,"field":s,"value":s,"from":ms,"to":ms} (all optional;
+-- "text" matches the raw payload, "field"/"value" a property, "from"/"to" failedAt or createdAt).
+-- Returns: {looked_at, matched, moved, sample...}; the caller's next offset is
+-- offset + looked_at - moved, and the walk is over when looked_at < chunk.
+local source, target, selection = KEYS[1], KEYS[2], KEYS[3]
+local mode, kind = ARGV[1], ARGV[2]
+local offset, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
+local filter = cjson.decode(ARGV[5])
+local by_selection, sample_size, tombstone = ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8]
+
+local function job_name(job)
+  if type(job.data) == 'string' then
+    local ok, data = pcall(cjson.decode, job.data)
+    if ok and type(data) == 'table' then
+      return data.job or data.class or job.className, data.properties
+    end
+  end
+  return job.className, nil
+end
+
+local function matches(raw)
+  local ok, job = pcall(cjson.decode, raw)
+  if not ok or type(job) ~= 'table' then
+    return false
+  end
+  if by_selection and (type(job.id) ~= 'string' or redis.call('SISMEMBER', selection, job.id) == 0) then
+    return false
+  end
+  if filter.text and not string.find(raw, filter.text, 1, true) then
+    return false
+  end
+  if filter.error and not (type(job.error) == 'string' and string.find(job.error, filter.error, 1, true)) then
+    return false
+  end
+  local moment = tonumber(job.failedAt) or tonumber(job.createdAt)
+  if (filter.from and not (moment and moment >= filter.from)) or (filter.to and not (moment and moment < filter.to)) then
+    return false
+  end
+  if filter.name or filter.field then
+    local name, properties = job_name(job)
+    if filter.name and name ~= filter.name then
+      return false
+    end
+    if filter.field then
+      local value = type(properties) == 'table' and properties[filter.field]
+      if value == nil or tostring(value) ~= filter.value then
+        return false
+      end
+    end
+  end
+  return true
+end
+
+-- Top-level member spans of a JSON object, found by scanning (strings and nesting skipped),
+-- so a retry can edit three members and leave every other byte as it was.
+local function top_level_members(raw)
+  local members, i, n, depth = {}, 2, #raw, 1
+  local start, key = nil, nil
+  while i <= n do
+    local c = string.sub(raw, i, i)
+    if c == '"' then
+      local j = i + 1
+      while true do
+        local d = string.sub(raw, j, j)
+        if d == '\\' then j = j + 2 elseif d == '"' or d == '' then break else j = j + 1 end
+      end
+      if depth == 1 and key == nil then
+        start, key = i, string.sub(raw, i + 1, j - 1)
+      end
+      i = j + 1
+    elseif c == '{' or c == '[' then
+      depth = depth + 1
+      i = i + 1
+    elseif (c == '}' or c == ']') and depth > 1 then
+      depth = depth - 1
+      i = i + 1
+    elseif (c == ',' and depth == 1) or (c == '}' and depth == 1) then
+      if key then
+        members[#members + 1] = {key = key, from = start, to = i - 1}
+      end
+      start, key = nil, nil
+      i = i + 1
+      if c == '}' then break end
+    else
+      i = i + 1
+    end
+  end
+  return members
+end
+
+local function reset_for_retry(raw)
+  local parts = {}
+  for _, m in ipairs(top_level_members(raw)) do
+    if m.key == 'attempts' then
+      parts[#parts + 1] = '"attempts":0'
+    elseif m.key ~= 'error' and m.key ~= 'failedAt' then
+      parts[#parts + 1] = string.sub(raw, m.from, m.to)
+    end
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+local entries
+if kind == 'list' then
+  entries = redis.call('LRANGE', source, -(offset + chunk), -(offset + 1))
+else
+  entries = redis.call('ZRANGE', source, offset, offset + chunk - 1)
+end
+
+local matched, moved, sample, list_len = 0, 0, {}, 0
+if kind == 'list' then
+  list_len = redis.call('LLEN', source)
+end
+for position = #entries, 1, -1 do
+  -- oldest first: in a list the oldest of the window is last; in a zset, reversed below
+  local index = kind == 'list' and position or (#entries - position + 1)
+  local raw = entries[index]
+  if matches(raw) then
+    matched = matched + 1
+    if #sample < sample_size then
+      sample[#sample + 1] = raw
+    end
+    if mode ~= 'count' then
+      if kind == 'list' then
+        redis.call('LSET', source, -(offset + #entries - index + 1), tombstone)
+      else
+        redis.call('ZREM', source, raw)
+      end
+      if mode == 'retry' then
+        redis.call('LPUSH', target, reset_for_retry(raw))
+      end
+      moved = moved + 1
+    end
+  end
+end
+if kind == 'list' and moved > 0 then
+  redis.call('LREM', source, 0, tombstone)
+end
+local out = {#entries, matched, moved}
+for _, raw in ipairs(sample) do
+  out[#out + 1] = raw
+end
+return out
