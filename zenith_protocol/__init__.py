@@ -48,7 +48,14 @@ from zenith_protocol.codec import (
     encode_schedule,
 )
 from zenith_protocol.commands import CommandPayload, CommandReply, CommandType, RemoteCommand
-from zenith_protocol.errors import ConfigError, ErrorKind, NotFoundError, ProtocolError, ZenithError
+from zenith_protocol.errors import (
+    ConfigError,
+    ErrorKind,
+    InvalidScheduleError,
+    NotFoundError,
+    ProtocolError,
+    ZenithError,
+)
 from zenith_protocol.events import EventType, JobEvent, OperatorAction
 from zenith_protocol.jobs import JobPayload, JobType, retry_delay_s
 from zenith_protocol.keys import PRIORITY_LANES, KeyKind, KeySpace, ParsedKey, validate_queue_name
@@ -90,6 +97,7 @@ __all__ = [
     "EmailChannel",
     "ErrorKind",
     "EventType",
+    "InvalidScheduleError",
     "JobEvent",
     "JobPayload",
     "JobType",

@@ -5,7 +5,8 @@ The tree::
     ZenithError                      root: catch this to catch anything Zenith raises on purpose
      ├── ProtocolError               a Redis value or message does not decode (carries the raw input)
      ├── ConfigError                 an option, URL or prefix is unusable (also a ValueError)
-     └── NotFoundError               a queue, job or schedule that does not exist (also a LookupError)
+     ├── NotFoundError               a queue, job or schedule that does not exist (also a LookupError)
+     └── InvalidScheduleError        a schedule's cron expression or time zone is unusable (also a ValueError)
 
 Later packages add their errors under this root, in this module, so that one
 ``except ZenithError`` keeps covering everything.
@@ -18,6 +19,7 @@ from enum import Enum
 __all__ = [
     "ConfigError",
     "ErrorKind",
+    "InvalidScheduleError",
     "NotFoundError",
     "ProtocolError",
     "ZenithError",
@@ -89,4 +91,27 @@ class NotFoundError(ZenithError, LookupError):
         self.what = what
         self.name = name
         message = f"{what} {name!r} not found"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class InvalidScheduleError(ZenithError, ValueError):
+    """A schedule's cron expression or time zone cannot be used; the message names which and why.
+
+    Attributes:
+        schedule_id: the schedule concerned.
+        field: ``"cron"`` or ``"timezone"``.
+        value: the rejected value.
+        reason: why it was rejected.
+    """
+
+    def __init__(self, schedule_id: str, field: str, value: str, reason: str) -> None:
+        self.schedule_id = schedule_id
+        self.field = field
+        self.value = value
+        self.reason = reason
+        hint = {
+            "cron": "use five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'",
+            "timezone": "use an IANA zone name such as 'Europe/Berlin' or 'UTC'",
+        }.get(field, "")
+        message = f"schedule {schedule_id!r}: invalid {field} {value!r}: {reason}"
         super().__init__(f"{message}; {hint}" if hint else message)

@@ -174,6 +174,10 @@ class KeySpace(BaseModel):
         """LIST of jobs one worker has fetched from ``queue`` and not yet finished."""
         return f"{self._q(queue)}:processing:{worker_id}"
 
+    def queue_keys_pattern(self, queue: str) -> str:
+        """SCAN pattern of every key of ``queue`` but the base list (lanes, delayed, failed, flags, ...)."""
+        return f"{self._q(queue)}:*"
+
     def selection(self, queue: str, token: str) -> str:
         """SET of job ids chosen for one bulk operation on ``queue`` (short-lived, TTL-kept)."""
         return f"{self._q(queue)}:selection:{token}"

@@ -56,6 +56,7 @@ WIRE_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.rate_limit("emails", 28400000), "queue:emails:ratelimit:28400000"),
     (lambda k: k.processing("emails", "py-web1-4242"), "queue:emails:processing:py-web1-4242"),
     (lambda k: k.selection("emails", "op-1"), "queue:emails:selection:op-1"),
+    (lambda k: k.queue_keys_pattern("emails"), "queue:emails:*"),
     (lambda k: k.group_active("emails"), "queue:active"),
     (lambda k: k.group_pending("emails", "tenant-7"), "queue:pending:tenant-7"),
     (lambda k: k.schedules(), "queue:schedules"),
@@ -213,7 +214,7 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
 
 CHANNEL_BUILDERS = {"logs_channel", "command_channel", "command_reply_channel"}
 """Pub/sub channels: names, but not keys (nothing is stored, SCAN never sees them)."""
-OTHER_METHODS = {"lanes_in_poll_order", "parse", "scan_patterns"}
+OTHER_METHODS = {"lanes_in_poll_order", "parse", "queue_keys_pattern", "scan_patterns"}
 
 
 def _public_methods() -> set[str]:

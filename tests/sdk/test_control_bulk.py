@@ -126,7 +126,7 @@ def test_dry_run_counts_and_samples_without_changing_anything(r: redis.Redis, ke
     result = bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, dry_run=True, sample=5, actor="t")
 
     assert (result.matched, result.moved, result.looked_at) == (300, 0, 301)
-    assert [job.id for job in result.sample if isinstance(job, JobPayload)] == [f"id-{n}" for n in range(5)]
+    assert [entry.job.id for entry in result.sample if entry.job] == [f"id-{n}" for n in range(5)]
     assert r.llen(keyspace.failed("q")) == 301 and r.lrange(keyspace.failed("q"), -1, -1) == [raws[0].encode()]
 
 

@@ -1,15 +1,36 @@
 """The control plane: see and steer every queue."""
 
-from zenith_sdk.control.bulk import BulkAction, BulkResult, JobFilter, JobState, bulk
+from zenith_sdk.control.bulk import BulkAction, BulkResult, JobEntry, JobFilter, JobState, bulk
+from zenith_sdk.control.jobs import (
+    clear_failed,
+    delete_job,
+    get_job,
+    list_jobs,
+    pause,
+    promote_job,
+    purge,
+    resume,
+    retry_job,
+)
 from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots
 
 __all__ = [
     "BulkAction",
     "BulkResult",
+    "JobEntry",
     "JobFilter",
     "JobState",
     "QueueKeys",
     "bulk",
+    "clear_failed",
+    "delete_job",
     "discover_queues",
+    "get_job",
+    "list_jobs",
+    "pause",
+    "promote_job",
+    "purge",
     "queue_snapshots",
+    "resume",
+    "retry_job",
 ]

@@ -30,7 +30,7 @@ from zenith_protocol._json import dumps
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import Scripts
 
-__all__ = ["BulkAction", "BulkResult", "JobFilter", "JobState", "bulk"]
+__all__ = ["BulkAction", "BulkResult", "JobEntry", "JobFilter", "JobState", "bulk"]
 
 SELECTION_TTL_S = 3600
 _SELECTION_CHUNK = 1000
@@ -49,6 +49,7 @@ class BulkAction(str, Enum):
 
     RETRY = "retry"
     DELETE = "delete"
+    PROMOTE = "promote"
 
 
 class JobFilter(BaseModel):
@@ -93,6 +94,26 @@ class JobFilter(BaseModel):
         return dumps({key: value for key, value in wire.items() if value is not None})
 
 
+@dataclass(frozen=True)
+class JobEntry:
+    """One entry of a queue: its exact bytes and, if they decode, the job; else why not."""
+
+    queue: str
+    state: JobState
+    raw: bytes
+    job: JobPayload | None
+    problem: ProtocolError | None = None
+    due_ms: int | None = None
+
+    @classmethod
+    def read(cls, queue: str, state: JobState, raw: bytes, due_ms: int | None = None) -> JobEntry:
+        """Decode ``raw``; an entry that does not decode is kept with its error, never raised."""
+        try:
+            return cls(queue, state, raw, decode_job(raw), due_ms=due_ms)
+        except ProtocolError as exc:
+            return cls(queue, state, raw, None, exc, due_ms)
+
+
 @dataclass
 class BulkResult:
     """What one bulk operation did (or, for a dry run, would do)."""
@@ -104,7 +125,7 @@ class BulkResult:
     matched: int = 0
     moved: int = 0
     looked_at: int = 0
-    sample: list[JobPayload | ProtocolError] = field(default_factory=list)
+    sample: list[JobEntry] = field(default_factory=list)
 
 
 def _sources(space: KeySpace, queue: str, state: JobState) -> list[tuple[str, str]]:
@@ -143,13 +164,6 @@ def _select(client: redis.Redis, key: str, ids: Iterable[str]) -> int:
     return count
 
 
-def _decode_sample(raw: bytes) -> JobPayload | ProtocolError:
-    try:
-        return decode_job(raw)
-    except ProtocolError as exc:
-        return exc
-
-
 def bulk(
     client: redis.Redis,
     queue: str,
@@ -165,12 +179,14 @@ def bulk(
     actor: str,
     events: EventEmitter | None = None,
     progress: Callable[[int], None] | None = None,
+    limit: int | None = None,
 ) -> BulkResult:
     """Retry or delete the jobs of ``queue`` in ``state`` that match ``job_filter`` (and ``ids``, if given).
 
     A retry moves failed or delayed jobs to the waiting list with attempts reset to 0 and
     error/failedAt removed, as the existing system does. ``dry_run`` changes nothing and returns
     the exact count and a sample. ``progress`` is called with the number of entries looked at.
+    ``limit`` caps how many jobs move (a single-job operation moves one of byte-identical copies).
 
     Raises:
         NotFoundError: the queue does not exist.
@@ -178,6 +194,8 @@ def bulk(
     """
     if action is BulkAction.RETRY and state is JobState.WAITING:
         raise ValueError("waiting jobs cannot be retried; retry failed or delayed jobs")
+    if action is BulkAction.PROMOTE and state is not JobState.DELAYED:
+        raise ValueError("only delayed jobs can be promoted")
     if chunk < 1 or sample < 0:
         raise ValueError(f"chunk must be at least 1 and sample at least 0, got {chunk} and {sample}")
     space = keyspace or KeySpace()
@@ -199,6 +217,7 @@ def bulk(
         chunk=chunk,
         sample=sample,
         progress=progress,
+        limit=limit,
     )
     try:
         for source, kind in _sources(space, queue, state):
@@ -207,7 +226,7 @@ def bulk(
         if use_selection:
             client.delete(selection)
     if events is not None and not dry_run and result.moved:
-        action_name = OperatorAction.RETRY if action is BulkAction.RETRY else OperatorAction.DELETE
+        action_name = OperatorAction(action.value)
         events.emit(job_event(EventType.OPERATOR, queue, actor=actor, action=action_name, count=result.moved))
     return result
 
@@ -227,6 +246,7 @@ class _Walk:
     chunk: int
     sample: int
     progress: Callable[[int], None] | None
+    limit: int | None
 
     def run(self, source: str, kind: str, result: BulkResult) -> None:
         """Walk ``source`` from its oldest entry, one atomic script call per chunk."""
@@ -240,13 +260,16 @@ class _Walk:
                 self.filter_wire,
                 "1" if self.use_selection else "0",
             ]
-            args += [max(0, self.sample - len(result.sample)), self.tombstone]
+            left = 0 if self.limit is None else self.limit - result.moved
+            if self.limit is not None and left <= 0:
+                return
+            args += [max(0, self.sample - len(result.sample)), self.tombstone, left]
             reply = self.scripts.bulk(keys=[source, self.target, self.selection], args=args, client=self.client)
             looked_at, matched, moved = (int(n) for n in reply[:3])
             result.looked_at += looked_at
             result.matched += matched
             result.moved += moved
-            result.sample.extend(_decode_sample(raw) for raw in reply[3:])
+            result.sample.extend(JobEntry.read(result.queue, result.state, raw) for raw in reply[3:])
             if self.progress is not None:
                 self.progress(result.looked_at)
             if looked_at < self.chunk:

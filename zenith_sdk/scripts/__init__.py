@@ -21,7 +21,19 @@ def _source(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
-_SOURCES = {name: _source(name) for name in ("fetch", "settle", "requeue", "claim_group", "release_group", "events")}
+_SOURCES = {
+    name: _source(name)
+    for name in (
+        "fetch",
+        "settle",
+        "requeue",
+        "claim_group",
+        "release_group",
+        "events",
+        "fire_schedule",
+        "bulk",
+    )
+}
 
 
 class Scripts:
@@ -34,6 +46,8 @@ class Scripts:
         self.claim_group: Script = client.register_script(_SOURCES["claim_group"])
         self.release_group: Script = client.register_script(_SOURCES["release_group"])
         self.events: Script = client.register_script(_SOURCES["events"])
+        self.fire_schedule: Script = client.register_script(_SOURCES["fire_schedule"])
+        self.bulk: Script = client.register_script(_SOURCES["bulk"])
 
     def queue_call(
         self, pipe: Pipeline, script: Script, keys: Sequence[str], args: Sequence[str | bytes | int]
@@ -49,6 +63,16 @@ class Scripts:
     def load(self, client: redis.Redis) -> None:
         """SCRIPT LOAD every script (idempotent; one round trip)."""
         pipe = client.pipeline(transaction=False)
-        for script in (self.fetch, self.settle, self.requeue, self.claim_group, self.release_group, self.events):
+        scripts = (
+            self.fetch,
+            self.settle,
+            self.requeue,
+            self.claim_group,
+            self.release_group,
+            self.events,
+            self.fire_schedule,
+            self.bulk,
+        )
+        for script in scripts:
             pipe.script_load(script.script)
         pipe.execute()

@@ -6,11 +6,13 @@
 --
 -- KEYS[1] source: failed/waiting LIST or delayed ZSET   KEYS[2] target waiting LIST (retry)
 -- KEYS[3] selection SET of job ids (read only when ARGV[6] is "1")
--- ARGV[1] mode: "retry", "delete" or "count"   ARGV[2] source type: "list" or "zset"
+-- ARGV[1] mode: "retry", "promote" (push unchanged), "delete" or "count"
+-- ARGV[2] source type: "list" or "zset"
 -- ARGV[3] offset: entries of the source already walked (from the oldest end)
 -- ARGV[4] chunk: entries to look at in this call   ARGV[5] filter JSON (see below)
 -- ARGV[6] "1" to require the id in the selection set   ARGV[7] sample size (matches returned)
 -- ARGV[8] tombstone: a value no job can equal, used to remove list entries in one LREM
+-- ARGV[9] most jobs to move in this call (0: no limit); matches past it are counted, not moved
 -- Filter JSON: {"name":s,"error":s,"text":s,"field":s,"value":s,"from":ms,"to":ms} (all optional;
 -- "text" matches the raw payload, "field"/"value" a property, "from"/"to" failedAt or createdAt).
 -- Returns: {looked_at, matched, moved, sample...}; the caller's next offset is
@@ -20,6 +22,7 @@ local mode, kind = ARGV[1], ARGV[2]
 local offset, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
 local filter = cjson.decode(ARGV[5])
 local by_selection, sample_size, tombstone = ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8]
+local move_limit = tonumber(ARGV[9])
 
 local function job_name(job)
   if type(job.data) == 'string' then
@@ -133,7 +136,7 @@ for position = #entries, 1, -1 do
     if #sample < sample_size then
       sample[#sample + 1] = raw
     end
-    if mode ~= 'count' then
+    if mode ~= 'count' and (move_limit == 0 or moved < move_limit) then
       if kind == 'list' then
         redis.call('LSET', source, -(offset + #entries - index + 1), tombstone)
       else
@@ -141,6 +144,8 @@ for position = #entries, 1, -1 do
       end
       if mode == 'retry' then
         redis.call('LPUSH', target, reset_for_retry(raw))
+      elseif mode == 'promote' then
+        redis.call('LPUSH', target, raw)
       end
       moved = moved + 1
     end

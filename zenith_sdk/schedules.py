@@ -1,0 +1,437 @@
+"""Cron schedules: register, list, pause, resume, run now, and the ticker that fires due runs.
+
+A schedule is a HASH plus its id in a ZSET index scored by the next run (PROTOCOL section 5),
+the layout the Node system wrote, so schedules it registered are listed and fired here too.
+Every ticker replica may run :meth:`Scheduler.tick` at once: one Lua script per firing makes
+each due run fire exactly once, and a schedule missed during downtime fires once, not once
+per missed slot.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis
+from croniter import croniter
+from redis.typing import EncodableT, FieldT
+
+from zenith_protocol import (
+    PRIORITY_LANES,
+    EventType,
+    InvalidScheduleError,
+    JobPayload,
+    KeySpace,
+    NotFoundError,
+    OperatorAction,
+    ProtocolError,
+    Schedule,
+    ZenithError,
+    decode_schedule,
+    encode_job,
+    encode_schedule,
+    validate_queue_name,
+)
+from zenith_protocol.schedules import SCHEDULE_LOCK_TTL_S
+from zenith_sdk.connection import connect
+from zenith_sdk.events import EventEmitter, job_event
+from zenith_sdk.scripts import Scripts
+
+__all__ = ["InvalidScheduleEntry", "Scheduler", "next_run_ms"]
+
+logger = logging.getLogger(__name__)
+
+DUE_BATCH = 500
+"""Due ids one tick reads at most (a bounded ``ZRANGEBYSCORE ... LIMIT``)."""
+DISCOVERY_TTL_S = 30.0
+"""How long the SCAN for schedules missing from the index (paused ones) is reused."""
+_WATCH_RETRIES = 5
+_MAX_CANDIDATES = 1000
+_FALSE = frozenset({"false", "0"})
+
+
+@dataclass(frozen=True)
+class InvalidScheduleEntry:
+    """A schedule hash that does not decode, listed with its raw fields instead of raising."""
+
+    id: str
+    raw: dict[str, str]
+    error: str
+    next_run_ms: int | None = None
+    enabled: bool = True
+
+
+def _zone(schedule_id: str, name: str | None) -> ZoneInfo | timezone:
+    if name is None:
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidScheduleError(schedule_id, "timezone", name, "no such IANA time zone") from exc
+
+
+def _check_cron(schedule_id: str, cron: str) -> bool:
+    """Validate ``cron``; returns whether it has a leading seconds field (six fields)."""
+    fields = cron.split()
+    if len(fields) not in (5, 6):
+        raise InvalidScheduleError(
+            schedule_id, "cron", cron, f"expected 5 fields (or 6 with seconds), got {len(fields)}"
+        )
+    seconds = len(fields) == 6
+    if not croniter.is_valid(cron, second_at_beginning=seconds):
+        raise InvalidScheduleError(schedule_id, "cron", cron, "a field is out of range or not understood")
+    return seconds
+
+
+def next_run_ms(cron: str, now_ms: int, tz: str | None = None, *, schedule_id: str = "?") -> int:
+    """The first time ``cron`` names strictly after ``now_ms``, read in zone ``tz`` (UTC if ``None``).
+
+    A local time that does not exist (spring forward) is skipped; one that occurs twice (fall
+    back) counts once, at its first occurrence.
+
+    Raises:
+        InvalidScheduleError: the expression or the zone cannot be used.
+    """
+    seconds = _check_cron(schedule_id, cron)
+    zone = _zone(schedule_id, tz)
+    # Iterate over naive local wall-clock times so that croniter never sees a DST jump, then
+    # map each candidate to an instant ourselves.
+    start = datetime.fromtimestamp(now_ms / 1000, tz=zone).replace(tzinfo=None)
+    candidates = croniter(cron, start, second_at_beginning=seconds)
+    for _ in range(_MAX_CANDIDATES):
+        local = candidates.get_next(datetime).replace(tzinfo=zone, fold=0)
+        if local.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
+            continue  # does not exist in this zone (skipped by a DST change)
+        at_ms = int(local.timestamp() * 1000)
+        if at_ms > now_ms:
+            return at_ms
+    raise InvalidScheduleError(schedule_id, "cron", cron, "no run found in the time searched")  # pragma: no cover
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _decode_entry(schedule_id: str, raw: Mapping[Any, Any]) -> Schedule | InvalidScheduleEntry:
+    try:
+        schedule = decode_schedule(raw)
+        if schedule.id != schedule_id:
+            raise ValueError(f"its id field {schedule.id!r} differs from the key's {schedule_id!r}")
+        validate_queue_name(schedule.queue)
+        next_run_ms(schedule.cron, 0, schedule.timezone, schedule_id=schedule_id)
+        return schedule
+    except (ProtocolError, ZenithError, ValueError) as exc:
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        next_run = fields.get("nextRun", "")
+        return InvalidScheduleEntry(
+            id=schedule_id,
+            raw=fields,
+            error=str(exc),
+            next_run_ms=int(next_run) if next_run.isdigit() else None,
+            enabled=fields.get("enabled", "true").strip().lower() not in _FALSE,
+        )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Scheduler:
+    """Manages cron schedules and fires them.
+
+    Args:
+        client: a redis-py client or a URL.
+        keyspace: key names (default: the wire layout).
+        events: an emitter, ``True`` for one on the same client, ``False`` for none.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | str | None = None,
+        *,
+        keyspace: KeySpace | None = None,
+        events: EventEmitter | bool = True,
+    ) -> None:
+        self.client = connect(client)
+        self._owns_client = not isinstance(client, redis.Redis)
+        self.keyspace = keyspace or KeySpace()
+        if events is True:
+            self.events: EventEmitter | None = EventEmitter(self.client, keyspace=self.keyspace)
+        else:
+            self.events = events or None
+        self._scripts = Scripts(self.client)
+        self._discovered: set[str] = set()
+        self._discovered_at = float("-inf")
+        self._reported: set[tuple[str, int]] = set()
+
+    def close(self) -> None:
+        """Close the connections, if this scheduler opened them (a client you passed stays open)."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def list(self, *, rescan: bool = False) -> builtins.list[Schedule | InvalidScheduleEntry]:
+        """Every schedule, enabled or paused, sorted by id; undecodable ones as :class:`InvalidScheduleEntry`.
+
+        Paused schedules are not in the index and are found by a SCAN, reused for
+        :data:`DISCOVERY_TTL_S` seconds unless ``rescan``.
+        """
+        members = cast("list[bytes | str]", self.client.zrange(self.keyspace.schedules(), 0, -1))
+        ids = {_text(member) for member in members}
+        ids |= self._discover(rescan)
+        pipe = self.client.pipeline(transaction=False)
+        ordered = sorted(ids)
+        for schedule_id in ordered:
+            pipe.hgetall(self.keyspace.schedule(schedule_id))
+        found: builtins.list[Schedule | InvalidScheduleEntry] = []
+        for schedule_id, raw in zip(ordered, pipe.execute(), strict=True):
+            if raw:  # an index entry whose hash is gone, or a hash removed since the SCAN
+                found.append(_decode_entry(schedule_id, raw))
+        return found
+
+    def _discover(self, rescan: bool) -> set[str]:
+        if rescan or time.monotonic() - self._discovered_at > DISCOVERY_TTL_S:
+            head = self.keyspace.schedule("")
+            keys = self.client.scan_iter(match=f"{head}*", count=1000, _type="hash")
+            self._discovered = {_text(key)[len(head) :] for key in keys}
+            self._discovered_at = time.monotonic()
+        return set(self._discovered)
+
+    def get(self, schedule_id: str) -> Schedule:
+        """One schedule.
+
+        Raises:
+            NotFoundError: no such schedule.
+            ProtocolError: its hash does not decode (see :meth:`list` for the raw fields).
+        """
+        raw = self.client.hgetall(self.keyspace.schedule(schedule_id))
+        if not raw:
+            raise NotFoundError("schedule", schedule_id, hint="list them with `zenith schedules list`")
+        return decode_schedule(raw)
+
+    # -- operator actions ----------------------------------------------------------------------
+
+    def register(
+        self,
+        schedule_id: str,
+        cron: str,
+        queue: str,
+        job_name: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        actor: str,
+        timezone: str | None = None,
+        enabled: bool = True,
+        priority: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Schedule:
+        """Create or replace a schedule that pushes job ``job_name`` onto ``queue`` at the times ``cron`` names.
+
+        Raises:
+            InvalidScheduleError: the cron expression or the time zone cannot be used.
+            ConfigError: the queue name cannot be used.
+        """
+        if not schedule_id or any(ch in schedule_id for ch in "*?[]\\\n\r"):
+            raise ValueError(f"schedule id must be non-empty without glob characters, got {schedule_id!r}")
+        validate_queue_name(queue)
+        now_ms = _now_ms()
+        schedule = Schedule(
+            id=schedule_id,
+            cron=cron,
+            queue=queue,
+            job=JobPayload.create(
+                job_name, properties, job_id=f"sched-{schedule_id}", priority=priority, max_attempts=max_attempts
+            ),
+            next_run_ms=next_run_ms(cron, now_ms, timezone, schedule_id=schedule_id),
+            enabled=enabled,
+            timezone=timezone,
+        )
+        key = self.keyspace.schedule(schedule_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key)  # a re-registration leaves no stale field behind
+        fields: dict[FieldT, EncodableT] = {name: value for name, value in encode_schedule(schedule).items()}
+        pipe.hset(key, mapping=fields)
+        if enabled:
+            pipe.zadd(self.keyspace.schedules(), {schedule_id: schedule.next_run_ms or 0})
+        else:
+            pipe.zrem(self.keyspace.schedules(), schedule_id)
+        pipe.execute()
+        self._discovered.add(schedule_id)
+        self._operator(OperatorAction.SCHEDULE_REGISTER, queue, actor)
+        logger.info("schedule registered id=%s cron=%r queue=%s actor=%s", schedule_id, cron, queue, actor)
+        return schedule
+
+    def remove(self, schedule_id: str, *, actor: str) -> None:
+        """Delete a schedule (its hash and its index entry).
+
+        Raises:
+            NotFoundError: no such schedule.
+        """
+        key = self.keyspace.schedule(schedule_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hget(key, "queue")
+        pipe.delete(key)
+        pipe.zrem(self.keyspace.schedules(), schedule_id)
+        queue, deleted, unindexed = pipe.execute()
+        self._discovered.discard(schedule_id)
+        if not deleted and not unindexed:
+            raise NotFoundError("schedule", schedule_id, hint="list them with `zenith schedules list`")
+        self._operator(OperatorAction.SCHEDULE_REMOVE, _text(queue or b""), actor)
+
+    def pause(self, schedule_id: str, *, actor: str) -> None:
+        """Stop a schedule firing; it is kept (``enabled`` false) and listed as paused.
+
+        Raises:
+            NotFoundError: no such schedule.
+        """
+        self._set_enabled(schedule_id, False, actor)
+
+    def resume(self, schedule_id: str, *, actor: str) -> int:
+        """Let a paused schedule fire again; its next run is recomputed from now and returned.
+
+        Raises:
+            NotFoundError: no such schedule.
+            InvalidScheduleError: its cron expression or time zone cannot be used.
+        """
+        return self._set_enabled(schedule_id, True, actor) or 0
+
+    def _set_enabled(self, schedule_id: str, enabled: bool, actor: str) -> int | None:
+        key = self.keyspace.schedule(schedule_id)
+        # WATCH, since the write depends on the hash existing (and, to resume, on its cron);
+        # a concurrent change is retried, and after _WATCH_RETRIES the WatchError reaches the caller.
+        for attempt in range(_WATCH_RETRIES):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    if not pipe.exists(key):
+                        raise NotFoundError("schedule", schedule_id, hint="list them with `zenith schedules list`")
+                    cron, tz, queue = (
+                        None if v is None else _text(v) for v in pipe.hmget(key, "cron", "timezone", "queue")
+                    )
+                    next_run = next_run_ms(cron or "", _now_ms(), tz, schedule_id=schedule_id) if enabled else None
+                    pipe.multi()
+                    if next_run is None:
+                        pipe.hset(key, "enabled", "false")
+                        pipe.zrem(self.keyspace.schedules(), schedule_id)
+                    else:
+                        pipe.hset(key, mapping={"enabled": "true", "nextRun": str(next_run)})
+                        pipe.zadd(self.keyspace.schedules(), {schedule_id: next_run})
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    if attempt == _WATCH_RETRIES - 1:
+                        raise
+        action = OperatorAction.SCHEDULE_RESUME if enabled else OperatorAction.SCHEDULE_PAUSE
+        self._operator(action, queue or "", actor)
+        return next_run
+
+    def run_now(self, schedule_id: str, *, actor: str) -> str:
+        """Push the schedule's job now, without touching its next or last run; returns the job id.
+
+        Raises:
+            NotFoundError: no such schedule.
+            ProtocolError: its hash does not decode.
+        """
+        schedule = self.get(schedule_id)
+        job = self._fresh_job(schedule, _now_ms())
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(self._lane(schedule), encode_job(job))
+        pipe.sadd(self.keyspace.queue_index(), schedule.queue)
+        pipe.execute()
+        self._enqueued(schedule, job)
+        self._operator(OperatorAction.SCHEDULE_RUN, schedule.queue, actor)
+        return job.id
+
+    # -- firing --------------------------------------------------------------------------------
+
+    def tick(self, now_ms: int | None = None) -> builtins.list[str]:
+        """Fire every due run once; returns the ids of the schedules this call fired.
+
+        Safe to run on every replica at once. A schedule that cannot be read or whose cron
+        expression or zone is unusable is left untouched and logged; it never stops the others.
+        """
+        now = _now_ms() if now_ms is None else now_ms
+        due = cast(
+            "list[tuple[bytes | str, float]]",
+            self.client.zrangebyscore(self.keyspace.schedules(), "-inf", now, start=0, num=DUE_BATCH, withscores=True),
+        )
+        if not due:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for member, _score in due:
+            pipe.hgetall(self.keyspace.schedule(_text(member)))
+        fired: builtins.list[str] = []
+        for (member, score), raw in zip(due, pipe.execute(), strict=True):
+            schedule_id = _text(member)
+            if self._fire(schedule_id, score, raw, now):
+                fired.append(schedule_id)
+        return fired
+
+    def _fire(self, schedule_id: str, score: float, raw: Mapping[Any, Any], now_ms: int) -> bool:
+        if raw and _text(raw.get(b"enabled", raw.get("enabled", b"true"))).strip().lower() in _FALSE:
+            # Paused by a writer that left it in the index: drop it from the index, as 5.5 says.
+            self.client.zrem(self.keyspace.schedules(), schedule_id)
+            return False
+        entry = _decode_entry(schedule_id, raw) if raw else None
+        if not isinstance(entry, Schedule):
+            self._report(schedule_id, int(score), entry.error if entry else "its hash is missing")
+            return False
+        job = self._fresh_job(entry, now_ms)
+        next_run = next_run_ms(entry.cron, now_ms, entry.timezone, schedule_id=schedule_id)
+        space = self.keyspace
+        keys = [space.schedules(), space.schedule(schedule_id), space.schedule_lock(schedule_id, int(score) // 1000)]
+        if not space.cluster_safe:
+            keys.append(self._lane(entry))
+        raw_job = encode_job(job)
+        expected = int(score) if score.is_integer() else repr(score)
+        args = [schedule_id, expected, now_ms, next_run, raw_job, SCHEDULE_LOCK_TTL_S]
+        if not self._scripts.fire_schedule(keys=keys, args=args, client=self.client):
+            logger.debug("schedule run already fired elsewhere id=%s run=%d", schedule_id, int(score))
+            return False
+        if space.cluster_safe:
+            # The lane lives in another slot: the run is claimed; a crash right here loses this one run.
+            self.client.lpush(self._lane(entry), raw_job)
+        self.client.sadd(space.queue_index(), entry.queue)
+        self._enqueued(entry, job)
+        logger.info("schedule fired id=%s queue=%s job=%s next=%d", schedule_id, entry.queue, job.id, next_run)
+        return True
+
+    def _report(self, schedule_id: str, run_ms: int, error: str) -> None:
+        # Logged once per run, not on every tick, while the schedule stays due and broken.
+        if (schedule_id, run_ms) not in self._reported:
+            self._reported.add((schedule_id, run_ms))
+            logger.warning("schedule not fired, left untouched id=%s: %s; fix or remove it", schedule_id, error)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _lane(self, schedule: Schedule) -> str:
+        priority = schedule.job.priority
+        lane = priority if isinstance(priority, str) and priority in PRIORITY_LANES else None
+        return self.keyspace.lane(schedule.queue, lane)
+
+    @staticmethod
+    def _fresh_job(schedule: Schedule, now_ms: int) -> JobPayload:
+        # PROTOCOL 5.5: each run gets a fresh id and createdAt; legacy tickers reused the id.
+        return schedule.job.model_copy(update={"id": str(uuid.uuid4()), "created_at_ms": now_ms})
+
+    def _enqueued(self, schedule: Schedule, job: JobPayload) -> None:
+        if self.events is not None:
+            self.events.emit(job_event(EventType.ENQUEUED, schedule.queue, job, include_payload=True))
+
+    def _operator(self, action: OperatorAction, queue: str, actor: str) -> None:
+        if self.events is not None:
+            self.events.emit(job_event(EventType.OPERATOR, queue, actor=actor, action=action, count=1))
