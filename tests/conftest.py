@@ -72,13 +72,17 @@ def isolated_db(redis_url: str) -> Iterator[redis.Redis]:
                 break
         else:
             pytest.fail("no free Redis test database (1-15): another test run holds them all")
-        client = redis.Redis.from_url(redis_url, db=db)
+        # from_url keeps the URL's own database number over a db= argument: set it on the pool instead.
+        client = redis.Redis(
+            connection_pool=redis.ConnectionPool(**{**base.connection_pool.connection_kwargs, "db": db})
+        )
+        assert int(client.client_info()["db"]) == db, "the isolated client must be on the claimed database"
         client.flushdb()
         try:
             yield client
         finally:
             client.flushdb()
-            client.close()
+            client.connection_pool.disconnect()
             if base.get(lock) == owner.encode():
                 base.delete(lock)
     finally:
