@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from zenith_protocol import ZenithError
 from zenith_sdk import __version__
-from zenith_sdk.cli import _commands, _doctor, _pulse, _queues, _schedules, _spec, _worker
+from zenith_sdk.cli import _commands, _doctor, _jobs, _pulse, _queues, _schedules, _search, _spec, _worker
 from zenith_sdk.cli._common import CliSettings, console
 
 __all__ = ["build_parser", "main"]
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"zenith {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_commands, _doctor, _pulse, _queues, _schedules, _spec, _worker):
+    for module in (_commands, _doctor, _jobs, _pulse, _queues, _schedules, _search, _spec, _worker):
         module.register(commands)
     return parser
 

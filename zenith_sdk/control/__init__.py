@@ -12,7 +12,9 @@ from zenith_sdk.control.jobs import (
     resume,
     retry_job,
 )
+from zenith_sdk.control.remote import job_command_handlers
 from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots
+from zenith_sdk.control.search import search
 
 __all__ = [
     "BulkAction",
@@ -26,6 +28,7 @@ __all__ = [
     "delete_job",
     "discover_queues",
     "get_job",
+    "job_command_handlers",
     "list_jobs",
     "pause",
     "promote_job",
@@ -33,4 +36,5 @@ __all__ = [
     "queue_snapshots",
     "resume",
     "retry_job",
+    "search",
 ]

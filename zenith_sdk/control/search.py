@@ -1,0 +1,145 @@
+"""Live search: stream the jobs that match a query, across every job of every state of every queue.
+
+The old console read only the first 100 jobs of each list (WIRE_FACTS section 8), so a job deeper
+in a long list was never found. This search walks each list and delayed set to its end, one
+bounded call of the bulk script (in ``count`` mode, which changes nothing) per chunk, so the
+matching runs inside Redis and only matches cross the network. It stops as soon as ``limit``
+matches have been yielded: no Redis call is made after the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from zenith_protocol import KeySpace
+from zenith_sdk.control.bulk import JobEntry, JobFilter, JobState, _check_queue, _sources
+from zenith_sdk.control.queues import discover_queues
+from zenith_sdk.scripts import Scripts
+
+__all__ = ["DEFAULT_SEARCH_STATES", "search"]
+
+DEFAULT_SEARCH_STATES = (JobState.WAITING, JobState.DELAYED, JobState.FAILED)
+# Count mode removes nothing, so it never writes a tombstone; one is passed only to fill its ARGV slot.
+_NO_TOMBSTONE = "zenith:search:unused"
+
+
+def search(
+    client: redis.Redis,
+    query: str,
+    *,
+    keyspace: KeySpace | None = None,
+    queues: Iterable[str] | None = None,
+    states: Iterable[JobState] = DEFAULT_SEARCH_STATES,
+    limit: int = 20,
+    chunk: int = 500,
+) -> Iterator[JobEntry]:
+    """Stream up to ``limit`` jobs matching ``query``, oldest first, queue by queue, state by state.
+
+    ``field:value`` matches a job property equal to ``value``; any other text matches a substring
+    of the raw payload, which covers the job id, the job name and the payload text. Waiting covers
+    every priority lane, in poll order. An entry that does not decode never raises: it is yielded
+    with ``job`` None (and ``problem`` set) only if its raw text contains the searched text (the
+    query, or the value of a ``field:value`` query). Entries that are not JSON at all never match.
+    Arguments and queues are checked at the call; Redis is then read lazily, chunk by chunk.
+
+    Args:
+        queues: the queues to search, in order (default: every discovered queue, by name).
+        states: the states to search, in order.
+        chunk: entries looked at per script call (each call is atomic and bounded).
+
+    Raises:
+        NotFoundError: a queue listed in ``queues`` does not exist.
+        ValueError: an empty query, or a limit or chunk below 1.
+    """
+    if not query:
+        raise ValueError("the search query is empty")
+    if limit < 1 or chunk < 1:
+        raise ValueError(f"limit and chunk must be at least 1, got {limit} and {chunk}")
+    space = keyspace or KeySpace()
+    job_filter = JobFilter.from_query(query)
+    if queues is None:
+        names = list(discover_queues(client, space))
+    else:
+        names = list(dict.fromkeys(queues))
+        for name in names:
+            _check_queue(client, space, name)
+    walk = _Search(
+        client=client,
+        scripts=Scripts(client),
+        space=space,
+        filter_wire=job_filter.to_wire(),
+        needle=(job_filter.text or job_filter.value or query).encode(),
+        chunk=chunk,
+        left=limit,
+    )
+    return walk.entries(names, tuple(JobState(state) for state in states))
+
+
+@dataclass
+class _Search:
+    """One search's settings and how many results it still wants."""
+
+    client: redis.Redis
+    scripts: Scripts
+    space: KeySpace
+    filter_wire: str
+    needle: bytes
+    chunk: int
+    left: int
+
+    def entries(self, queues: list[str], states: tuple[JobState, ...]) -> Iterator[JobEntry]:
+        """Every match, source key by source key, until ``left`` reaches 0."""
+        for queue in queues:
+            for state in states:
+                for source, kind in _sources(self.space, queue, state):
+                    yield from self._walk(queue, state, source, kind)
+                    if self.left <= 0:
+                        return
+
+    def _walk(self, queue: str, state: JobState, source: str, kind: str) -> Iterator[JobEntry]:
+        """Walk ``source`` from its oldest entry to its end, one chunk per script call."""
+        offset = 0
+        while self.left > 0:
+            looked_at = yield from self._chunk(queue, state, source, kind, offset)
+            if looked_at < self.chunk:
+                return
+            # Count mode moves nothing, so the next chunk starts right after this one.
+            offset += looked_at
+
+    def _chunk(
+        self, queue: str, state: JobState, source: str, kind: str, offset: int
+    ) -> Generator[JobEntry, None, int]:
+        """The matches of one chunk; returns how many entries the chunk looked at.
+
+        The script returns at most ``sample`` matches, so it asks for just the results still
+        wanted. Should some of them be dropped (undecodable without the searched text), the same
+        chunk is asked again for more, skipping the matches already seen.
+        """
+        seen = 0
+        while True:
+            reply = self._call(queue, source, kind, offset, seen + self.left)
+            looked_at, matched = int(reply[0]), int(reply[1])
+            fresh: list[bytes] = reply[3 + seen :]
+            for raw in fresh:
+                entry = JobEntry.read(queue, state, raw)
+                if entry.job is None and self.needle not in raw:
+                    continue
+                self.left -= 1
+                yield entry
+                if self.left <= 0:
+                    return looked_at
+            seen += len(fresh)
+            if not fresh or seen >= matched:
+                return looked_at
+
+    def _call(self, queue: str, source: str, kind: str, offset: int, sample: int) -> list[Any]:
+        """One count-mode call of the bulk script: ``[looked_at, matched, moved, sample...]``."""
+        # Count mode reads only the source; the other keys are named (in the queue's hash slot) for KEYS.
+        args: list[Any] = ["count", kind, offset, self.chunk, self.filter_wire, "0", sample, _NO_TOMBSTONE, 0]
+        keys = [source, self.space.queue(queue), self.space.selection(queue, "search")]
+        reply: list[Any] = self.scripts.bulk(keys=keys, args=args, client=self.client)
+        return reply
