@@ -111,7 +111,7 @@ def run_rq(url: str, db: int, jobs: int) -> Result:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--db", type=int, default=15)
+    parser.add_argument("--db", type=int, default=15, help="a database of its own (tests use 1-13)")
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--skip-rq", action="store_true", help="run only the Zenith worker")
     parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")

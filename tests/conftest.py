@@ -14,7 +14,7 @@ from zenith_protocol import KeySpace
 
 REDIS_URL = os.environ.get("ZENITH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 _DB_LOCK_TTL_S = 600
-_FIRST_TEST_DB, _LAST_TEST_DB = 1, 15
+_FIRST_TEST_DB, _LAST_TEST_DB = 1, 13
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +71,7 @@ def isolated_db(redis_url: str) -> Iterator[redis.Redis]:
             if base.set(lock, owner, nx=True, ex=_DB_LOCK_TTL_S):
                 break
         else:
-            pytest.fail("no free Redis test database (1-15): another test run holds them all")
+            pytest.fail("no free Redis test database (1-13): another test run holds them all")
         # from_url keeps the URL's own database number over a db= argument: set it on the pool instead.
         client = redis.Redis(
             connection_pool=redis.ConnectionPool(**{**base.connection_pool.connection_kwargs, "db": db})

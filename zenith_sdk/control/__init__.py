@@ -12,8 +12,8 @@ from zenith_sdk.control.jobs import (
     resume,
     retry_job,
 )
-from zenith_sdk.control.remote import job_command_handlers
 from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots
+from zenith_sdk.control.remote import job_command_handlers
 from zenith_sdk.control.search import search
 
 __all__ = [

@@ -34,10 +34,27 @@ SCAN_COUNT = 1000
 
 @dataclass
 class QueueKeys:
-    """What discovery found of one queue: its name and its workers' processing lists."""
+    """What discovery found of one queue: its name and which of its keys exist.
+
+    ``keys`` maps each existing counted key (lanes, delayed, failed, active set, processing
+    lists, paused flag) to its kind; ``None`` means "not scanned": count every key there may be.
+    """
 
     name: str
-    processing: set[str] = field(default_factory=set)
+    keys: dict[str, KeyKind] | None = field(default_factory=dict)
+
+
+_COUNTED = frozenset(
+    {
+        KeyKind.QUEUE,
+        KeyKind.LANE,
+        KeyKind.DELAYED,
+        KeyKind.FAILED,
+        KeyKind.ACTIVE_SET,
+        KeyKind.PROCESSING,
+        KeyKind.PAUSED,
+    }
+)
 
 
 def _text(value: bytes | str) -> str:
@@ -63,8 +80,8 @@ def discover_queues(client: redis.Redis, space: KeySpace | None = None) -> dict[
         if parsed is None or parsed.queue is None or not _valid(parsed.queue):
             continue
         queue = found.setdefault(parsed.queue, QueueKeys(parsed.queue))
-        if parsed.kind is KeyKind.PROCESSING:
-            queue.processing.add(key)
+        if parsed.kind in _COUNTED and queue.keys is not None and (parsed.kind is not KeyKind.LANE or parsed.part):
+            queue.keys[key] = parsed.kind
     for raw_name in client.smembers(space.queue_index()):
         name = _text(raw_name)
         if _valid(name):
@@ -72,44 +89,71 @@ def discover_queues(client: redis.Redis, space: KeySpace | None = None) -> dict[
     return dict(sorted(found.items()))
 
 
+def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
+    keys = {space.lane(name, lane): KeyKind.LANE for lane in PRIORITY_LANES}
+    keys[space.queue(name)] = KeyKind.QUEUE
+    keys[space.delayed(name)] = KeyKind.DELAYED
+    keys[space.failed(name)] = KeyKind.FAILED
+    keys[space.active_set(name)] = KeyKind.ACTIVE_SET
+    keys[space.paused(name)] = KeyKind.PAUSED
+    return keys
+
+
+_COMMANDS = {
+    KeyKind.QUEUE: "LLEN",
+    KeyKind.LANE: "LLEN",
+    KeyKind.PROCESSING: "LLEN",
+    KeyKind.FAILED: "LLEN",
+    KeyKind.DELAYED: "ZCARD",
+    KeyKind.ACTIVE_SET: "SCARD",
+    KeyKind.PAUSED: "GET",
+}
+
+
 def queue_snapshots(
     client: redis.Redis, space: KeySpace | None = None, queues: Iterable[QueueKeys] | None = None
 ) -> list[QueueSnapshot]:
-    """Counts of every queue (discovered now unless given), read in one pipelined round trip."""
+    """Counts of every queue (discovered now unless given), read in one pipelined round trip.
+
+    Only keys that discovery saw are read, so a queue with two keys costs two commands.
+    """
     space = space or KeySpace()
     listed = list(queues) if queues is not None else list(discover_queues(client, space).values())
+    plan = [(queue.name, queue.keys if queue.keys is not None else _all_keys(space, queue.name)) for queue in listed]
     pipe = client.pipeline(transaction=False)
-    for queue in listed:
-        for lane in PRIORITY_LANES:
-            pipe.llen(space.lane(queue.name, lane))
-        pipe.llen(space.queue(queue.name))
-        pipe.zcard(space.delayed(queue.name))
-        pipe.llen(space.failed(queue.name))
-        pipe.scard(space.active_set(queue.name))
-        pipe.get(space.paused(queue.name))
-        for key in sorted(queue.processing):
-            pipe.llen(key)
-    results = iter(pipe.execute() if listed else [])
+    for _, keys in plan:
+        for key, kind in keys.items():
+            pipe.execute_command(_COMMANDS[kind], key)  # type: ignore[no-untyped-call]
+    results = iter(pipe.execute() if any(keys for _, keys in plan) else [])
     now_ms = int(time.time() * 1000)
-    snapshots = []
-    for queue in listed:
-        lanes = {lane: int(next(results)) for lane in PRIORITY_LANES}
-        base, delayed, failed, active_set = (int(next(results)) for _ in range(4))
-        paused_raw = next(results)
-        in_flight = sum(int(next(results)) for _ in queue.processing)
-        snapshots.append(
-            QueueSnapshot(
-                name=queue.name,
-                waiting=base + sum(lanes.values()),
-                delayed=delayed,
-                failed=failed,
-                active=active_set + in_flight,
-                paused=_paused(paused_raw, queue.name),
-                lanes={lane: count for lane, count in lanes.items() if count},
-                timestamp=now_ms,
-            )
-        )
-    return snapshots
+    return [
+        _snapshot(name, {key: (kind, next(results)) for key, kind in keys.items()}, now_ms)
+        for name, keys in plan
+    ]
+
+
+def _snapshot(name: str, counted: dict[str, tuple[KeyKind, object]], now_ms: int) -> QueueSnapshot:
+    totals: dict[KeyKind, int] = {}
+    lanes: dict[str, int] = {}
+    paused = False
+    for key, (kind, value) in counted.items():
+        if kind is KeyKind.PAUSED:
+            paused = _paused(value, name)  # type: ignore[arg-type]
+            continue
+        count = int(value)  # type: ignore[call-overload]
+        totals[kind] = totals.get(kind, 0) + count
+        if kind is KeyKind.LANE and count:
+            lanes[key.rsplit(":", 1)[1]] = count
+    return QueueSnapshot(
+        name=name,
+        waiting=totals.get(KeyKind.QUEUE, 0) + totals.get(KeyKind.LANE, 0),
+        delayed=totals.get(KeyKind.DELAYED, 0),
+        failed=totals.get(KeyKind.FAILED, 0),
+        active=totals.get(KeyKind.ACTIVE_SET, 0) + totals.get(KeyKind.PROCESSING, 0),
+        paused=paused,
+        lanes=lanes,
+        timestamp=now_ms,
+    )
 
 
 def _paused(raw: bytes | None, name: str) -> bool:

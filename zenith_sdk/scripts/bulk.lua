@@ -35,6 +35,13 @@ local function job_name(job)
 end
 
 local function matches(raw)
+  if by_selection then
+    -- Most payloads start with their id: test membership before paying for a full decode.
+    local leading_id = string.match(raw, '^{"id":"([^"\\]*)"')
+    if leading_id and redis.call('SISMEMBER', selection, leading_id) == 0 then
+      return false
+    end
+  end
   local ok, job = pcall(cjson.decode, raw)
   if not ok or type(job) ~= 'table' then
     return false
@@ -67,38 +74,53 @@ local function matches(raw)
   return true
 end
 
--- Top-level member spans of a JSON object, found by scanning (strings and nesting skipped),
--- so a retry can edit three members and leave every other byte as it was.
+-- Top-level member spans of a JSON object, found by jumping from one structural character
+-- to the next (strings and nesting skipped), so a retry can edit three members and leave
+-- every other byte as it was.
+local function string_end(raw, open_quote)
+  local j = open_quote + 1
+  while true do
+    local q = string.find(raw, '["\\]', j)
+    if not q then
+      return #raw
+    end
+    if string.sub(raw, q, q) == '"' then
+      return q
+    end
+    j = q + 2
+  end
+end
+
 local function top_level_members(raw)
-  local members, i, n, depth = {}, 2, #raw, 1
+  local members, i, depth = {}, 1, 0
   local start, key = nil, nil
-  while i <= n do
-    local c = string.sub(raw, i, i)
+  while true do
+    local p = string.find(raw, '[\"{}%[%],]', i)
+    if not p then
+      break
+    end
+    local c = string.sub(raw, p, p)
     if c == '"' then
-      local j = i + 1
-      while true do
-        local d = string.sub(raw, j, j)
-        if d == '\\' then j = j + 2 elseif d == '"' or d == '' then break else j = j + 1 end
-      end
+      local q = string_end(raw, p)
       if depth == 1 and key == nil then
-        start, key = i, string.sub(raw, i + 1, j - 1)
+        start, key = p, string.sub(raw, p + 1, q - 1)
       end
-      i = j + 1
+      i = q + 1
     elseif c == '{' or c == '[' then
       depth = depth + 1
-      i = i + 1
-    elseif (c == '}' or c == ']') and depth > 1 then
-      depth = depth - 1
-      i = i + 1
-    elseif (c == ',' and depth == 1) or (c == '}' and depth == 1) then
+      i = p + 1
+    elseif depth == 1 and (c == ',' or c == '}') then
       if key then
-        members[#members + 1] = {key = key, from = start, to = i - 1}
+        members[#members + 1] = {key = key, from = start, to = p - 1}
       end
       start, key = nil, nil
-      i = i + 1
-      if c == '}' then break end
+      if c == '}' then
+        break
+      end
+      i = p + 1
     else
-      i = i + 1
+      depth = depth - 1
+      i = p + 1
     end
   end
   return members
