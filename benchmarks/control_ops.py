@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 _wire_data = importlib.import_module("wire_data")
 dead_letter_job: Callable[..., str] = _wire_data.dead_letter_job
 node_job: Callable[..., str] = _wire_data.node_job
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+client_on_db: Callable[..., redis.Redis] = importlib.import_module("bench_db").client_on_db
 
 SPACE = KeySpace()
 PREFIX = SPACE.queue_prefix
@@ -413,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
-    client = redis.Redis.from_url(args.redis, db=args.db, client_name=CLIENT_NAME)
+    client = client_on_db(args.redis, args.db, client_name=CLIENT_NAME)
     if client.dbsize() and not args.flush:
         print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.worker import App, JobContext, Worker, WorkerOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_db import client_on_db
 from bench_jobs import noop
 
 PUSH_CHUNK = 1000
@@ -55,16 +56,11 @@ class Result:
 
 
 def counting_client(url: str, db: int) -> redis.Redis:
-    base = redis.Redis.from_url(url, db=db)
-    kwargs = {
-        k: v for k, v in base.connection_pool.connection_kwargs.items() if k in ("host", "port", "db", "password")
-    }
-    base.close()
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=CountingConnection, **kwargs))
+    return client_on_db(url, db, connection_class=CountingConnection)
 
 
 def run_zenith(url: str, db: int, jobs: int, *, events: bool) -> Result:
-    setup = redis.Redis.from_url(url, db=db)
+    setup = client_on_db(url, db)
     space = KeySpace(queue_prefix="bench:queue:", console_prefix="bench:console:", zenith_prefix="bench:zenith:")
     producer = Producer(setup, keyspace=space, events=False)
     for start in range(0, jobs, PUSH_CHUNK):
@@ -116,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-rq", action="store_true", help="run only the Zenith worker")
     parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     args = parser.parse_args(argv)
-    check = redis.Redis.from_url(args.redis, db=args.db)
+    check = client_on_db(args.redis, args.db)
     if check.dbsize() and not args.flush:
         print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
         return 2
