@@ -174,7 +174,8 @@ for position = #entries, 1, -1 do
   end
 end
 if kind == 'list' and moved > 0 then
-  redis.call('LREM', source, 0, tombstone)
+  -- The tombstones sit in the window just walked, near the tail: remove them scanning from there.
+  redis.call('LREM', source, -moved, tombstone)
 end
 local out = {#entries, matched, moved}
 for _, raw in ipairs(sample) do
