@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -9,6 +10,9 @@ from collections import Counter
 import pytest
 import redis
 from event_stream import stream_events
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from protocol.strategies import jobs
 from wire_data import dead_letter_job, node_job
 
 from zenith_protocol import EventType, JobPayload, KeySpace, NotFoundError, OperatorAction, decode_job, encode_job
@@ -241,3 +245,37 @@ def test_a_retry_while_a_worker_drains_the_queue_loses_nothing(r: redis.Redis, k
     remaining = r.lrange(keyspace.queue("q"), 0, -1)
     ids = Counter(decode_job(raw).id for raw in [*taken, *remaining])
     assert result.moved == 400 and set(ids) == {f"id-{n}" for n in range(400)} and max(ids.values()) == 1
+
+
+def test_a_retry_edits_only_top_level_members_even_when_nested_ones_share_their_names(
+    r: redis.Redis, keyspace: KeySpace
+) -> None:
+    data = '"{\\"job\\":\\"x\\",\\"properties\\":{}}"'
+    raw = (
+        '{"id":"n1","meta":{"x":1,"attempts":7,"error":"inner","failedAt":1},"type":"json","data":' + data
+        + ',"attempts":3,"error":"outer","failedAt":5}'
+    )  # fmt: skip
+    r.lpush(keyspace.failed("q"), raw)
+
+    bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, actor="t")
+
+    expected = '{"id":"n1","meta":{"x":1,"attempts":7,"error":"inner","failedAt":1},"type":"json","data":' + data
+    assert r.lrange(keyspace.queue("q"), 0, -1) == [(expected + ',"attempts":0}').encode()]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(job=jobs(), attempts=st.integers(0, 9), error=st.text(max_size=20), failed_at=st.integers(0, 2**41))
+def test_a_retried_job_equals_the_original_with_attempts_reset_and_error_dropped(
+    r: redis.Redis, keyspace: KeySpace, job: JobPayload, attempts: int, error: str, failed_at: int
+) -> None:
+    failed = job.model_copy(update={"attempts": attempts, "error": error, "failed_at_ms": failed_at})
+    raw = encode_job(failed)
+    assume(not re.search(r"\\u[dD][89a-fA-F]", raw))  # Redis' Lua JSON cannot read escaped lone surrogates
+    r.delete(keyspace.failed("q"), keyspace.queue("q"))
+    r.lpush(keyspace.failed("q"), raw)
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, actor="t")
+
+    (retried,) = r.lrange(keyspace.queue("q"), 0, -1)
+    assert result.moved == 1
+    assert decode_job(retried) == failed.model_copy(update={"attempts": 0, "error": None, "failed_at_ms": None})

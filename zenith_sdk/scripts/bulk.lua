@@ -35,6 +35,7 @@ local function job_name(job)
 end
 
 local function matches(raw)
+  -- returns the decoded job when it matches, else false
   if by_selection then
     -- Most payloads start with their id: test membership before paying for a full decode.
     local leading_id = string.match(raw, '^{"id":"([^"\\]*)"')
@@ -71,7 +72,7 @@ local function matches(raw)
       end
     end
   end
-  return true
+  return job
 end
 
 -- Top-level member spans of a JSON object, found by jumping from one structural character
@@ -118,15 +119,17 @@ local function top_level_members(raw)
         break
       end
       i = p + 1
-    else
+    elseif c == '}' or c == ']' then
       depth = depth - 1
       i = p + 1
+    else
+      i = p + 1 -- a comma inside a nested value
     end
   end
   return members
 end
 
-local function reset_for_retry(raw)
+local function rebuilt_for_retry(raw)
   local parts = {}
   for _, m in ipairs(top_level_members(raw)) do
     if m.key == 'attempts' then
@@ -136,6 +139,45 @@ local function reset_for_retry(raw)
     end
   end
   return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- The span of the first ,"key":value found by a plain search (it may be a nested one: the
+-- caller checks the result), value included.
+local function member_span(raw, key)
+  local marker = ',"' .. key .. '":'
+  local s = string.find(raw, marker, 1, true)
+  if not s then
+    return nil
+  end
+  local v = s + #marker
+  if string.sub(raw, v, v) == '"' then
+    return s, string_end(raw, v)
+  end
+  return s, (string.find(raw, '[,}]', v) or (#raw + 1)) - 1
+end
+
+-- Fast path: edit the three members in place, then check by decoding that exactly the
+-- top-level ones changed; any doubt (a nested member of the same name) takes the full scan.
+local function reset_for_retry(raw, job)
+  local out = raw
+  if job.attempts ~= nil then
+    local s, e = member_span(out, 'attempts')
+    if not s then return rebuilt_for_retry(raw) end
+    out = string.sub(out, 1, s - 1) .. ',"attempts":0' .. string.sub(out, e + 1)
+  end
+  for _, key in ipairs({'error', 'failedAt'}) do
+    if job[key] ~= nil then
+      local s, e = member_span(out, key)
+      if not s then return rebuilt_for_retry(raw) end
+      out = string.sub(out, 1, s - 1) .. string.sub(out, e + 1)
+    end
+  end
+  local ok, new = pcall(cjson.decode, out)
+  local attempts_ok = (job.attempts == nil and new.attempts == nil) or new.attempts == 0
+  if ok and attempts_ok and new.error == nil and new.failedAt == nil and new.id == job.id and new.data == job.data then
+    return out
+  end
+  return rebuilt_for_retry(raw)
 end
 
 local entries
@@ -153,7 +195,8 @@ for position = #entries, 1, -1 do
   -- oldest first: in a list the oldest of the window is last; in a zset, reversed below
   local index = kind == 'list' and position or (#entries - position + 1)
   local raw = entries[index]
-  if matches(raw) then
+  local job = matches(raw)
+  if job then
     matched = matched + 1
     if #sample < sample_size then
       sample[#sample + 1] = raw
@@ -165,7 +208,7 @@ for position = #entries, 1, -1 do
         redis.call('ZREM', source, raw)
       end
       if mode == 'retry' then
-        redis.call('LPUSH', target, reset_for_retry(raw))
+        redis.call('LPUSH', target, reset_for_retry(raw, job))
       elseif mode == 'promote' then
         redis.call('LPUSH', target, raw)
       end
