@@ -126,10 +126,7 @@ def queue_snapshots(
             pipe.execute_command(_COMMANDS[kind], key)  # type: ignore[no-untyped-call]
     results = iter(pipe.execute() if any(keys for _, keys in plan) else [])
     now_ms = int(time.time() * 1000)
-    return [
-        _snapshot(name, {key: (kind, next(results)) for key, kind in keys.items()}, now_ms)
-        for name, keys in plan
-    ]
+    return [_snapshot(name, {key: (kind, next(results)) for key, kind in keys.items()}, now_ms) for name, keys in plan]
 
 
 def _snapshot(name: str, counted: dict[str, tuple[KeyKind, object]], now_ms: int) -> QueueSnapshot:
