@@ -263,7 +263,8 @@ def test_a_retry_edits_only_top_level_members_even_when_nested_ones_share_their_
     assert r.lrange(keyspace.queue("q"), 0, -1) == [(expected + ',"attempts":0}').encode()]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.timeout(60)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(job=jobs(), attempts=st.integers(0, 9), error=st.text(max_size=20), failed_at=st.integers(0, 2**41))
 def test_a_retried_job_equals_the_original_with_attempts_reset_and_error_dropped(
     r: redis.Redis, keyspace: KeySpace, job: JobPayload, attempts: int, error: str, failed_at: int
