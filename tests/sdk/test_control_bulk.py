@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import redis
 from event_stream import stream_events
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protocol.strategies import jobs
 from wire_data import dead_letter_job, node_job
@@ -265,13 +265,19 @@ def test_a_retry_edits_only_top_level_members_even_when_nested_ones_share_their_
 
 @pytest.mark.timeout(60)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(job=jobs(), attempts=st.integers(0, 9), error=st.text(max_size=20), failed_at=st.integers(0, 2**41))
+@given(
+    job=jobs(),
+    attempts=st.integers(0, 9),
+    error=st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
+    failed_at=st.integers(0, 2**41),
+)
 def test_a_retried_job_equals_the_original_with_attempts_reset_and_error_dropped(
     r: redis.Redis, keyspace: KeySpace, job: JobPayload, attempts: int, error: str, failed_at: int
 ) -> None:
-    failed = job.model_copy(update={"attempts": attempts, "error": error, "failed_at_ms": failed_at})
+    # Redis' Lua JSON cannot read an escaped lone surrogate: replace those in the generated job.
+    clean = decode_job(re.sub(r"\\+u[dD][89a-fA-F][0-9a-fA-F]{2}", "?", encode_job(job)))
+    failed = clean.model_copy(update={"attempts": attempts, "error": error, "failed_at_ms": failed_at})
     raw = encode_job(failed)
-    assume(not re.search(r"\\u[dD][89a-fA-F]", raw))  # Redis' Lua JSON cannot read escaped lone surrogates
     r.delete(keyspace.failed("q"), keyspace.queue("q"))
     r.lpush(keyspace.failed("q"), raw)
 
