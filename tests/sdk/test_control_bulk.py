@@ -268,7 +268,7 @@ def test_a_retry_edits_only_top_level_members_even_when_nested_ones_share_their_
 @given(
     job=jobs(),
     attempts=st.integers(0, 9),
-    error=st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
+    error=st.text(st.characters(exclude_categories=["Cs"]), max_size=20),
     failed_at=st.integers(0, 2**41),
 )
 def test_a_retried_job_equals_the_original_with_attempts_reset_and_error_dropped(
