@@ -10,8 +10,10 @@ workers do not know it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -310,21 +312,22 @@ class KeySpace(BaseModel):
 
     def parse(self, key: str) -> ParsedKey | None:
         """Take a key apart; ``None`` if it is outside every prefix of this key space."""
-        candidates = (
-            (self.console_prefix, self._parse_console),
-            (self.pulse_prefix, lambda rest: _parse_pulse(rest, KeyKind.PULSE)),
-            (self.legacy_pulse_prefix, lambda rest: _parse_pulse(rest, KeyKind.LEGACY_PULSE)),
-            (self.settings_prefix, self._parse_settings),
-            (self.zenith_prefix, self._parse_zenith),
-            (self.queue_prefix, self._parse_queue),
+        prefixes = (
+            self.console_prefix,
+            self.pulse_prefix,
+            self.legacy_pulse_prefix,
+            self.settings_prefix,
+            self.zenith_prefix,
+            self.queue_prefix,
         )
         # Longest prefix first, so that nested prefixes ("queue:" and "queue:x:") resolve correctly;
         # a key the longer prefix does not explain ("queue:x:failed", queue "x") may still be the
         # shorter prefix's, so UNKNOWN is only the answer when no prefix knows the key.
         unknown = None
-        for prefix, parser in sorted(candidates, key=lambda item: -len(item[0])):
+        for index in _longest_first(prefixes):
+            prefix = prefixes[index]
             if key.startswith(prefix):
-                parsed = parser(key[len(prefix) :])
+                parsed = _PARSERS[index](self, key[len(prefix) :])
                 if parsed is not None and parsed.kind is not KeyKind.UNKNOWN:
                     return parsed
                 unknown = unknown or parsed
@@ -437,3 +440,19 @@ def _parse_pulse(rest: str, kind: KeyKind) -> ParsedKey:
     if service and node_id:
         return ParsedKey(kind, part=rest)
     return ParsedKey(KeyKind.UNKNOWN)
+
+
+@lru_cache(maxsize=64)
+def _longest_first(prefixes: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(sorted(range(len(prefixes)), key=lambda index: -len(prefixes[index])))
+
+
+_PARSERS: tuple[Callable[[KeySpace, str], ParsedKey | None], ...] = (
+    KeySpace._parse_console,
+    lambda space, rest: _parse_pulse(rest, KeyKind.PULSE),
+    lambda space, rest: _parse_pulse(rest, KeyKind.LEGACY_PULSE),
+    KeySpace._parse_settings,
+    KeySpace._parse_zenith,
+    KeySpace._parse_queue,
+)
+"""Parsers in the order of the prefixes :meth:`KeySpace.parse` lists."""

@@ -87,3 +87,16 @@ def test_cli_queues_json_and_table(r: redis.Redis, keyspace: KeySpace, capsys: p
 
     assert main(["queues", *options]) == 0
     assert "billing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cluster_safe", [False, True])
+def test_counts_are_the_same_in_both_layouts_and_after_a_script_flush(
+    r: redis.Redis, keyspace: KeySpace, cluster_safe: bool
+) -> None:
+    space = keyspace.model_copy(update={"cluster_safe": cluster_safe})
+    seed_wire_facts(r, space, int(time.time() * 1000))
+    r.script_flush()
+
+    (emails,) = queue_snapshots(r, space)
+
+    assert (emails.waiting, emails.delayed, emails.failed, emails.active, emails.paused) == (6, 1, 1, 1, True)
