@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from zenith_protocol import ConfigError
 
-__all__ = ["DEFAULT_REDIS_URL", "RedisSettings", "connect"]
+__all__ = ["DEFAULT_REDIS_URL", "ClientHolder", "RedisSettings", "connect"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _SCHEMES = ("redis://", "rediss://", "unix://")
@@ -75,3 +75,30 @@ def connect(target: str | redis.Redis | RedisSettings | None = None, *, decode_r
     if isinstance(target, RedisSettings):
         return target.client(decode_responses=decode_responses)
     return RedisSettings.from_url(target or DEFAULT_REDIS_URL).client(decode_responses=decode_responses)
+
+
+H = TypeVar("H", bound="ClientHolder")
+
+
+class ClientHolder:
+    """Base of objects built on a Redis client: a client made from a URL is theirs to close.
+
+    ``close()`` (or leaving a ``with`` block) closes it; a client passed in stays open.
+    """
+
+    client: redis.Redis
+
+    def _hold(self, target: str | redis.Redis | RedisSettings | None) -> None:
+        self.client = connect(target)
+        self._owns_client = not isinstance(target, redis.Redis)
+
+    def close(self) -> None:
+        """Close the connections, if this object opened them (a client you passed stays open)."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self: H) -> H:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -28,7 +28,7 @@ from zenith_protocol import (
 )
 from zenith_protocol.events import EVENTS_STREAM_MAXLEN
 from zenith_protocol.workers import LOG_HISTORY_CAP
-from zenith_sdk.connection import connect
+from zenith_sdk.connection import ClientHolder
 from zenith_sdk.scripts import Scripts
 
 __all__ = ["EventEmitter", "job_event", "log_entry_for"]
@@ -112,7 +112,7 @@ def log_entry_for(event: JobEvent) -> LogEntry:
     )
 
 
-class EventEmitter:
+class EventEmitter(ClientHolder):
     """Writes lifecycle events; thread-safe (redis-py clients are).
 
     Args:
@@ -132,8 +132,7 @@ class EventEmitter:
     ) -> None:
         if stream_maxlen < 1:
             raise ValueError(f"stream_maxlen must be at least 1, got {stream_maxlen}")
-        self.client = connect(client)
-        self._owns_client = not isinstance(client, redis.Redis)
+        self._hold(client)
         self.keyspace = keyspace or KeySpace()
         self.stream_maxlen = stream_maxlen
         self.live_log = live_log
@@ -178,16 +177,12 @@ class EventEmitter:
             keys, args = self._call(events)
             self.scripts.events(keys=keys, args=args, client=self.client)
 
-    def close(self) -> None:
-        """Close the connections, if this emitter opened them (a client you passed stays open)."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> EventEmitter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    @classmethod
+    def resolve(cls, events: EventEmitter | bool, client: redis.Redis, keyspace: KeySpace) -> EventEmitter | None:
+        """An emitter option as the SDK's classes take it: an emitter, True (one on ``client``), or False."""
+        if events is True:
+            return cls(client, keyspace=keyspace)
+        return events or None
 
     # -- conveniences for other job systems ----------------------------------------------------
 

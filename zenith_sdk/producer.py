@@ -10,7 +10,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field
 
 from zenith_protocol import PRIORITY_LANES, EventType, JobPayload, JobType, KeySpace, encode_job, validate_queue_name
-from zenith_sdk.connection import connect
+from zenith_sdk.connection import ClientHolder
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import NoScriptError
 
@@ -37,7 +37,7 @@ class JobSpec(BaseModel):
     job_type: JobType = JobType.JSON
 
 
-class Producer:
+class Producer(ClientHolder):
     """Enqueues jobs; emits an ``enqueued`` event for each in the same round trip.
 
     Args:
@@ -53,24 +53,9 @@ class Producer:
         keyspace: KeySpace | None = None,
         events: EventEmitter | bool = True,
     ) -> None:
-        self.client = connect(client)
-        self._owns_client = not isinstance(client, redis.Redis)
+        self._hold(client)
         self.keyspace = keyspace or KeySpace()
-        if events is True:
-            self.events: EventEmitter | None = EventEmitter(self.client, keyspace=self.keyspace)
-        else:
-            self.events = events or None
-
-    def close(self) -> None:
-        """Close the connections, if this producer opened them (a client you passed stays open)."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> Producer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self.events = EventEmitter.resolve(events, self.client, self.keyspace)
 
     def push(self, name: str, properties: dict[str, Any] | None = None, **options: Any) -> str:
         """Push one job; returns its id. Options are :class:`JobSpec` fields (``queue``, ``delay_s``, ...)."""

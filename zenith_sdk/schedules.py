@@ -40,7 +40,7 @@ from zenith_protocol import (
     validate_queue_name,
 )
 from zenith_protocol.schedules import SCHEDULE_LOCK_TTL_S
-from zenith_sdk.connection import connect
+from zenith_sdk.connection import ClientHolder
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import Scripts
 
@@ -143,7 +143,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Scheduler:
+class Scheduler(ClientHolder):
     """Manages cron schedules and fires them.
 
     Args:
@@ -159,28 +159,13 @@ class Scheduler:
         keyspace: KeySpace | None = None,
         events: EventEmitter | bool = True,
     ) -> None:
-        self.client = connect(client)
-        self._owns_client = not isinstance(client, redis.Redis)
+        self._hold(client)
         self.keyspace = keyspace or KeySpace()
-        if events is True:
-            self.events: EventEmitter | None = EventEmitter(self.client, keyspace=self.keyspace)
-        else:
-            self.events = events or None
+        self.events = EventEmitter.resolve(events, self.client, self.keyspace)
         self._scripts = Scripts(self.client)
         self._discovered: set[str] = set()
         self._discovered_at = float("-inf")
         self._reported: set[tuple[str, int]] = set()
-
-    def close(self) -> None:
-        """Close the connections, if this scheduler opened them (a client you passed stays open)."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> Scheduler:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- reading -------------------------------------------------------------------------------
 
