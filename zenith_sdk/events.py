@@ -31,7 +31,7 @@ from zenith_protocol.workers import LOG_HISTORY_CAP
 from zenith_sdk.connection import ClientHolder
 from zenith_sdk.scripts import Scripts
 
-__all__ = ["EventEmitter", "job_event", "log_entry_for"]
+__all__ = ["EventEmitter", "EventWriter", "job_event", "log_entry_for"]
 
 THROUGHPUT_TTL_S = 3600
 _FINISHED = frozenset({EventType.COMPLETED, EventType.FAILED})
@@ -209,3 +209,24 @@ class EventEmitter(ClientHolder):
     def dead_lettered(self, queue: str, job: JobPayload | str, *, error: str, **fields: Any) -> None:
         """A job ran out of attempts (or cannot run) and went to the dead-letter list."""
         self.emit(job_event(EventType.DEAD_LETTERED, queue, job, error=error, include_payload=True, **fields))
+
+
+class EventWriter(ClientHolder):
+    """Base of the SDK classes that change queues and record lifecycle events as they do.
+
+    Args:
+        client: a redis-py client or a URL.
+        keyspace: key names (default: the wire layout).
+        events: an emitter, ``True`` for one on the same client, ``False`` for none.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | str | None = None,
+        *,
+        keyspace: KeySpace | None = None,
+        events: EventEmitter | bool = True,
+    ) -> None:
+        self._hold(client)
+        self.keyspace = keyspace or KeySpace()
+        self.events = EventEmitter.resolve(events, self.client, self.keyspace)

@@ -6,12 +6,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from zenith_protocol import PRIORITY_LANES, EventType, JobPayload, JobType, KeySpace, encode_job, validate_queue_name
-from zenith_sdk.connection import ClientHolder
-from zenith_sdk.events import EventEmitter, job_event
+from zenith_protocol import PRIORITY_LANES, EventType, JobPayload, JobType, encode_job, validate_queue_name
+from zenith_sdk.events import EventWriter, job_event
 from zenith_sdk.scripts import NoScriptError
 
 __all__ = ["DEFAULT_QUEUE", "JobSpec", "Producer"]
@@ -37,25 +35,11 @@ class JobSpec(BaseModel):
     job_type: JobType = JobType.JSON
 
 
-class Producer(ClientHolder):
+class Producer(EventWriter):
     """Enqueues jobs; emits an ``enqueued`` event for each in the same round trip.
 
-    Args:
-        client: a redis-py client or a URL.
-        keyspace: key names (default: the wire layout).
-        events: an emitter, ``True`` for one on the same client, ``False`` for none.
+    Takes a client or URL, ``keyspace=`` and ``events=`` as :class:`~zenith_sdk.events.EventWriter` does.
     """
-
-    def __init__(
-        self,
-        client: redis.Redis | str | None = None,
-        *,
-        keyspace: KeySpace | None = None,
-        events: EventEmitter | bool = True,
-    ) -> None:
-        self._hold(client)
-        self.keyspace = keyspace or KeySpace()
-        self.events = EventEmitter.resolve(events, self.client, self.keyspace)
 
     def push(self, name: str, properties: dict[str, Any] | None = None, **options: Any) -> str:
         """Push one job; returns its id. Options are :class:`JobSpec` fields (``queue``, ``delay_s``, ...)."""

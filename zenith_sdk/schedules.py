@@ -40,8 +40,7 @@ from zenith_protocol import (
     validate_queue_name,
 )
 from zenith_protocol.schedules import SCHEDULE_LOCK_TTL_S
-from zenith_sdk.connection import ClientHolder
-from zenith_sdk.events import EventEmitter, job_event
+from zenith_sdk.events import EventEmitter, EventWriter, job_event
 from zenith_sdk.scripts import Scripts
 
 __all__ = ["InvalidScheduleEntry", "Scheduler", "next_run_ms"]
@@ -143,13 +142,10 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Scheduler(ClientHolder):
+class Scheduler(EventWriter):
     """Manages cron schedules and fires them.
 
-    Args:
-        client: a redis-py client or a URL.
-        keyspace: key names (default: the wire layout).
-        events: an emitter, ``True`` for one on the same client, ``False`` for none.
+    Takes a client or URL, ``keyspace=`` and ``events=`` as :class:`~zenith_sdk.events.EventWriter` does.
     """
 
     def __init__(
@@ -159,9 +155,7 @@ class Scheduler(ClientHolder):
         keyspace: KeySpace | None = None,
         events: EventEmitter | bool = True,
     ) -> None:
-        self._hold(client)
-        self.keyspace = keyspace or KeySpace()
-        self.events = EventEmitter.resolve(events, self.client, self.keyspace)
+        super().__init__(client, keyspace=keyspace, events=events)
         self._scripts = Scripts(self.client)
         self._discovered: set[str] = set()
         self._discovered_at = float("-inf")

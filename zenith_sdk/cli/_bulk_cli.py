@@ -18,14 +18,12 @@ from rich.table import Table
 from zenith_protocol import KeySpace
 from zenith_sdk.cli._common import (
     CliSettings,
-    add_output_options,
-    add_redis_options,
+    add_actor_options,
     console,
     keyspace_from,
     print_json,
     redis_from,
 )
-from zenith_sdk.cli._schedules import _default_actor
 from zenith_sdk.control import BulkAction, BulkResult, JobEntry, JobFilter, JobState, bulk
 from zenith_sdk.events import EventEmitter
 
@@ -33,7 +31,6 @@ __all__ = [
     "EXIT_DECLINED",
     "EXIT_OK",
     "EXIT_USAGE",
-    "add_actor_options",
     "ask",
     "entry_json",
     "entry_table",
@@ -45,13 +42,6 @@ EXIT_OK, EXIT_DECLINED, EXIT_USAGE = 0, 1, 2
 SAMPLE_SIZE = 10
 PREVIEW_CHARS = 60
 _ACTION_DONE = {BulkAction.RETRY: "retried", BulkAction.DELETE: "deleted"}
-
-
-def add_actor_options(parser: argparse.ArgumentParser) -> None:
-    """``--actor`` (for the audit trail), the Redis options and ``--json``."""
-    parser.add_argument("--actor", default=_default_actor(), help="who does this, for the audit trail (default: you)")
-    add_redis_options(parser)
-    add_output_options(parser)
 
 
 def require_queue(client: redis.Redis, queue: str, space: KeySpace) -> None:

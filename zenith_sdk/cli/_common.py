@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from typing import Any
@@ -15,7 +16,17 @@ from rich.console import Console
 from zenith_protocol import KeySpace
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
 
-__all__ = ["CliSettings", "add_output_options", "add_redis_options", "keyspace_from", "print_json", "redis_from"]
+__all__ = [
+    "CliSettings",
+    "add_actor_options",
+    "add_output_options",
+    "add_redis_options",
+    "console",
+    "default_actor",
+    "keyspace_from",
+    "print_json",
+    "redis_from",
+]
 
 _PREFIX_OPTIONS = (
     ("queue_prefix", "--queue-prefix", "prefix of queue keys"),
@@ -102,3 +113,18 @@ def console(*, stderr: bool = False) -> Console:
     # Piped into a file or another program, tables keep their full key patterns instead of 80 columns.
     width = None if stream.isatty() else 200
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+def default_actor() -> str:
+    """Who runs the command, for the audit trail: the OS user name."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "zenith-cli"
+
+
+def add_actor_options(parser: argparse.ArgumentParser) -> None:
+    """``--actor`` (for the audit trail), the Redis options and ``--json``: what a mutating command takes."""
+    parser.add_argument("--actor", default=default_actor(), help="who does this, for the audit trail (default: you)")
+    add_redis_options(parser)
+    add_output_options(parser)

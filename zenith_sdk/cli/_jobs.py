@@ -17,7 +17,6 @@ from zenith_sdk.cli._bulk_cli import (
     EXIT_DECLINED,
     EXIT_OK,
     EXIT_USAGE,
-    add_actor_options,
     ask,
     entry_json,
     entry_table,
@@ -26,6 +25,7 @@ from zenith_sdk.cli._bulk_cli import (
 )
 from zenith_sdk.cli._common import (
     CliSettings,
+    add_actor_options,
     add_output_options,
     add_redis_options,
     console,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import signal
 import threading
@@ -19,6 +18,7 @@ from zenith_protocol import Schedule, encode_schedule
 from zenith_sdk._background import BackgroundLoop
 from zenith_sdk.cli._common import (
     CliSettings,
+    add_actor_options,
     add_output_options,
     add_redis_options,
     console,
@@ -32,13 +32,6 @@ __all__ = ["register"]
 
 EXIT_OK, EXIT_DECLINED, EXIT_USAGE = 0, 1, 2
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a bare container
-        return "zenith-cli"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,7 +53,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--timezone", default=None, metavar="ZONE", help="IANA zone the cron is read in (default UTC)")
     add.add_argument("--priority", choices=("critical", "high", "low"), default=None, help="lane to push onto")
     add.add_argument("--paused", action="store_true", help="register it paused")
-    _add_common(add)
+    add_actor_options(add)
     add.set_defaults(handler=_run_add)
 
     for name, text, handler in (
@@ -73,7 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action.add_argument("id", help="schedule id")
         if name == "remove":
             action.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-        _add_common(action)
+        add_actor_options(action)
         action.set_defaults(handler=handler)
 
     ticker = commands.add_parser(
@@ -85,12 +78,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ticker.add_argument("--no-events", action="store_true", help="do not write lifecycle events")
     add_redis_options(ticker)
     ticker.set_defaults(handler=_run_scheduler)
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--actor", default=_default_actor(), help="who does this, for the audit trail (default: you)")
-    add_redis_options(parser)
-    add_output_options(parser)
 
 
 def _scheduler(args: argparse.Namespace, settings: CliSettings, *, events: bool = True) -> Scheduler:
