@@ -125,7 +125,6 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.DELAYED: _Rule(lambda s: s.delayed("<name>"), "zset", "job", "zset"),
     KeyKind.FAILED: _Rule(lambda s: s.failed("<name>"), "list", "job", "list"),
     KeyKind.PROCESSING: _Rule(lambda s: s.processing("<name>", "<workerId>"), "list", "job", "list"),
-    KeyKind.SELECTION: _Rule(lambda s: s.selection("<name>", "<token>"), "set", "members", "set"),
     KeyKind.ACTIVE_SET: _Rule(lambda s: s.active_set("<name>"), "set", "members", "set"),
     KeyKind.PAUSED: _Rule(lambda s: s.paused("<name>"), "string", "paused_flag", "string"),
     KeyKind.RATE_LIMIT: _Rule(lambda s: s.rate_limit("<name>", "<window>"), "string", "counter", "string"),

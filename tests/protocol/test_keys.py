@@ -55,7 +55,6 @@ WIRE_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.paused("emails"), "queue:emails:paused"),
     (lambda k: k.rate_limit("emails", 28400000), "queue:emails:ratelimit:28400000"),
     (lambda k: k.processing("emails", "py-web1-4242"), "queue:emails:processing:py-web1-4242"),
-    (lambda k: k.selection("emails", "op-1"), "queue:emails:selection:op-1"),
     (lambda k: k.queue_keys_pattern("emails"), "queue:emails:*"),
     (lambda k: k.group_active("emails"), "queue:active"),
     (lambda k: k.group_pending("emails", "tenant-7"), "queue:pending:tenant-7"),
@@ -92,7 +91,7 @@ def test_default_prefixes_give_the_wire_names(build: Callable[[KeySpace], str], 
 def test_every_name_builder_has_an_exact_wire_name() -> None:
     called = {name for build, _ in WIRE_NAMES for name in build.__code__.co_names}
 
-    assert _public_methods() - {"parse", "scan_patterns", "lanes_in_poll_order"} <= called
+    assert _public_methods() - {"parse", "queue_key_parser", "scan_patterns", "lanes_in_poll_order"} <= called
 
 
 def test_lanes_are_polled_critical_high_base_low() -> None:
@@ -111,7 +110,6 @@ CLUSTER_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.delayed("emails"), "queue:{emails}:delayed"),
     (lambda k: k.failed("emails"), "queue:{emails}:failed"),
     (lambda k: k.processing("emails", "w1"), "queue:{emails}:processing:w1"),
-    (lambda k: k.selection("emails", "op-1"), "queue:{emails}:selection:op-1"),
     (lambda k: k.group_active("emails"), "queue:{emails}:groups:active"),
     (lambda k: k.group_pending("emails", "g1"), "queue:{emails}:groups:pending:g1"),
     (lambda k: k.schedules(), "queue:{schedules}:schedules"),
@@ -184,7 +182,6 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
         ("paused", space.paused(q), ParsedKey(KeyKind.PAUSED, q)),
         ("rate_limit", space.rate_limit(q, window), ParsedKey(KeyKind.RATE_LIMIT, q, str(window))),
         ("processing", space.processing(q, worker), ParsedKey(KeyKind.PROCESSING, q, worker)),
-        ("selection", space.selection(q, worker), ParsedKey(KeyKind.SELECTION, q, worker)),
         ("group_active", space.group_active(q), ParsedKey(KeyKind.GROUP_ACTIVE, per_queue_group)),
         ("group_pending", space.group_pending(q, group), ParsedKey(KeyKind.GROUP_PENDING, per_queue_group, group)),
         ("schedules", space.schedules(), ParsedKey(KeyKind.SCHEDULES)),
@@ -214,7 +211,7 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
 
 CHANNEL_BUILDERS = {"logs_channel", "command_channel", "command_reply_channel"}
 """Pub/sub channels: names, but not keys (nothing is stored, SCAN never sees them)."""
-OTHER_METHODS = {"lanes_in_poll_order", "parse", "queue_keys_pattern", "scan_patterns"}
+OTHER_METHODS = {"lanes_in_poll_order", "parse", "queue_key_parser", "queue_keys_pattern", "scan_patterns"}
 
 
 def _public_methods() -> set[str]:
@@ -237,6 +234,26 @@ def test_parse_takes_every_builder_output_apart(layout: str, data: st.DataObject
     space = SPACES[layout]
     for builder, key, expected in data.draw(_builder_calls(space)):
         assert space.parse(key) == expected, (builder, key)
+
+
+@pytest.mark.parametrize("layout", sorted(SPACES))
+@PROPERTY
+@given(data=st.data(), foreign=st.text(max_size=20))
+def test_the_queue_key_parser_agrees_with_parse_under_the_queue_prefix(
+    layout: str, data: st.DataObject, foreign: str
+) -> None:
+    space = SPACES[layout]
+    parse_queue_key = space.queue_key_parser()
+    keys = [key for _, key, _ in data.draw(_builder_calls(space))] + [space.queue_prefix + foreign]
+    for key in keys:
+        if key.startswith(space.queue_prefix):
+            assert parse_queue_key(key) == space.parse(key), key
+
+
+def test_the_queue_key_parser_takes_the_general_path_when_prefixes_nest() -> None:
+    assert NESTED.queue_key_parser() == NESTED.parse
+    assert WIRE.queue_key_parser() != WIRE.parse
+    assert NESTED.queue_key_parser()("queue:console:worker:w1") == ParsedKey(KeyKind.WORKER, part="w1")
 
 
 @pytest.mark.parametrize("layout", sorted(SPACES))
@@ -429,7 +446,7 @@ def test_crc16_and_hash_slot_match_redis() -> None:
     assert hash_slot("foo{}{bar}") == crc16_xmodem(b"foo{}{bar}") % 16384
 
 
-_PER_QUEUE = ["queue", "lane", "delayed", "failed", "active_set", "paused", "rate_limit", "processing", "selection"]
+_PER_QUEUE = ["queue", "lane", "delayed", "failed", "active_set", "paused", "rate_limit", "processing"]
 _PER_QUEUE += ["group_active", "group_pending"]
 _SCHEDULE_KEYS = ["schedules", "schedule", "schedule_lock"]
 

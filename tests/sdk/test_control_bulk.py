@@ -32,34 +32,6 @@ def _ids(r: redis.Redis, key: str) -> Counter[str]:
     return Counter(decode_job(raw).id for raw in r.lrange(key, 0, -1))
 
 
-def test_retry_of_selected_ids_moves_exactly_those_and_resets_them(r: redis.Redis, keyspace: KeySpace) -> None:
-    _fill_failed(r, keyspace, 1200)
-    chosen = {f"id-{n}" for n in range(0, 1200, 3)}
-    looked: list[int] = []
-
-    result = bulk(
-        r,
-        "q",
-        JobState.FAILED,
-        BulkAction.RETRY,
-        keyspace=keyspace,
-        ids=chosen,
-        chunk=250,
-        actor="t",
-        progress=looked.append,
-    )
-
-    assert (result.matched, result.moved, result.looked_at) == (400, 400, 1200)
-    assert looked[-1] == 1200 and looked == sorted(looked)
-    waiting = r.lrange(keyspace.queue("q"), 0, -1)
-    assert {decode_job(raw).id for raw in waiting} == chosen
-    first = decode_job(waiting[-1])
-    assert (first.id, first.attempts, first.error, first.failed_at_ms) == ("id-0", 0, None, None)
-    assert set(_ids(r, keyspace.failed("q"))) == {f"id-{n}" for n in range(1200)} - chosen
-    assert r.exists(keyspace.selection("q", "x")) == 0
-    assert [k for k in r.scan_iter(match=f"{keyspace.queue_prefix}q:selection:*")] == []
-
-
 def test_a_retried_payload_keeps_every_other_byte(r: redis.Redis, keyspace: KeySpace) -> None:
     raw = dead_letter_job("only", failed_at=NOW)
     r.lpush(keyspace.failed("q"), raw)
@@ -286,3 +258,45 @@ def test_a_retried_job_equals_the_original_with_attempts_reset_and_error_dropped
     (retried,) = r.lrange(keyspace.queue("q"), 0, -1)
     assert result.moved == 1
     assert decode_job(retried) == failed.model_copy(update={"attempts": 0, "error": None, "failed_at_ms": None})
+
+
+def test_a_retry_of_interleaved_matches_keeps_both_lists_in_order(r: redis.Redis, keyspace: KeySpace) -> None:
+    names = ["a", "a", "b", "a", "b", "b", "a", "a", "a", "b", "a", "b"]
+    r.lpush(keyspace.failed("q"), *(node_job(f"id-{n}", name, {}, created_at=NOW) for n, name in enumerate(names)))
+
+    result = bulk(
+        r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, job_filter=JobFilter(name="a"), chunk=4, actor="t"
+    )
+
+    def oldest_first(key: str) -> list[str]:
+        return [decode_job(raw).id for raw in reversed(r.lrange(key, 0, -1))]
+
+    assert result.moved == 7
+    assert oldest_first(keyspace.queue("q")) == [f"id-{n}" for n, name in enumerate(names) if name == "a"]
+    assert oldest_first(keyspace.failed("q")) == [f"id-{n}" for n, name in enumerate(names) if name == "b"]
+
+
+@pytest.mark.parametrize(
+    ("properties", "query", "matches"),
+    [
+        ({"n": 3}, "n:3", True),
+        ({"n": 3.5}, "n:3.5", True),
+        ({"flag": True}, "flag:true", True),
+        ({"flag": False}, "flag:false", True),
+        ({"gone": None}, "gone:null", True),
+        ({"nested": {"a": 1}}, "nested:a", False),
+        ({"email": "x@y.z"}, "email:x@y.z", True),
+    ],
+)
+def test_a_property_filter_compares_values_as_text(
+    r: redis.Redis, keyspace: KeySpace, properties: dict[str, object], query: str, matches: bool
+) -> None:
+    r.lpush(keyspace.failed("q"), node_job("p", "x", properties, created_at=NOW))
+    r.lpush(keyspace.failed("q"), '{"id":"bare","data":"{\\"job\\":\\"x\\",\\"properties\\":false}"}')
+
+    result = bulk(
+        r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, job_filter=JobFilter.from_query(query),
+        dry_run=True, actor="t",
+    )  # fmt: skip
+
+    assert result.matched == int(matches)

@@ -11,7 +11,7 @@ from wire_data import seed_wire_facts
 
 from zenith_protocol import JobPayload, KeySpace, encode_job
 from zenith_sdk.cli import main
-from zenith_sdk.control import discover_queues, queue_snapshots
+from zenith_sdk.control import discover_queues, queue_snapshots, queues
 from zenith_sdk.producer import Producer
 
 FILLER_KEYS = 200_000
@@ -100,3 +100,38 @@ def test_counts_are_the_same_in_both_layouts_and_after_a_script_flush(
     (emails,) = queue_snapshots(r, space)
 
     assert (emails.waiting, emails.delayed, emails.failed, emails.active, emails.paused) == (6, 1, 1, 1, True)
+
+
+def test_a_key_of_an_unexpected_type_is_not_counted(
+    r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture
+) -> None:
+    r.lpush(keyspace.queue("q"), "j", "k")
+    r.set(keyspace.failed("q"), "not a list")
+    r.rpush(keyspace.paused("q"), "1")
+
+    with caplog.at_level("WARNING", logger="zenith_sdk.control.queues"):
+        (q,) = queue_snapshots(r, keyspace)
+
+    assert (q.waiting, q.failed, q.paused) == (2, 0, False)
+    assert "unexpected type" in caplog.text and "not a string" in caplog.text
+
+
+@pytest.mark.parametrize("cluster_safe", [False, True])
+def test_counts_spanning_many_script_calls_add_up(
+    r: redis.Redis, keyspace: KeySpace, cluster_safe: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queues, "COUNT_BATCH", 3)
+    space = keyspace.model_copy(update={"cluster_safe": cluster_safe})
+    for n in range(5):
+        name = f"q{n}"
+        r.lpush(space.queue(name), *["j"] * (n + 1))
+        r.lpush(space.lane(name, "high"), "h")
+        if n:
+            r.lpush(space.failed(name), *["f"] * n)
+            r.zadd(space.delayed(name), {f"d{i}": i for i in range(2 * n)})
+
+    snapshots = queue_snapshots(r, space)
+
+    assert [(s.name, s.waiting, s.failed, s.delayed, s.lanes) for s in snapshots] == [
+        (f"q{n}", n + 2, n, 2 * n, {"high": 1}) for n in range(5)
+    ]

@@ -3,6 +3,8 @@
 Each step is one call of a Lua script over a bounded chunk of one state of one queue, atomic,
 so Redis is never blocked for long and a job is either moved or not: two overlapping bulk
 retries of the same jobs never duplicate one, and a worker running meanwhile loses nothing.
+A filter is matched inside Redis (only matches cross the network); jobs chosen by id are
+picked from pages read here, so Redis spends no time on the entries around them.
 """
 
 from __future__ import annotations
@@ -27,13 +29,11 @@ from zenith_protocol import (
     validate_queue_name,
 )
 from zenith_protocol._json import dumps
+from zenith_sdk.control._pick import IdMatcher, PickWalk
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import Scripts
 
 __all__ = ["BulkAction", "BulkResult", "JobEntry", "JobFilter", "JobState", "bulk"]
-
-SELECTION_TTL_S = 3600
-_SELECTION_CHUNK = 1000
 
 
 class JobState(str, Enum):
@@ -146,24 +146,6 @@ def _check_queue(client: redis.Redis, space: KeySpace, queue: str) -> None:
         raise NotFoundError("queue", queue, hint="`zenith queues` lists the queues that exist")
 
 
-def _select(client: redis.Redis, key: str, ids: Iterable[str]) -> int:
-    pipe = client.pipeline(transaction=False)
-    batch: list[str] = []
-    count = 0
-    for job_id in ids:
-        batch.append(job_id)
-        if len(batch) == _SELECTION_CHUNK:
-            pipe.sadd(key, *batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        pipe.sadd(key, *batch)
-        count += len(batch)
-    pipe.expire(key, SELECTION_TTL_S)
-    pipe.execute()
-    return count
-
-
 def bulk(
     client: redis.Redis,
     queue: str,
@@ -174,7 +156,7 @@ def bulk(
     job_filter: JobFilter | None = None,
     ids: Iterable[str] | None = None,
     dry_run: bool = False,
-    chunk: int = 500,
+    chunk: int = 1000,
     sample: int = 10,
     actor: str,
     events: EventEmitter | None = None,
@@ -201,30 +183,24 @@ def bulk(
     space = keyspace or KeySpace()
     _check_queue(client, space, queue)
     result = BulkResult(action, queue, state, dry_run)
-    selection = space.selection(queue, uuid.uuid4().hex)
-    use_selection = ids is not None
-    if ids is not None and _select(client, selection, ids) == 0:
-        return result
-    walk = _Walk(
+    settings = _Settings(
         client=client,
         scripts=Scripts(client),
         target=space.queue(queue),
-        selection=selection,
-        use_selection=use_selection,
         mode="count" if dry_run else action.value,
         tombstone=f"zenith:tombstone:{uuid.uuid4().hex}",
-        filter_wire=(job_filter or JobFilter()).to_wire(),
         chunk=chunk,
         sample=sample,
         progress=progress,
         limit=limit,
     )
-    try:
-        for source, kind in _sources(space, queue, state):
+    sources = _sources(space, queue, state)
+    if ids is not None:
+        _by_ids(settings, sources, set(ids), job_filter.to_wire() if job_filter else "", result)
+    else:
+        walk = _Walk(settings, (job_filter or JobFilter()).to_wire())
+        for source, kind in sources:
             walk.run(source, kind, result)
-    finally:
-        if use_selection:
-            client.delete(selection)
     if events is not None and not dry_run and result.moved:
         action_name = OperatorAction(action.value)
         events.emit(job_event(EventType.OPERATOR, queue, actor=actor, action=action_name, count=result.moved))
@@ -232,46 +208,79 @@ def bulk(
 
 
 @dataclass(frozen=True)
-class _Walk:
-    """One bulk operation's settings, applied chunk by chunk to each source key."""
+class _Settings:
+    """One bulk operation's settings, whichever way its jobs are chosen."""
 
     client: redis.Redis
     scripts: Scripts
     target: str
-    selection: str
-    use_selection: bool
     mode: str
     tombstone: str
-    filter_wire: str
     chunk: int
     sample: int
     progress: Callable[[int], None] | None
     limit: int | None
 
+    def seen(self, result: BulkResult, looked_at: int, matches: list[bytes]) -> None:
+        """Count what one step looked at and matched, keep the sample, report progress."""
+        result.looked_at += looked_at
+        result.matched += len(matches)
+        room = self.sample - len(result.sample)
+        result.sample.extend(JobEntry.read(result.queue, result.state, raw) for raw in matches[: max(0, room)])
+        if self.progress is not None:
+            self.progress(result.looked_at)
+
+
+def _by_ids(
+    settings: _Settings, sources: list[tuple[str, str]], ids: set[str], filter_wire: str, result: BulkResult
+) -> None:
+    if not ids:
+        return
+    walk = PickWalk(
+        client=settings.client,
+        scripts=settings.scripts,
+        target=settings.target,
+        mode=settings.mode,
+        tombstone=settings.tombstone,
+        filter_wire=filter_wire,
+        chunk=settings.chunk,
+        limit=settings.limit,
+        on_page=lambda looked_at, matches: settings.seen(result, looked_at, matches),
+    )
+    matcher = IdMatcher(ids, retry=settings.mode == BulkAction.RETRY.value)
+    for source, kind in sources:
+        if walk.limit_reached():
+            break
+        walk.run(source, kind, matcher)
+    result.moved = walk.moved
+    # Matches that could not be found again, not even in a later pass, had left the state meanwhile.
+    result.matched -= walk.lost
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """A bulk operation by filter, applied chunk by chunk to each source key."""
+
+    settings: _Settings
+    filter_wire: str
+
     def run(self, source: str, kind: str, result: BulkResult) -> None:
         """Walk ``source`` from its oldest entry, one atomic script call per chunk."""
+        settings = self.settings
         offset = 0
         while True:
-            args: list[Any] = [
-                self.mode,
-                kind,
-                offset,
-                self.chunk,
-                self.filter_wire,
-                "1" if self.use_selection else "0",
-            ]
-            left = 0 if self.limit is None else self.limit - result.moved
-            if self.limit is not None and left <= 0:
+            left = 0 if settings.limit is None else settings.limit - result.moved
+            if settings.limit is not None and left <= 0:
                 return
-            args += [max(0, self.sample - len(result.sample)), self.tombstone, left]
-            reply = self.scripts.bulk(keys=[source, self.target, self.selection], args=args, client=self.client)
+            sample = max(0, settings.sample - len(result.sample))
+            args: list[Any] = [settings.mode, kind, offset, settings.chunk, self.filter_wire, sample]
+            args += [settings.tombstone, left]
+            reply = settings.scripts.bulk(keys=[source, settings.target], args=args, client=settings.client)
             looked_at, matched, moved = (int(n) for n in reply[:3])
-            result.looked_at += looked_at
-            result.matched += matched
             result.moved += moved
-            result.sample.extend(JobEntry.read(result.queue, result.state, raw) for raw in reply[3:])
-            if self.progress is not None:
-                self.progress(result.looked_at)
-            if looked_at < self.chunk:
+            settings.seen(result, looked_at, reply[3:])
+            # The script returns at most `sample` matches but counts them all.
+            result.matched += matched - len(reply[3:])
+            if looked_at < settings.chunk:
                 return
             offset += looked_at - moved

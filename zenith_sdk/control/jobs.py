@@ -18,7 +18,8 @@ from zenith_protocol import (
     OperatorAction,
     validate_queue_name,
 )
-from zenith_sdk.control.bulk import BulkAction, JobEntry, JobState, bulk
+from zenith_sdk.control._pick import IdMatcher, first_match
+from zenith_sdk.control.bulk import BulkAction, JobEntry, JobState, _check_queue, _sources, bulk
 from zenith_sdk.events import EventEmitter, job_event
 
 __all__ = [
@@ -76,12 +77,15 @@ def get_job(client: redis.Redis, queue: str, job_id: str, *, keyspace: KeySpace 
     Raises:
         NotFoundError: no such queue, or no job with that id in it.
     """
+    space = keyspace or KeySpace()
+    _check_queue(client, space, queue)
+    matcher = IdMatcher({job_id}, retry=False)
     for state in (JobState.FAILED, JobState.DELAYED, JobState.WAITING):
-        found = bulk(
-            client, queue, state, BulkAction.DELETE, keyspace=keyspace, ids=[job_id], dry_run=True, sample=1, actor=""
-        )
-        if found.sample:
-            return found.sample[0]
+        for source, kind in _sources(space, queue, state):
+            raw = first_match(client, source, kind, matcher)
+            if raw is not None:
+                due = client.zscore(source, raw) if kind == "zset" else None
+                return JobEntry.read(queue, state, raw, None if due is None else int(due))
     raise NotFoundError("job", job_id, hint=f"it is not waiting, delayed or failed in queue {queue!r}")
 
 

@@ -1,4 +1,4 @@
-"""Queue discovery and counts: one SCAN pass over the queue prefix, then every count in one pipeline.
+"""Queue discovery and counts: one SCAN pass over the queue prefix, then every count in one round trip.
 
 Discovery never stops early (the old console gave up after 1,000 SCAN calls and silently
 dropped queues), never takes a structural key for a queue, and counts what the old console
@@ -24,6 +24,7 @@ from zenith_protocol import (
     validate_queue_name,
 )
 from zenith_protocol.keys import PRIORITY_LANES
+from zenith_sdk.scripts import Scripts
 
 __all__ = ["QueueKeys", "discover_queues", "queue_snapshots"]
 
@@ -70,23 +71,70 @@ def _valid(name: str) -> bool:
     return True
 
 
-def discover_queues(client: redis.Redis, space: KeySpace | None = None) -> dict[str, QueueKeys]:
-    """Every queue under the queue prefix, found in one complete SCAN pass, plus the queue index."""
-    space = space or KeySpace()
-    found: dict[str, QueueKeys] = {}
+@dataclass
+class _Found:
+    """Discovered queues and their counted keys, as columns (few objects, so little for the GC to walk).
+
+    ``owners[i]`` is the index, in ``names``, of the queue ``keys[i]`` belongs to.
+    """
+
+    names: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    kinds: list[KeyKind] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)
+
+    def add(self, key: str, kind: KeyKind, owner: int) -> None:
+        self.keys.append(key)
+        self.kinds.append(kind)
+        self.owners.append(owner)
+
+    @classmethod
+    def of(cls, space: KeySpace, queues: Iterable[QueueKeys]) -> _Found:
+        found = cls()
+        for owner, queue in enumerate(queues):
+            found.names.append(queue.name)
+            keys = queue.keys if queue.keys is not None else _all_keys(space, queue.name)
+            for key, kind in keys.items():
+                found.add(key, kind, owner)
+        return found
+
+
+def _scan(client: redis.Redis, space: KeySpace) -> _Found:
+    """One complete SCAN pass over the queue prefix, plus the queue index; names in the order found."""
+    found = _Found()
+    owners: dict[str, int] = {}
+    unusable: set[str] = set()
+    parse = space.queue_key_parser()
     for raw_key in client.scan_iter(match=f"{space.queue_prefix}*", count=SCAN_COUNT):
         key = _text(raw_key)
-        parsed = space.parse(key)
-        if parsed is None or parsed.queue is None or not _valid(parsed.queue):
+        parsed = parse(key)
+        if parsed is None or parsed.queue is None:
             continue
-        queue = found.setdefault(parsed.queue, QueueKeys(parsed.queue))
-        if parsed.kind in _COUNTED and queue.keys is not None and (parsed.kind is not KeyKind.LANE or parsed.part):
-            queue.keys[key] = parsed.kind
+        owner = owners.get(parsed.queue)
+        if owner is None:
+            # A name is checked once, when its first key turns up.
+            if parsed.queue in unusable or not _valid(parsed.queue):
+                unusable.add(parsed.queue)
+                continue
+            owner = owners[parsed.queue] = len(found.names)
+            found.names.append(parsed.queue)
+        if parsed.kind in _COUNTED and (parsed.kind is not KeyKind.LANE or parsed.part):
+            found.add(key, parsed.kind, owner)
     for raw_name in client.smembers(space.queue_index()):
         name = _text(raw_name)
-        if _valid(name):
-            found.setdefault(name, QueueKeys(name))
-    return dict(sorted(found.items()))
+        if name not in owners and _valid(name):
+            owners[name] = len(found.names)
+            found.names.append(name)
+    return found
+
+
+def discover_queues(client: redis.Redis, space: KeySpace | None = None) -> dict[str, QueueKeys]:
+    """Every queue under the queue prefix, found in one complete SCAN pass, plus the queue index."""
+    found = _scan(client, space or KeySpace())
+    queues = [QueueKeys(name) for name in found.names]
+    for key, kind, owner in zip(found.keys, found.kinds, found.owners):
+        queues[owner].keys[key] = kind  # type: ignore[index]
+    return {queue.name: queue for queue in sorted(queues, key=lambda queue: queue.name)}
 
 
 def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
@@ -99,61 +147,117 @@ def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
     return keys
 
 
-_COMMANDS = {
-    KeyKind.QUEUE: "LLEN",
-    KeyKind.LANE: "LLEN",
-    KeyKind.PROCESSING: "LLEN",
-    KeyKind.FAILED: "LLEN",
-    KeyKind.DELAYED: "ZCARD",
-    KeyKind.ACTIVE_SET: "SCARD",
-    KeyKind.PAUSED: "GET",
+_COUNT_KINDS = {
+    KeyKind.QUEUE: "l",
+    KeyKind.LANE: "l",
+    KeyKind.PROCESSING: "l",
+    KeyKind.FAILED: "l",
+    KeyKind.DELAYED: "z",
+    KeyKind.ACTIVE_SET: "s",
+    KeyKind.PAUSED: "g",
 }
+"""How the count script reads each kind of key (see scripts/count.lua)."""
+
+COUNT_BATCH = 1000
+"""Keys counted per script call in the wire layout (each call is short: about 1 µs per key)."""
 
 
 def queue_snapshots(
     client: redis.Redis, space: KeySpace | None = None, queues: Iterable[QueueKeys] | None = None
 ) -> list[QueueSnapshot]:
-    """Counts of every queue (discovered now unless given), read in one pipelined round trip.
+    """Counts of every queue (discovered now unless given), by name, read in one pipelined round trip.
 
-    Only keys that discovery saw are read, so a queue with two keys costs two commands.
+    Only keys that discovery saw are read, so a queue with two keys costs two key reads. The
+    reads run in a read-only script, many keys per call (one queue per call in the cluster-safe
+    layout, whose queues live in different slots).
     """
     space = space or KeySpace()
-    listed = list(queues) if queues is not None else list(discover_queues(client, space).values())
-    plan = [(queue.name, queue.keys if queue.keys is not None else _all_keys(space, queue.name)) for queue in listed]
-    pipe = client.pipeline(transaction=False)
-    for _, keys in plan:
-        for key, kind in keys.items():
-            pipe.execute_command(_COMMANDS[kind], key)  # type: ignore[no-untyped-call]
-    results = iter(pipe.execute() if any(keys for _, keys in plan) else [])
+    found = _scan(client, space) if queues is None else _Found.of(space, queues)
+    totals = _Totals(len(found.names))
+    for key, kind, owner, value in zip(found.keys, found.kinds, found.owners, _count(client, space, found)):
+        totals.add(found.names[owner], key, kind, owner, value)
     now_ms = int(time.time() * 1000)
-    return [_snapshot(name, {key: (kind, next(results)) for key, kind in keys.items()}, now_ms) for name, keys in plan]
+    order = sorted(range(len(found.names)), key=found.names.__getitem__)
+    return [totals.snapshot(found.names[owner], owner, now_ms) for owner in order]
 
 
-def _snapshot(name: str, counted: dict[str, tuple[KeyKind, object]], now_ms: int) -> QueueSnapshot:
-    totals: dict[KeyKind, int] = {}
-    lanes: dict[str, int] = {}
-    paused = False
-    for key, (kind, value) in counted.items():
+def _count(client: redis.Redis, space: KeySpace, found: _Found) -> list[object]:
+    """The count script's value for every key of ``found``, in order; one round trip."""
+    if space.cluster_safe:
+        # One queue's keys per call: group them (a stable sort keeps each queue's keys in order).
+        order = sorted(range(len(found.keys)), key=found.owners.__getitem__)
+        batches: list[list[int]] = []
+        for index in order:
+            if not batches or found.owners[batches[-1][0]] != found.owners[index]:
+                batches.append([])
+            batches[-1].append(index)
+    else:
+        batches = [
+            list(range(start, min(start + COUNT_BATCH, len(found.keys))))
+            for start in range(0, len(found.keys), COUNT_BATCH)
+        ]
+    if not batches:
+        return []
+    script = Scripts(client).count
+    pipe = client.pipeline(transaction=False)
+    for batch in batches:
+        keys = [found.keys[index] for index in batch]
+        script(keys=keys, args=[_COUNT_KINDS[found.kinds[index]] for index in batch], client=pipe)
+    values: list[object] = [None] * len(found.keys)
+    for batch, reply in zip(batches, pipe.execute()):
+        for index, value in zip(batch, reply):
+            values[index] = value
+    return values
+
+
+class _Totals:
+    """Per-queue sums of the counts, as columns indexed by queue."""
+
+    def __init__(self, queues: int) -> None:
+        self.waiting = [0] * queues
+        self.delayed = [0] * queues
+        self.failed = [0] * queues
+        self.active = [0] * queues
+        self.paused = [False] * queues
+        self.lanes: dict[int, dict[str, int]] = {}
+
+    def add(self, name: str, key: str, kind: KeyKind, owner: int, value: object) -> None:
         if kind is KeyKind.PAUSED:
-            paused = _paused(value, name)  # type: ignore[arg-type]
-            continue
+            self.paused[owner] = _paused(value, name)  # type: ignore[arg-type]
+            return
         count = int(value)  # type: ignore[call-overload]
-        totals[kind] = totals.get(kind, 0) + count
-        if kind is KeyKind.LANE and count:
-            lanes[key.rsplit(":", 1)[1]] = count
-    return QueueSnapshot(
-        name=name,
-        waiting=totals.get(KeyKind.QUEUE, 0) + totals.get(KeyKind.LANE, 0),
-        delayed=totals.get(KeyKind.DELAYED, 0),
-        failed=totals.get(KeyKind.FAILED, 0),
-        active=totals.get(KeyKind.ACTIVE_SET, 0) + totals.get(KeyKind.PROCESSING, 0),
-        paused=paused,
-        lanes=lanes,
-        timestamp=now_ms,
-    )
+        if count < 0:
+            logger.warning("queue=%s key=%s holds an unexpected type; not counted", name, key)
+        elif kind is KeyKind.QUEUE:
+            self.waiting[owner] += count
+        elif kind is KeyKind.LANE:
+            self.waiting[owner] += count
+            if count:
+                self.lanes.setdefault(owner, {})[key.rsplit(":", 1)[1]] = count
+        elif kind is KeyKind.DELAYED:
+            self.delayed[owner] += count
+        elif kind is KeyKind.FAILED:
+            self.failed[owner] += count
+        else:  # the legacy active set and the processing lists
+            self.active[owner] += count
+
+    def snapshot(self, name: str, owner: int, now_ms: int) -> QueueSnapshot:
+        return QueueSnapshot(
+            name=name,
+            waiting=self.waiting[owner],
+            delayed=self.delayed[owner],
+            failed=self.failed[owner],
+            active=self.active[owner],
+            paused=self.paused[owner],
+            lanes=self.lanes.get(owner, {}),
+            timestamp=now_ms,
+        )
 
 
-def _paused(raw: bytes | None, name: str) -> bool:
+def _paused(raw: bytes | int | None, name: str) -> bool:
+    if isinstance(raw, int):
+        logger.warning("queue=%s has a paused flag that is not a string; shown as running", name)
+        return False
     try:
         return decode_paused_flag(raw)
     except ProtocolError:

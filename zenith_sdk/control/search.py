@@ -138,8 +138,8 @@ class _Search:
 
     def _call(self, queue: str, source: str, kind: str, offset: int, sample: int) -> list[Any]:
         """One count-mode call of the bulk script: ``[looked_at, matched, moved, sample...]``."""
-        # Count mode reads only the source; the other keys are named (in the queue's hash slot) for KEYS.
-        args: list[Any] = ["count", kind, offset, self.chunk, self.filter_wire, "0", sample, _NO_TOMBSTONE, 0]
-        keys = [source, self.space.queue(queue), self.space.selection(queue, "search")]
+        # Count mode reads only the source; the target is named (in the queue's hash slot) for KEYS.
+        args: list[Any] = ["count", kind, offset, self.chunk, self.filter_wire, sample, _NO_TOMBSTONE, 0]
+        keys = [source, self.space.queue(queue)]
         reply: list[Any] = self.scripts.bulk(keys=keys, args=args, client=self.client)
         return reply

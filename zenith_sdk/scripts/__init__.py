@@ -1,7 +1,9 @@
 """The Lua scripts, one ``.lua`` file each, registered once per client.
 
 Every script gets every key through KEYS and touches one queue's keys only, so the same
-scripts run on the wire layout and on the cluster-safe layout.
+scripts run on the wire layout and on the cluster-safe layout (``count`` is read-only and is
+given one queue's keys per call in the cluster-safe layout). Code shared by several scripts
+lives in a ``_name.lua`` file, pulled in by a line ``--#include _name``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,22 @@ from redis.exceptions import NoScriptError
 __all__ = ["NoScriptError", "Scripts"]
 
 
-def _source(name: str) -> str:
+_INCLUDE = "--#include "
+
+
+def _read(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _source(name: str) -> str:
+    """The script ``name`` with each ``--#include _lib`` line replaced by ``_lib.lua``."""
+    lines = []
+    for line in _read(name).splitlines(keepends=True):
+        if line.startswith(_INCLUDE):
+            lines.append(_read(line[len(_INCLUDE) :].strip()))
+        else:
+            lines.append(line)
+    return "".join(lines)
 
 
 _SOURCES = {
@@ -32,6 +48,8 @@ _SOURCES = {
         "events",
         "fire_schedule",
         "bulk",
+        "pick",
+        "count",
     )
 }
 
@@ -48,6 +66,8 @@ class Scripts:
         self.events: Script = client.register_script(_SOURCES["events"])
         self.fire_schedule: Script = client.register_script(_SOURCES["fire_schedule"])
         self.bulk: Script = client.register_script(_SOURCES["bulk"])
+        self.pick: Script = client.register_script(_SOURCES["pick"])
+        self.count: Script = client.register_script(_SOURCES["count"])
 
     def queue_call(
         self, pipe: Pipeline, script: Script, keys: Sequence[str], args: Sequence[str | bytes | int]
@@ -72,6 +92,8 @@ class Scripts:
             self.events,
             self.fire_schedule,
             self.bulk,
+            self.pick,
+            self.count,
         )
         for script in scripts:
             pipe.script_load(script.script)

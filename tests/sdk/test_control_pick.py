@@ -1,0 +1,304 @@
+"""Bulk operations by id against a real Redis: pages, shifted and lost picks, filters, limits, NOSCRIPT.
+
+The progress callback runs after a page is matched and before its picks are sent, so it stands
+in for a worker or another operator acting at exactly that moment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+import redis
+from counting import CountingRedis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from protocol.strategies import jobs
+from wire_data import dead_letter_job, node_job
+
+from zenith_protocol import JobPayload, KeySpace, decode_job, encode_job
+from zenith_sdk.control import BulkAction, JobFilter, JobState, _pick, bulk, get_job
+from zenith_sdk.control._pick import decode_object, plain
+from zenith_sdk.scripts import Scripts
+
+NOW = 1_767_225_600_000
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Pages of 7 entries, so a few dozen jobs span many pages."""
+    monkeypatch.setattr(_pick, "PAGE", 7)
+    return 7
+
+
+def _fill_failed(r: redis.Redis, space: KeySpace, count: int) -> list[str]:
+    """``count`` dead letters id-0 (oldest, at the tail) .. id-<count-1>."""
+    r.lpush(space.failed("q"), *(dead_letter_job(f"id-{n}", failed_at=NOW + n) for n in range(count)))
+    return [f"id-{n}" for n in range(count)]
+
+
+def _fill_waiting(r: redis.Redis, space: KeySpace, count: int) -> list[str]:
+    r.lpush(space.queue("q"), *(node_job(f"id-{n}", "work", {"n": n}, created_at=NOW) for n in range(count)))
+    return [f"id-{n}" for n in range(count)]
+
+
+def _oldest_first(r: redis.Redis, key: str) -> list[str]:
+    return [decode_job(raw).id for raw in reversed(r.lrange(key, 0, -1))]
+
+
+def _once(action: Callable[[], object]) -> Callable[[int], None]:
+    """A progress callback that runs ``action`` the first time it is called."""
+    done: list[bool] = []
+
+    def progress(looked_at: int) -> None:
+        if not done:
+            done.append(True)
+            action()
+
+    return progress
+
+
+def test_a_selection_across_many_pages_moves_exactly_those_in_order(
+    r: redis.Redis, keyspace: KeySpace, small_pages: int
+) -> None:
+    ids = _fill_failed(r, keyspace, 100)
+    chosen = ids[::3]
+    looked: list[int] = []
+
+    result = bulk(
+        r,
+        "q",
+        JobState.FAILED,
+        BulkAction.RETRY,
+        keyspace=keyspace,
+        ids=chosen,
+        chunk=4,
+        actor="t",
+        progress=looked.append,
+    )
+
+    assert (result.matched, result.moved, result.looked_at) == (34, 34, 100)
+    assert looked == sorted(looked) and looked[-1] == 100 and len(looked) >= 100 // small_pages
+    assert _oldest_first(r, keyspace.queue("q")) == chosen  # the oldest failure is retried first
+    assert _oldest_first(r, keyspace.failed("q")) == [job_id for job_id in ids if job_id not in chosen]
+    first = decode_job(r.lrange(keyspace.queue("q"), -1, -1)[0])
+    assert (first.id, first.attempts, first.error, first.failed_at_ms) == ("id-0", 0, None, None)
+    leftovers = set(r.scan_iter(match=f"{keyspace.queue_prefix}*"))
+    assert leftovers == {keyspace.failed("q").encode(), keyspace.queue("q").encode()}
+
+
+@pytest.mark.parametrize(
+    ("size", "popped", "chosen"),
+    [(50, 5, slice(20, 30)), (100, 40, slice(60, 70))],
+    ids=["found-near-their-place", "found-by-a-later-pass"],
+)
+def test_picks_shifted_by_a_worker_popping_the_tail_are_still_moved(
+    r: redis.Redis, keyspace: KeySpace, size: int, popped: int, chosen: slice
+) -> None:
+    # The script looks 32 places around: 5 pops stay within reach, 40 take a second walk.
+    ids = _fill_waiting(r, keyspace, size)
+    pop = lambda: r.rpop(keyspace.queue("q"), popped)  # noqa: E731 - a worker takes the oldest meanwhile
+
+    result = bulk(
+        r,
+        "q",
+        JobState.WAITING,
+        BulkAction.DELETE,
+        keyspace=keyspace,
+        ids=ids[chosen],
+        actor="t",
+        progress=_once(pop),
+    )
+
+    assert (result.matched, result.moved) == (10, 10)
+    assert _oldest_first(r, keyspace.queue("q")) == ids[popped : chosen.start] + ids[chosen.stop :]
+
+
+def test_picks_that_left_meanwhile_are_neither_moved_nor_counted(r: redis.Redis, keyspace: KeySpace) -> None:
+    ids = _fill_failed(r, keyspace, 30)
+    gone = [raw for raw in r.lrange(keyspace.failed("q"), 0, -1) if decode_job(raw).id in {"id-3", "id-4"}]
+    removed = lambda: [r.lrem(keyspace.failed("q"), 1, raw) for raw in gone]  # type: ignore[arg-type]  # noqa: E731
+
+    result = bulk(
+        r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=ids[:10], actor="t", progress=_once(removed)
+    )
+
+    assert (result.matched, result.moved) == (8, 8)
+    assert _oldest_first(r, keyspace.queue("q")) == [job_id for job_id in ids[:10] if job_id not in {"id-3", "id-4"}]
+    assert _oldest_first(r, keyspace.failed("q")) == ids[10:]
+
+
+def test_a_script_cache_flush_in_the_middle_of_a_walk_is_survived(
+    r: redis.Redis, keyspace: KeySpace, small_pages: int
+) -> None:
+    ids = _fill_failed(r, keyspace, 40)
+    Scripts(r).load(r)
+
+    result = bulk(
+        r,
+        "q",
+        JobState.FAILED,
+        BulkAction.DELETE,
+        keyspace=keyspace,
+        ids=ids[::2],
+        actor="t",
+        progress=_once(r.script_flush),
+    )
+
+    assert result.moved == 20
+    assert _oldest_first(r, keyspace.failed("q")) == ids[1::2]
+
+
+def test_ids_and_a_filter_must_both_match(r: redis.Redis, keyspace: KeySpace, small_pages: int) -> None:
+    for n in range(20):
+        r.lpush(keyspace.failed("q"), node_job(f"id-{n}", "even" if n % 2 == 0 else "odd", {}, created_at=NOW))
+    chosen = [f"id-{n}" for n in range(12)]
+    even = JobFilter(name="even")
+
+    preview = bulk(
+        r,
+        "q",
+        JobState.FAILED,
+        BulkAction.DELETE,
+        keyspace=keyspace,
+        ids=chosen,
+        job_filter=even,
+        dry_run=True,
+        actor="t",
+    )
+    done = bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, ids=chosen, job_filter=even, actor="t")
+
+    assert (preview.matched, preview.moved) == (6, 0)
+    assert [entry.job.id for entry in preview.sample if entry.job] == [f"id-{n}" for n in range(0, 12, 2)]
+    assert (done.matched, done.moved) == (6, 6)
+    assert _oldest_first(r, keyspace.failed("q")) == [f"id-{n}" for n in range(20) if n % 2 or n >= 12]
+
+
+@pytest.mark.parametrize("job_filter", [None, JobFilter(name="x")], ids=["ids", "ids-and-filter"])
+def test_a_limit_counts_the_matches_past_it_without_moving_them(
+    r: redis.Redis, keyspace: KeySpace, job_filter: JobFilter | None
+) -> None:
+    raw = encode_job(JobPayload.create("x", job_id="same"))
+    r.lpush(keyspace.failed("q"), raw, raw, raw)
+    call = {"keyspace": keyspace, "ids": ["same"], "job_filter": job_filter, "limit": 1, "actor": "t"}
+
+    first = bulk(r, "q", JobState.FAILED, BulkAction.DELETE, **call)  # type: ignore[arg-type]
+    second = bulk(r, "q", JobState.FAILED, BulkAction.DELETE, **call)  # type: ignore[arg-type]
+
+    assert [(first.matched, first.moved), (second.matched, second.moved)] == [(3, 1), (2, 1)]
+    assert r.lrange(keyspace.failed("q"), 0, -1) == [raw.encode()]
+
+
+def test_delayed_jobs_are_picked_by_id_and_one_that_left_is_not_counted(r: redis.Redis, keyspace: KeySpace) -> None:
+    raws = {f"d-{n}": node_job(f"d-{n}", "later", {"n": n}, created_at=NOW, attempts=2) for n in range(10)}
+    r.zadd(keyspace.delayed("q"), {raw: NOW + n for n, raw in enumerate(raws.values())})
+    gone = lambda: r.zrem(keyspace.delayed("q"), raws["d-1"])  # noqa: E731 - a worker promoted it meanwhile
+
+    result = bulk(
+        r, "q", JobState.DELAYED, BulkAction.RETRY, keyspace=keyspace, ids=["d-0", "d-1", "d-2"], actor="t",
+        progress=_once(gone),
+    )  # fmt: skip
+
+    assert (result.matched, result.moved) == (2, 2)
+    assert _oldest_first(r, keyspace.queue("q")) == ["d-0", "d-2"]
+    assert all(decode_job(raw).attempts == 0 for raw in r.lrange(keyspace.queue("q"), 0, -1))
+    assert r.zcard(keyspace.delayed("q")) == 7
+
+
+def test_get_job_reads_no_further_than_the_page_holding_it(
+    counting: CountingRedis, keyspace: KeySpace, small_pages: int
+) -> None:
+    _fill_failed(counting, keyspace, 30)
+    counting.zadd(keyspace.delayed("q"), {node_job("later", "x", {}, created_at=NOW): NOW + 5})
+    counting.round_trips.clear()
+
+    entry = get_job(counting, "q", "id-2", keyspace=keyspace)
+    reads = [args for trip in counting.round_trips for args in trip if args[0] == "LRANGE"]
+    delayed = get_job(counting, "q", "later", keyspace=keyspace)
+
+    assert entry.job is not None and entry.job.id == "id-2" and entry.state is JobState.FAILED
+    assert len(reads) == 1
+    assert (delayed.state, delayed.due_ms) == (JobState.DELAYED, NOW + 5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"id":"a"}', {"id": "a"}),
+        (b'  {"id":"a"} \n', {"id": "a"}),
+        (b'{"id":"a"} trailing', None),
+        (b'["id","a"]', None),
+        (b'{"id":', None),
+        (b'{"id":"\xff"}', None),
+        (b'{"id":"\\ud800"}', {"id": "\ud800"}),
+    ],
+)
+def test_decode_object_reads_json_objects_only(raw: bytes, expected: dict[str, str] | None) -> None:
+    assert decode_object(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (dead_letter_job("a", failed_at=NOW).encode(), True),
+        (b'{"id":"a","attempts":1}', True),
+        (b'{"id":"a","meta":{"attempts":1},"attempts":2}', False),
+        (b'{"id":"a","attempts":1,"attempts":2}', False),
+        (b'{"id":"a","\\u0061ttempts":1}', False),
+        (b'{"attempts":1,"id":"a"}', False),
+        (b'{"id":"a", "attempts" : 1}', False),
+        (b'{"id":"a","note":"x,\\"attempts\\":1"}', True),
+    ],
+)
+def test_plain_is_false_whenever_a_plain_search_could_be_wrong(raw: bytes, expected: bool) -> None:
+    job = decode_object(raw)
+    assert job is not None and plain(raw, job) is expected
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    job=jobs(),
+    attempts=st.integers(0, 9),
+    error=st.text(max_size=20),
+    failed_at=st.integers(0, 2**41),
+)
+def test_a_job_retried_by_id_equals_the_original_with_attempts_reset_and_error_dropped(
+    r: redis.Redis, keyspace: KeySpace, job: JobPayload, attempts: int, error: str, failed_at: int
+) -> None:
+    # Lone surrogates included: Redis' Lua JSON cannot read them, but a job chosen by id is still retried.
+    failed = job.model_copy(update={"id": "j", "attempts": attempts, "error": error, "failed_at_ms": failed_at})
+    raw = encode_job(failed)
+    r.delete(keyspace.failed("q"), keyspace.queue("q"))
+    r.lpush(keyspace.failed("q"), raw)
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=["j"], actor="t")
+
+    (retried,) = r.lrange(keyspace.queue("q"), 0, -1)
+    assert result.moved == 1
+    assert decode_job(retried) == failed.model_copy(update={"attempts": 0, "error": None, "failed_at_ms": None})
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(job=jobs(), attempts=st.integers(0, 9), error=st.text(max_size=20))
+def test_a_vouched_cut_gives_the_same_bytes_as_the_checked_one(
+    r: redis.Redis, keyspace: KeySpace, job: JobPayload, attempts: int, error: str
+) -> None:
+    raw = encode_job(job.model_copy(update={"attempts": attempts, "error": error, "failed_at_ms": NOW})).encode()
+    decoded = json.loads(raw)
+    scripts = Scripts(r)
+    outputs = []
+    for flag in ("1", "0") if plain(raw, decoded) else ("0",):
+        r.delete(keyspace.failed("q"), keyspace.queue("q"))
+        r.lpush(keyspace.failed("q"), raw)
+        args: list[str | bytes | int] = ["retry", "list", "zenith:tombstone:t", "", 0, 1, raw, flag]
+        assert scripts.pick(keys=[keyspace.failed("q"), keyspace.queue("q")], args=args)[0] == 1
+        outputs.append(r.lrange(keyspace.queue("q"), 0, -1))
+    assert len(set(map(tuple, outputs))) == 1
+    (retried,) = outputs[0]
+    assert json.loads(retried) == {
+        **{key: value for key, value in decoded.items() if key not in ("error", "failedAt")},
+        "attempts": 0,
+    }

@@ -1,0 +1,292 @@
+"""Jobs chosen by id: read a state page by page, pick the entries here, move them with the pick script.
+
+Redis only spends time on the entries picked (the pick script checks each is still there, byte
+for byte, and moves it atomically), not on the ones around them. Each round trip carries the
+read of the next page ahead of the pick calls for the current one, so the next page is matched
+here while Redis moves the current page's picks. A pick the list moved out of reach meanwhile
+(workers popping, another operator's bulk operation) is looked for again in a later pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+from redis.connection import AbstractConnection
+from redis.exceptions import NoScriptError
+
+from zenith_sdk.scripts import Scripts
+
+PAGE = 10_000
+"""Entries read per LRANGE/ZRANGE."""
+
+PASSES = 3
+"""Walks over a source at most: the first, then again for picks that could not be found."""
+
+_LEADING_ID = b'{"id":"'
+_RESET_MARKERS = {"attempts": b',"attempts":', "error": b',"error":', "failedAt": b',"failedAt":'}
+_DECODER = json.JSONDecoder()
+
+Match = tuple[int, bytes, bool]
+"""A picked entry: its position counted from the oldest end (1 = the oldest) when read, its bytes,
+and whether a plain search finds exactly its top-level attempts/error/failedAt (see ``plain``)."""
+
+
+def _read_command(source: str, kind: str, offset: int, size: int) -> tuple[Any, ...]:
+    if kind == "list":
+        return ("LRANGE", source, -(offset + size), -(offset + 1))
+    return ("ZRANGE", source, offset, offset + size - 1)
+
+
+def _oldest_first(reply: list[bytes], kind: str) -> list[bytes]:
+    # A list's window comes newest first (LRANGE reads towards the tail); a zset's soonest first.
+    return reply[::-1] if kind == "list" else reply
+
+
+def first_match(client: redis.Redis, source: str, kind: str, matcher: Matcher) -> bytes | None:
+    """The oldest entry of ``source`` that ``matcher`` picks, reading page by page until it is found."""
+    offset = 0
+    while True:
+        page = _oldest_first(client.execute_command(*_read_command(source, kind, offset, PAGE)), kind)  # type: ignore[no-untyped-call]
+        found = matcher(page, offset)
+        if found:
+            return found[0][1]
+        if len(page) < PAGE:
+            return None
+        offset += len(page)
+
+
+class Matcher(Protocol):
+    """Picks the entries of one page."""
+
+    def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]: ...
+
+
+def decode_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` decoded, if it is a JSON object; else None."""
+    try:
+        text = raw.decode()
+        job, end = _DECODER.raw_decode(text)  # faster than json.loads, which also strips whitespace
+        if end != len(text) and text[end:].strip():
+            return None
+    except ValueError:  # UnicodeDecodeError is one; so is leading whitespace, which json.loads allows
+        try:
+            job = json.loads(raw)
+        except ValueError:
+            return None
+    return job if isinstance(job, dict) else None
+
+
+def plain(raw: bytes, job: dict[str, Any]) -> bool:
+    """True when a plain search of ``raw`` for ``,"attempts":``, ``,"error":`` and ``,"failedAt":``
+    finds exactly the top-level members of ``job`` (its decoded form): no value is an object or
+    array, no such key is written escaped, twice, or first. The pick script then cuts those
+    members without decoding the payload again."""
+    if next(iter(job), None) in _RESET_MARKERS:
+        return False
+    for key, marker in _RESET_MARKERS.items():
+        if raw.count(marker) != (key in job):
+            return False
+    return not any(isinstance(value, (dict, list)) for value in job.values())
+
+
+class IdMatcher:
+    """Picks the entries that are jobs with one of the given ids.
+
+    Most payloads start with their id, so that is read without decoding; an entry whose id is
+    wanted is then decoded to make sure it is a JSON object with that id (an entry that does not
+    decode never matches). Other entries are decoded to find their id. With ``retry``, each match
+    also says whether the pick script can cut its members without decoding it (:func:`plain`).
+    """
+
+    def __init__(self, ids: set[str], *, retry: bool) -> None:
+        self.ids = ids
+        self.retry = retry
+        self._encoded = {job_id.encode() for job_id in ids}
+
+    def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]:
+        encoded, lead, ids = self._encoded, len(_LEADING_ID), self.ids
+        found: list[Match] = []
+        for index, raw in enumerate(page):
+            if raw.startswith(_LEADING_ID):
+                end = raw.find(b'"', lead)
+                leading = raw[lead:end]
+                if leading not in encoded and end > 0 and b"\\" not in leading:
+                    continue
+            job = decode_object(raw)
+            if job is not None and job.get("id") in ids:
+                found.append((offset + index + 1, raw, self.retry and plain(raw, job)))
+        return found
+
+
+class _Exactly:
+    """Picks the given entries again (matched before, then not found), each as often as listed."""
+
+    def __init__(self, matches: list[Match]) -> None:
+        self.wanted: dict[bytes, list[bool]] = {}
+        for _, raw, is_plain in matches:
+            self.wanted.setdefault(raw, []).append(is_plain)
+
+    def unseen(self) -> int:
+        """How many of the entries were not seen (they are gone)."""
+        return sum(len(flags) for flags in self.wanted.values())
+
+    def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]:
+        found: list[Match] = []
+        for index, raw in enumerate(page):
+            left = self.wanted.get(raw)
+            if left:
+                found.append((offset + index + 1, raw, left.pop()))
+        return found
+
+
+@dataclass
+class PickWalk:
+    """One bulk operation by ids over the sources of one state."""
+
+    client: redis.Redis
+    scripts: Scripts
+    target: str
+    mode: str
+    tombstone: str
+    filter_wire: str
+    """The filter the picks must also match, as the scripts read it ("" for none)."""
+    chunk: int
+    limit: int | None
+    """Most jobs to move (None: no limit)."""
+    on_page: Callable[[int, list[bytes]], None]
+    """Called with entries looked at and matches found, for the first pass over each source."""
+    moved: int = 0
+    lost: int = 0
+    """Matches that could not be found again, not even in a later pass: they had left the state."""
+    _missing: list[Match] = field(default_factory=list)
+
+    def run(self, source: str, kind: str, matcher: Matcher) -> None:
+        """Walk ``source`` from its oldest entry; then walk again for what could not be found."""
+        self._walk(source, kind, matcher, first=True)
+        for _ in range(PASSES - 1):
+            if not self._missing:
+                break
+            missing, self._missing = self._missing, []
+            again = _Exactly(missing)
+            self._walk(source, kind, again, first=False)
+            self.lost += again.unseen()
+        self.lost += len(self._missing)
+        self._missing = []
+
+    def limit_reached(self) -> bool:
+        return self.limit is not None and self.moved >= self.limit
+
+    def _walk(self, source: str, kind: str, matcher: Matcher, *, first: bool) -> None:
+        connection = self.client.connection_pool.get_connection()
+        try:
+            _Round(self, connection, source, kind, matcher, first).run()
+        except BaseException:
+            # A reply may still be unread on this connection: never hand it back to the pool.
+            connection.disconnect()  # type: ignore[no-untyped-call]
+            raise
+        finally:
+            self.client.connection_pool.release(connection)
+
+
+@dataclass
+class _Round:
+    """The round trips of one walk over one source, on a connection of their own.
+
+    Each round trip reads the next page (on its own: Redis writes no reply while a script runs),
+    sends the first pick call for the current page, and matches the new page while Redis runs it;
+    the page's other calls follow one by one. Positions stay exact: the new page was read before
+    the calls ran, and every entry they remove sits nearer the oldest end than it, so its picks'
+    positions (and the offset of the page after it) shift down by exactly the number moved; a
+    call's picks shift down by the number its page's earlier calls moved.
+    """
+
+    walk: PickWalk
+    connection: AbstractConnection
+    source: str
+    kind: str
+    matcher: Matcher
+    first: bool
+
+    def run(self) -> None:
+        offset = 0
+        page = self._round_trip(0, [])
+        while page is not None:
+            matches, size, moved_before = page
+            picks = [(position - moved_before, raw, is_plain) for position, raw, is_plain in matches]
+            if self.walk.mode == "count" and not self.walk.filter_wire:
+                picks = []  # nothing to move and nothing to ask Redis
+            next_offset = offset - moved_before + size
+            more = size == PAGE and not self.walk.limit_reached()
+            if not more and not picks:
+                return
+            page = self._round_trip(next_offset if more else None, picks)
+            offset = next_offset
+
+    def _round_trip(self, read_at: int | None, picks: list[Match]) -> tuple[list[Match], int, int] | None:
+        """Read the page at ``read_at`` (if any), then move ``picks``, matching that page meanwhile.
+
+        Returns the page's matches and size, and how many entries the pick calls moved.
+        """
+        entries = None
+        if read_at is not None:
+            self._command(*_read_command(self.source, self.kind, read_at, PAGE))
+            entries = _oldest_first(self.connection.read_response(), self.kind)
+        batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
+        moved = 0
+        call = self._send(batches[0], 0) if batches else None
+        matches = None if entries is None else self._matched(entries, read_at or 0)
+        for number, batch in enumerate(batches):
+            if number:
+                call = self._send(batch, moved)
+            if call is None:
+                break  # the limit is reached: the picks left are counted, not moved
+            moved += self._settle(batch, self._reply(call))
+        return None if entries is None or matches is None else (matches, len(entries), moved)
+
+    def _send(self, picks: list[Match], shift: int) -> tuple[Any, ...] | None:
+        """Send the pick call for ``picks`` (moved down by ``shift``); None when the limit allows no more moves."""
+        walk = self.walk
+        budget = 0 if walk.limit is None else walk.limit - walk.moved
+        if walk.limit is not None and budget <= 0:
+            return None
+        args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget]
+        for position, raw, is_plain in picks:
+            flag = "1" if is_plain else "0"
+            args += [position - shift, raw, flag] if self.kind == "list" else [raw, flag]
+        call = ("EVALSHA", walk.scripts.pick.sha, 2, self.source, walk.target, *args)
+        self._command(*call)
+        return call
+
+    def _reply(self, call: tuple[Any, ...]) -> Any:
+        try:
+            return self.connection.read_response()
+        except NoScriptError:  # the script cache was flushed: load it and call again
+            self._command("SCRIPT", "LOAD", self.walk.scripts.pick.script)
+            self.connection.read_response()
+            self._command(*call)
+            return self.connection.read_response()
+
+    def _command(self, *args: Any) -> None:
+        self.connection.send_command(*args)  # type: ignore[no-untyped-call]
+
+    def _matched(self, page: list[bytes], offset: int) -> list[Match]:
+        matches = self.matcher(page, offset)
+        if self.first:
+            # With a filter, the pick calls tell which matches it keeps (see _settle).
+            self.walk.on_page(len(page), [] if self.walk.filter_wire else [raw for _, raw, _ in matches])
+        return matches
+
+    def _settle(self, picks: list[Match], reply: Any) -> int:
+        """Record what one pick call moved, could not find and turned down; returns the moved count."""
+        walk = self.walk
+        moved, missing = int(reply[0]), int(reply[1])
+        walk.moved += moved
+        walk._missing += [picks[int(number) - 1] for number in reply[2 : 2 + missing]]
+        if self.first and walk.filter_wire:
+            turned_down = {int(number) - 1 for number in reply[2 + missing :]}
+            walk.on_page(0, [raw for index, (_, raw, _) in enumerate(picks) if index not in turned_down])
+        return moved
