@@ -23,16 +23,20 @@ from zenith_sdk.scripts import Scripts
 PAGE = 10_000
 """Entries read per LRANGE/ZRANGE."""
 
+FIRST_PAGE = 1000
+"""Entries of a walk's first read: nothing runs in Redis while it is matched, so it is kept short."""
+
 PASSES = 3
 """Walks over a source at most: the first, then again for picks that could not be found."""
 
 _LEADING_ID = b'{"id":"'
 _RESET_MARKERS = {"attempts": b',"attempts":', "error": b',"error":', "failedAt": b',"failedAt":'}
 _DECODER = json.JSONDecoder()
+_BACKSLASH = ord("\\")
 
-Match = tuple[int, bytes, bool]
+Match = tuple[int, bytes, bytes]
 """A picked entry: its position counted from the oldest end (1 = the oldest) when read, its bytes,
-and whether a plain search finds exactly its top-level attempts/error/failedAt (see ``plain``)."""
+and its bytes retried when they are computed here (see :func:`plain_retry`), else b""."""
 
 
 def _read_command(source: str, kind: str, offset: int, size: int) -> tuple[Any, ...]:
@@ -80,17 +84,46 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     return job if isinstance(job, dict) else None
 
 
-def plain(raw: bytes, job: dict[str, Any]) -> bool:
-    """True when a plain search of ``raw`` for ``,"attempts":``, ``,"error":`` and ``,"failedAt":``
-    finds exactly the top-level members of ``job`` (its decoded form): no value is an object or
-    array, no such key is written escaped, twice, or first. The pick script then cuts those
-    members without decoding the payload again."""
-    if next(iter(job), None) in _RESET_MARKERS:
-        return False
+def plain_retry(raw: bytes, job: dict[str, Any]) -> bytes | None:
+    """The bytes of ``raw`` retried (``attempts`` 0, no ``error`` or ``failedAt``, every other byte
+    kept) when a plain search finds exactly those top-level members of ``job``, its decoded form:
+    no value is an object or array, and no such key is written escaped, twice or first. Else None:
+    the pick script then decodes the payload and rewrites it itself."""
+    if next(iter(job), None) in _RESET_MARKERS or any(isinstance(value, (dict, list)) for value in job.values()):
+        return None
+    cuts: list[tuple[int, int, bytes]] = []
     for key, marker in _RESET_MARKERS.items():
-        if raw.count(marker) != (key in job):
-            return False
-    return not any(isinstance(value, (dict, list)) for value in job.values())
+        start = raw.find(marker)
+        if (start >= 0) != (key in job):
+            return None  # written with an escape or with spaces
+        if start < 0:
+            continue
+        end = _value_end(raw, start + len(marker))
+        if raw.find(marker, end) >= 0:
+            return None  # written twice
+        cuts.append((start, end, b',"attempts":0' if key == "attempts" else b""))
+    cuts.sort()
+    parts, at = [], 0
+    for start, end, kept in cuts:
+        parts += [raw[at:start], kept]
+        at = end
+    parts.append(raw[at:])
+    return b"".join(parts)
+
+
+def _value_end(raw: bytes, start: int) -> int:
+    """The index just past the scalar JSON value at ``start`` (a member value of a valid object)."""
+    if raw[start : start + 1] != b'"':
+        ends = [index for index in (raw.find(b",", start), raw.find(b"}", start)) if index >= 0]
+        return min(ends)
+    index = start
+    while True:
+        index = raw.find(b'"', index + 1)
+        backslashes = 0
+        while raw[index - 1 - backslashes] == _BACKSLASH:
+            backslashes += 1
+        if backslashes % 2 == 0:  # not escaped: the string ends here
+            return index + 1
 
 
 class IdMatcher:
@@ -99,7 +132,7 @@ class IdMatcher:
     Most payloads start with their id, so that is read without decoding; an entry whose id is
     wanted is then decoded to make sure it is a JSON object with that id (an entry that does not
     decode never matches). Other entries are decoded to find their id. With ``retry``, each match
-    also says whether the pick script can cut its members without decoding it (:func:`plain`).
+    also carries its retried bytes where they can be computed here (:func:`plain_retry`).
     """
 
     def __init__(self, ids: set[str], *, retry: bool) -> None:
@@ -118,7 +151,8 @@ class IdMatcher:
                     continue
             job = decode_object(raw)
             if job is not None and job.get("id") in ids:
-                found.append((offset + index + 1, raw, self.retry and plain(raw, job)))
+                retried = plain_retry(raw, job) if self.retry else None
+                found.append((offset + index + 1, raw, retried or b""))
         return found
 
 
@@ -126,9 +160,9 @@ class _Exactly:
     """Picks the given entries again (matched before, then not found), each as often as listed."""
 
     def __init__(self, matches: list[Match]) -> None:
-        self.wanted: dict[bytes, list[bool]] = {}
-        for _, raw, is_plain in matches:
-            self.wanted.setdefault(raw, []).append(is_plain)
+        self.wanted: dict[bytes, list[bytes]] = {}
+        for _, raw, retried in matches:
+            self.wanted.setdefault(raw, []).append(retried)
 
     def unseen(self) -> int:
         """How many of the entries were not seen (they are gone)."""
@@ -212,28 +246,37 @@ class _Round:
     first: bool
 
     def run(self) -> None:
-        offset = 0
-        page = self._round_trip(0, [])
+        offset, asked = 0, min(FIRST_PAGE, PAGE)
+        page = self._round_trip(0, asked, [], load=self.walk.mode != "count" or bool(self.walk.filter_wire))
         while page is not None:
             matches, size, moved_before = page
-            picks = [(position - moved_before, raw, is_plain) for position, raw, is_plain in matches]
+            picks = [(position - moved_before, raw, retried) for position, raw, retried in matches]
             if self.walk.mode == "count" and not self.walk.filter_wire:
                 picks = []  # nothing to move and nothing to ask Redis
             next_offset = offset - moved_before + size
-            more = size == PAGE and not self.walk.limit_reached()
+            more = size == asked and not self.walk.limit_reached()
             if not more and not picks:
                 return
-            page = self._round_trip(next_offset if more else None, picks)
+            asked = PAGE
+            page = self._round_trip(next_offset if more else None, asked, picks)
             offset = next_offset
 
-    def _round_trip(self, read_at: int | None, picks: list[Match]) -> tuple[list[Match], int, int] | None:
-        """Read the page at ``read_at`` (if any), then move ``picks``, matching that page meanwhile.
+    def _round_trip(
+        self, read_at: int | None, size: int, picks: list[Match], *, load: bool = False
+    ) -> tuple[list[Match], int, int] | None:
+        """Read ``size`` entries at ``read_at`` (if any), then move ``picks``, matching that page meanwhile.
 
-        Returns the page's matches and size, and how many entries the pick calls moved.
+        With ``load``, the pick script is loaded first (a no-op when cached), so that no pick
+        call is answered NOSCRIPT and sent again. Returns the page's matches and size, and how
+        many entries the pick calls moved.
         """
+        if load:
+            self._command("SCRIPT", "LOAD", self.walk.scripts.pick.script)
         entries = None
         if read_at is not None:
-            self._command(*_read_command(self.source, self.kind, read_at, PAGE))
+            self._command(*_read_command(self.source, self.kind, read_at, size))
+            if load:
+                self.connection.read_response()
             entries = _oldest_first(self.connection.read_response(), self.kind)
         batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
         moved = 0
@@ -254,9 +297,8 @@ class _Round:
         if walk.limit is not None and budget <= 0:
             return None
         args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget]
-        for position, raw, is_plain in picks:
-            flag = "1" if is_plain else "0"
-            args += [position - shift, raw, flag] if self.kind == "list" else [raw, flag]
+        for position, raw, retried in picks:
+            args += [position - shift, raw, retried] if self.kind == "list" else [raw, retried]
         call = ("EVALSHA", walk.scripts.pick.sha, 2, self.source, walk.target, *args)
         self._command(*call)
         return call

@@ -169,6 +169,7 @@ def bulk(
     error/failedAt removed, as the existing system does. ``dry_run`` changes nothing and returns
     the exact count and a sample. ``progress`` is called with the number of entries looked at.
     ``limit`` caps how many jobs move (a single-job operation moves one of byte-identical copies).
+    ``chunk`` bounds each script call: entries looked at, for a filter; jobs moved, for ``ids``.
 
     Raises:
         NotFoundError: the queue does not exist.

@@ -99,23 +99,21 @@ local function by_start(a, b)
   return a[1] < b[1]
 end
 
--- The payload with the members cut out (attempts put back as 0), or nil when the spans overlap
--- or a member the decoded job has is not where a plain search looks. With no job (the caller
--- vouched that a plain search finds exactly the top-level members), a member not found is absent.
--- Also returns whether no member cut was found a second time further on.
+-- The payload with the members the decoded job has cut out (attempts put back as 0), or nil
+-- when one is not where a plain search looks or the spans overlap. Also returns whether no member
+-- cut was found a second time further on.
 local function cut_members(raw, job)
   local cuts, ordered, last, once = {}, true, 0, true
   for _, key in ipairs(RESET_KEYS) do
-    if not job or job[key] ~= nil then
+    if job[key] ~= nil then
       local s, e = member_span(raw, key)
-      if s then
-        ordered = ordered and s > last
-        last = s
-        once = once and not string.find(raw, MARKERS[key], e + 1, true)
-        cuts[#cuts + 1] = {s, e, key == 'attempts' and ',"attempts":0' or ''}
-      elseif job then
+      if not s then
         return nil
       end
+      ordered = ordered and s > last
+      last = s
+      once = once and not string.find(raw, MARKERS[key], e + 1, true)
+      cuts[#cuts + 1] = {s, e, key == 'attempts' and ',"attempts":0' or ''}
     end
   end
   if not ordered then
@@ -134,15 +132,11 @@ local function cut_members(raw, job)
   return table.concat(parts), once
 end
 
--- The payload for a retry. job is the decoded payload, nil when Redis' JSON decoder cannot read
--- it, or false when the caller vouched for a plain search (see cut_members). A plain search can
--- only be wrong about a member that also appears nested, under an escaped key name or twice;
--- when the decoded job rules all three out the cut is exact, else it is checked by decoding it.
--- Any doubt takes the full member scan.
+-- The payload for a retry. job is the decoded payload, or nil when Redis' JSON decoder cannot
+-- read it. A plain search can only be wrong about a member that also appears nested, under an
+-- escaped key name or twice; when the decoded job rules all three out the cut is exact, else it
+-- is checked by decoding it. Any doubt takes the full member scan.
 local function reset_for_retry(raw, job)
-  if job == false then
-    return cut_members(raw, false) or rebuilt_for_retry(raw)
-  end
   if type(job) ~= 'table' then
     return rebuilt_for_retry(raw)
   end

@@ -12,10 +12,9 @@
 -- ARGV[4] filter JSON (see _filter.lua), or "" for none
 -- ARGV[5] most jobs to move in this call (0: no limit); picks past it are left where they are
 -- ARGV[6...] the picks, oldest first: for a list, triples of position from the tail (1 = the
---         oldest entry), expected bytes and "plain"; for a zset, pairs of expected member and
---         "plain". "plain" is "1" when the caller vouches that a plain search of the payload
---         finds exactly its top-level attempts/error/failedAt members (a retry then needs no
---         decoding), else "0"
+--         oldest entry), expected bytes and retried bytes; for a zset, pairs of expected member
+--         and retried bytes. Retried bytes are those to push for a retry when the caller
+--         computed them, else "" (the script then decodes the payload and rewrites it)
 -- Returns: {moved, m, the m 1-based numbers of the picks not found, then those of the picks
 --          the filter turned down}
 local source, target = KEYS[1], KEYS[2]
@@ -36,12 +35,12 @@ local function kept(raw)
   return job_matches(raw, filter)
 end
 
-local function rewritten(raw, plain, job)
+local function rewritten(raw, retried, job)
   if mode ~= 'retry' then
     return raw
   end
-  if plain == '1' then
-    return reset_for_retry(raw, false)
+  if retried ~= '' then
+    return retried
   end
   if job == nil then
     local ok, decoded = pcall(cjson.decode, raw)
@@ -95,7 +94,7 @@ local deepest, shallowest = nil, nil -- the list positions taken farthest from a
 for first = FIRST, #ARGV, STRIDE do
   local number = (first - FIRST) / STRIDE + 1
   local expected = kind == 'list' and ARGV[first + 1] or ARGV[first]
-  local plain = ARGV[first + STRIDE - 1]
+  local retried = ARGV[first + STRIDE - 1]
   local job = kept(expected)
   if job == false then
     turned_down[#turned_down + 1] = number
@@ -103,7 +102,7 @@ for first = FIRST, #ARGV, STRIDE do
     local found, at = take(tonumber(ARGV[first]), expected)
     if found then
       if mode ~= 'delete' then
-        pushed[#pushed + 1] = rewritten(expected, plain, job)
+        pushed[#pushed + 1] = rewritten(expected, retried, job)
       end
       moved = moved + 1
       if at then
