@@ -32,7 +32,8 @@ PASSES = 3
 _LEADING_ID = b'{"id":"'
 _RESET_MARKERS = {"attempts": b',"attempts":', "error": b',"error":', "failedAt": b',"failedAt":'}
 _DECODER = json.JSONDecoder()
-_BACKSLASH = ord("\\")
+_BACKSLASH, _QUOTE = ord("\\"), ord('"')
+_CONTAINERS = frozenset({dict, list})
 
 Match = tuple[int, bytes, bytes]
 """A picked entry: its position counted from the oldest end (1 = the oldest) when read, its bytes,
@@ -89,7 +90,7 @@ def plain_retry(raw: bytes, job: dict[str, Any]) -> bytes | None:
     kept) when a plain search finds exactly those top-level members of ``job``, its decoded form:
     no value is an object or array, and no such key is written escaped, twice or first. Else None:
     the pick script then decodes the payload and rewrites it itself."""
-    if next(iter(job), None) in _RESET_MARKERS or any(isinstance(value, (dict, list)) for value in job.values()):
+    if next(iter(job), None) in _RESET_MARKERS or not _CONTAINERS.isdisjoint(map(type, job.values())):
         return None
     cuts: list[tuple[int, int, bytes]] = []
     for key, marker in _RESET_MARKERS.items():
@@ -113,9 +114,10 @@ def plain_retry(raw: bytes, job: dict[str, Any]) -> bytes | None:
 
 def _value_end(raw: bytes, start: int) -> int:
     """The index just past the scalar JSON value at ``start`` (a member value of a valid object)."""
-    if raw[start : start + 1] != b'"':
-        ends = [index for index in (raw.find(b",", start), raw.find(b"}", start)) if index >= 0]
-        return min(ends)
+    if raw[start] != _QUOTE:
+        # A number, true, false or null: it ends at the next comma, or at the brace when it is last.
+        end = raw.find(b",", start)
+        return end if end >= 0 else raw.find(b"}", start)
     index = start
     while True:
         index = raw.find(b'"', index + 1)
@@ -272,26 +274,33 @@ class _Round:
         """
         if load:
             self._command("SCRIPT", "LOAD", self.walk.scripts.pick.script)
-        entries = None
         if read_at is not None:
             self._command(*_read_command(self.source, self.kind, read_at, size))
-            if load:
-                self.connection.read_response()
-            entries = _oldest_first(self.connection.read_response(), self.kind)
         batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
-        moved = 0
-        call = self._send(batches[0], 0) if batches else None
+        # Built while Redis runs the read, sent as soon as the read is answered.
+        call = self._call(batches[0], 0) if batches else None
+        packed = None if call is None else self.connection.pack_command(*call)  # type: ignore[no-untyped-call]
+        entries = None
+        if load:
+            self.connection.read_response()
+        if read_at is not None:
+            entries = _oldest_first(self.connection.read_response(), self.kind)
+        if packed is not None:
+            self.connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
         matches = None if entries is None else self._matched(entries, read_at or 0)
+        moved = 0
         for number, batch in enumerate(batches):
             if number:
-                call = self._send(batch, moved)
+                call = self._call(batch, moved)
+                if call is not None:
+                    self._command(*call)
             if call is None:
                 break  # the limit is reached: the picks left are counted, not moved
             moved += self._settle(batch, self._reply(call))
         return None if entries is None or matches is None else (matches, len(entries), moved)
 
-    def _send(self, picks: list[Match], shift: int) -> tuple[Any, ...] | None:
-        """Send the pick call for ``picks`` (moved down by ``shift``); None when the limit allows no more moves."""
+    def _call(self, picks: list[Match], shift: int) -> tuple[Any, ...] | None:
+        """The pick call for ``picks`` (moved down by ``shift``); None when the limit allows no more moves."""
         walk = self.walk
         budget = 0 if walk.limit is None else walk.limit - walk.moved
         if walk.limit is not None and budget <= 0:
@@ -299,9 +308,7 @@ class _Round:
         args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget]
         for position, raw, retried in picks:
             args += [position - shift, raw, retried] if self.kind == "list" else [raw, retried]
-        call = ("EVALSHA", walk.scripts.pick.sha, 2, self.source, walk.target, *args)
-        self._command(*call)
-        return call
+        return ("EVALSHA", walk.scripts.pick.sha, 2, self.source, walk.target, *args)
 
     def _reply(self, call: tuple[Any, ...]) -> Any:
         try:
