@@ -135,3 +135,20 @@ def test_counts_spanning_many_script_calls_add_up(
     assert [(s.name, s.waiting, s.failed, s.delayed, s.lanes) for s in snapshots] == [
         (f"q{n}", n + 2, n, 2 * n, {"high": 1}) for n in range(5)
     ]
+
+
+def test_a_user_that_may_not_run_scripts_still_gets_every_count(r: redis.Redis, keyspace: KeySpace) -> None:
+    seed_wire_facts(r, keyspace, int(time.time() * 1000))
+    r.set(keyspace.failed("other"), "not a list")
+    user, password = f"reader-{keyspace.queue_prefix[:11]}", "read-only-secret"
+    r.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@read", "+@connection"])
+    kwargs = {**r.connection_pool.connection_kwargs, "username": user, "password": password}
+    reader = redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
+    try:
+        emails, other = queue_snapshots(reader, keyspace)
+    finally:
+        reader.connection_pool.disconnect()
+        r.acl_deluser(user)
+
+    assert (emails.waiting, emails.delayed, emails.failed, emails.active, emails.paused) == (6, 1, 1, 1, True)
+    assert (other.name, other.failed) == ("other", 0)

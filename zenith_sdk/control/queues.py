@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
+from redis.exceptions import NoPermissionError, ResponseError
 
 from zenith_protocol import (
     ConfigError,
@@ -147,16 +148,16 @@ def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
     return keys
 
 
-_COUNT_KINDS = {
-    KeyKind.QUEUE: "l",
-    KeyKind.LANE: "l",
-    KeyKind.PROCESSING: "l",
-    KeyKind.FAILED: "l",
-    KeyKind.DELAYED: "z",
-    KeyKind.ACTIVE_SET: "s",
-    KeyKind.PAUSED: "g",
+_COUNT_READS = {
+    KeyKind.QUEUE: "LLEN",
+    KeyKind.LANE: "LLEN",
+    KeyKind.PROCESSING: "LLEN",
+    KeyKind.FAILED: "LLEN",
+    KeyKind.DELAYED: "ZCARD",
+    KeyKind.ACTIVE_SET: "SCARD",
+    KeyKind.PAUSED: "GET",
 }
-"""How the count script reads each kind of key (see scripts/count.lua)."""
+"""The read that counts each kind of key (in the count script, or one by one)."""
 
 COUNT_BATCH = 1000
 """Keys counted per script call in the wire layout (each call is short: about 1 µs per key)."""
@@ -202,12 +203,26 @@ def _count(client: redis.Redis, space: KeySpace, found: _Found) -> list[object]:
     pipe = client.pipeline(transaction=False)
     for batch in batches:
         keys = [found.keys[index] for index in batch]
-        script(keys=keys, args=[_COUNT_KINDS[found.kinds[index]] for index in batch], client=pipe)
+        script(keys=keys, args=[_COUNT_READS[found.kinds[index]] for index in batch], client=pipe)
+    try:
+        replies = pipe.execute()
+    except NoPermissionError:
+        # A user allowed to read but not to run scripts (a read-only dashboard, say).
+        logger.debug("the count script is not allowed for this user; counting key by key")
+        return _count_key_by_key(client, found)
     values: list[object] = [None] * len(found.keys)
-    for batch, reply in zip(batches, pipe.execute()):
+    for batch, reply in zip(batches, replies):
         for index, value in zip(batch, reply):
             values[index] = value
     return values
+
+
+def _count_key_by_key(client: redis.Redis, found: _Found) -> list[object]:
+    """The same values as the count script, one pipelined read per key."""
+    pipe = client.pipeline(transaction=False)
+    for key, kind in zip(found.keys, found.kinds):
+        pipe.execute_command(_COUNT_READS[kind], key)  # type: ignore[no-untyped-call]
+    return [-1 if isinstance(value, ResponseError) else value for value in pipe.execute(raise_on_error=False)]
 
 
 class _Totals:

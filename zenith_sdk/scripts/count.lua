@@ -3,13 +3,17 @@
 -- wire layout (a single Redis, never a cluster) one call may span many queues.
 --
 -- KEYS[i] the keys to count
--- ARGV[i] how to count KEYS[i]: "l" LLEN, "z" ZCARD, "s" SCARD, or "g" GET (a flag's value)
+-- ARGV[i] the read that counts KEYS[i]: "LLEN", "ZCARD", "SCARD", or "GET" (a flag's value)
 -- Returns: one value per key, in order: a count, the flag's value (nil when absent), or -1
 --          when the key holds another type than expected (it is then not counted)
+local READS = {LLEN = true, ZCARD = true, SCARD = true, GET = true}
 local out = {}
-local commands = {l = 'LLEN', z = 'ZCARD', s = 'SCARD', g = 'GET'}
 for i, key in ipairs(KEYS) do
-  local value = redis.pcall(commands[ARGV[i]], key)
+  local read = ARGV[i]
+  if not READS[read] then
+    return redis.error_reply('count reads with LLEN, ZCARD, SCARD or GET, not ' .. tostring(read))
+  end
+  local value = redis.pcall(read, key)
   if type(value) == 'table' and value.err then
     value = -1
   end
