@@ -31,6 +31,7 @@ from zenith_sdk.control import (
     BulkAction,
     JobFilter,
     JobState,
+    _pick,
     bulk,
     clear_failed,
     delete_job,
@@ -348,9 +349,13 @@ class ConservationMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.timeout(120)
-def test_no_job_is_lost_or_duplicated(redis_url: str) -> None:
+def test_no_job_is_lost_or_duplicated(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     class OnTestServer(ConservationMachine):
         pass
+
+    # Pages of a few entries, so that operations by id walk several pages of the short lists here.
+    monkeypatch.setattr(_pick, "PAGE", 3)
+    monkeypatch.setattr(_pick, "FIRST_PAGE", 2)
 
     OnTestServer.redis_url = redis_url
     run_state_machine_as_test(
