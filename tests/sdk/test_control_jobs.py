@@ -9,7 +9,9 @@ from wire_data import dead_letter_job, node_job
 
 from zenith_protocol import ConfigError, JobPayload, KeySpace, NotFoundError, OperatorAction, decode_job, encode_job
 from zenith_sdk.control import (
+    BulkAction,
     JobState,
+    bulk,
     clear_failed,
     delete_job,
     get_job,
@@ -20,6 +22,7 @@ from zenith_sdk.control import (
     queue_snapshots,
     resume,
     retry_job,
+    search,
 )
 from zenith_sdk.events import EventEmitter
 
@@ -118,3 +121,25 @@ def test_pause_resume_clear_and_purge(r: redis.Redis, keyspace: KeySpace) -> Non
         purge(r, "q", confirm="Q", keyspace=keyspace, actor="t")
     assert purge(r, "q", confirm="q", keyspace=keyspace, actor="t") == 4
     assert [s.name for s in queue_snapshots(r, keyspace)] == ["other"]
+
+
+def test_a_client_that_decodes_replies_gets_the_same_results(redis_url: str, keyspace: KeySpace) -> None:
+    text = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        text.lpush(keyspace.failed("q"), *(dead_letter_job(f"f-{n}", failed_at=NOW + n) for n in range(6)))
+        text.lpush(
+            keyspace.failed("q"), "{broken zoë", node_job("z-1", "greet", {"to": "zoë@example.com"}, created_at=NOW)
+        )
+
+        found = get_job(text, "q", "f-1", keyspace=keyspace)
+        page = list_jobs(text, "q", JobState.FAILED, keyspace=keyspace, limit=1)
+        hits = list(search(text, "zoë", keyspace=keyspace))
+        retried = retry_job(text, "q", "f-2", keyspace=keyspace, actor="t")
+        by_ids = bulk(text, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, ids=["f-3", "f-4"], actor="t")
+    finally:
+        text.close()
+
+    assert found.job is not None and found.job.id == "f-1" and isinstance(found.raw, bytes)
+    assert page[0].job is not None and page[0].job.id == "z-1" and isinstance(page[0].raw, bytes)
+    assert [hit.job.id for hit in hits if hit.job] == ["z-1"] and "zoë".encode() in hits[0].raw
+    assert retried is JobState.FAILED and by_ids.moved == 2

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
+from redis.client import NEVER_DECODE
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 
@@ -55,7 +56,8 @@ def first_match(client: redis.Redis, source: str, kind: str, matcher: Matcher) -
     """The oldest entry of ``source`` that ``matcher`` picks, reading page by page until it is found."""
     offset = 0
     while True:
-        page = _oldest_first(client.execute_command(*_read_command(source, kind, offset, PAGE)), kind)  # type: ignore[no-untyped-call]
+        command = _read_command(source, kind, offset, PAGE)
+        page = _oldest_first(client.execute_command(*command, **{NEVER_DECODE: True}), kind)  # type: ignore[no-untyped-call]
         found = matcher(page, offset)
         if found:
             return found[0][1]
@@ -282,9 +284,9 @@ class _Round:
         packed = None if call is None else self.connection.pack_command(*call)  # type: ignore[no-untyped-call]
         entries = None
         if load:
-            self.connection.read_response()
+            self._read()
         if read_at is not None:
-            entries = _oldest_first(self.connection.read_response(), self.kind)
+            entries = _oldest_first(self._read(), self.kind)
         if packed is not None:
             self.connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
         matches = None if entries is None else self._matched(entries, read_at or 0)
@@ -312,12 +314,16 @@ class _Round:
 
     def _reply(self, call: tuple[Any, ...]) -> Any:
         try:
-            return self.connection.read_response()
+            return self._read()
         except NoScriptError:  # the script cache was flushed: load it and call again
             self._command("SCRIPT", "LOAD", self.walk.scripts.pick.script)
-            self.connection.read_response()
+            self._read()
             self._command(*call)
-            return self.connection.read_response()
+            return self._read()
+
+    def _read(self) -> Any:
+        # Raw bytes, whether or not the client decodes replies: entries are compared byte for byte.
+        return self.connection.read_response(disable_decoding=True)
 
     def _command(self, *args: Any) -> None:
         self.connection.send_command(*args)  # type: ignore[no-untyped-call]

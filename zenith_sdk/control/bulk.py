@@ -106,8 +106,13 @@ class JobEntry:
     due_ms: int | None = None
 
     @classmethod
-    def read(cls, queue: str, state: JobState, raw: bytes, due_ms: int | None = None) -> JobEntry:
-        """Decode ``raw``; an entry that does not decode is kept with its error, never raised."""
+    def read(cls, queue: str, state: JobState, raw: bytes | str, due_ms: int | None = None) -> JobEntry:
+        """Decode ``raw``; an entry that does not decode is kept with its error, never raised.
+
+        ``raw`` may come as text from a client that decodes replies; it is kept as UTF-8 bytes.
+        """
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
         try:
             return cls(queue, state, raw, decode_job(raw), due_ms=due_ms)
         except ProtocolError as exc:

@@ -126,7 +126,7 @@ class _Search:
             fresh: list[bytes] = reply[3 + seen :]
             for raw in fresh:
                 entry = JobEntry.read(queue, state, raw)
-                if entry.job is None and self.needle not in raw:
+                if entry.job is None and self.needle not in entry.raw:
                     continue
                 self.left -= 1
                 yield entry
