@@ -20,6 +20,11 @@ class CountingPipeline(Pipeline):
             self.owner.round_trips.append([args for args, _options in self.command_stack])
         return super().execute(raise_on_error)
 
+    def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        # Sent at once, outside the batch: redis-py's SCRIPT EXISTS before a pipeline of scripts.
+        self.owner.round_trips.append([args])
+        return super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
 
 class CountingRedis(redis.Redis):
     """A client that records every round trip: one entry per direct command or non-empty pipeline."""

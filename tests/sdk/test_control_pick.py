@@ -48,11 +48,14 @@ def _oldest_first(r: redis.Redis, key: str) -> list[str]:
 
 
 def _once(action: Callable[[], object]) -> Callable[[int], None]:
-    """A progress callback that runs ``action`` the first time it is called."""
+    """A progress callback that runs ``action`` once, when the first entries have been looked at.
+
+    Sources that are still empty (a waiting queue's lanes come one by one) report 0 before that.
+    """
     done: list[bool] = []
 
     def progress(looked_at: int) -> None:
-        if not done:
+        if looked_at and not done:
             done.append(True)
             action()
 

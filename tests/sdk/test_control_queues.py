@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from counting import CountingRedis
 from wire_data import seed_wire_facts
 
 from zenith_protocol import JobPayload, KeySpace, encode_job
@@ -152,3 +153,17 @@ def test_a_user_that_may_not_run_scripts_still_gets_every_count(r: redis.Redis, 
 
     assert (emails.waiting, emails.delayed, emails.failed, emails.active, emails.paused) == (6, 1, 1, 1, True)
     assert (other.name, other.failed) == ("other", 0)
+
+
+def test_every_count_is_read_in_one_round_trip(counting: CountingRedis, keyspace: KeySpace) -> None:
+    for n in range(30):
+        counting.lpush(keyspace.queue(f"q{n}"), "j")
+        counting.lpush(keyspace.failed(f"q{n}"), "f")
+    queue_snapshots(counting, keyspace)  # the count script is loaded from here on
+    counting.round_trips.clear()
+
+    snapshots = queue_snapshots(counting, keyspace)
+
+    counts = [trip for trip in counting.round_trips if trip[0][0] not in ("SCAN", "SMEMBERS")]
+    assert [len(s.name) > 0 and s.waiting == s.failed == 1 for s in snapshots] == [True] * 30
+    assert len(counts) == 1 and {str(args[0]).upper() for args in counts[0]} == {"EVALSHA"}

@@ -1,9 +1,8 @@
 """Jobs chosen by id: read a state page by page, pick the entries here, move them with the pick script.
 
 Redis only spends time on the entries picked (the pick script checks each is still there, byte
-for byte, and moves it atomically), not on the ones around them. Each round trip carries the
-read of the next page ahead of the pick calls for the current one, so the next page is matched
-here while Redis moves the current page's picks. A pick the list moved out of reach meanwhile
+for byte, and moves it atomically), not on the ones around them. The next page is matched here
+while Redis moves the current page's picks. A pick the list moved out of reach meanwhile
 (workers popping, another operator's bulk operation) is looked for again in a later pass.
 """
 
@@ -164,13 +163,13 @@ class _Exactly:
     """Picks the given entries again (matched before, then not found), each as often as listed."""
 
     def __init__(self, matches: list[Match]) -> None:
-        self.wanted: dict[bytes, list[bytes]] = {}
+        self.wanted: dict[bytes, list[bytes]] = {}  # raw -> the retried bytes of each copy
         for _, raw, retried in matches:
             self.wanted.setdefault(raw, []).append(retried)
 
     def unseen(self) -> int:
         """How many of the entries were not seen (they are gone)."""
-        return sum(len(flags) for flags in self.wanted.values())
+        return sum(len(copies) for copies in self.wanted.values())
 
     def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]:
         found: list[Match] = []
@@ -200,23 +199,29 @@ class PickWalk:
     moved: int = 0
     lost: int = 0
     """Matches that could not be found again, not even in a later pass: they had left the state."""
-    _missing: list[Match] = field(default_factory=list)
+    missing: list[Match] = field(default_factory=list)
+    """Picks of the current pass that the pick script did not find."""
 
     def run(self, source: str, kind: str, matcher: Matcher) -> None:
         """Walk ``source`` from its oldest entry; then walk again for what could not be found."""
         self._walk(source, kind, matcher, first=True)
         for _ in range(PASSES - 1):
-            if not self._missing:
+            if not self.missing:
                 break
-            missing, self._missing = self._missing, []
-            again = _Exactly(missing)
+            again = _Exactly(self.missing)
+            self.missing = []
             self._walk(source, kind, again, first=False)
             self.lost += again.unseen()
-        self.lost += len(self._missing)
-        self._missing = []
+        self.lost += len(self.missing)
+        self.missing = []
 
     def limit_reached(self) -> bool:
         return self.limit is not None and self.moved >= self.limit
+
+    @property
+    def calls_script(self) -> bool:
+        """False for a dry run without a filter: matching by id needs nothing from Redis but reads."""
+        return self.mode != "count" or bool(self.filter_wire)
 
     def _walk(self, source: str, kind: str, matcher: Matcher, *, first: bool) -> None:
         connection = self.client.connection_pool.get_connection()
@@ -251,12 +256,12 @@ class _Round:
 
     def run(self) -> None:
         offset, asked = 0, min(FIRST_PAGE, PAGE)
-        page = self._round_trip(0, asked, [], load=self.walk.mode != "count" or bool(self.walk.filter_wire))
+        page = self._round_trip(0, asked, [], load=self.walk.calls_script)
         while page is not None:
             matches, size, moved_before = page
             picks = [(position - moved_before, raw, retried) for position, raw, retried in matches]
-            if self.walk.mode == "count" and not self.walk.filter_wire:
-                picks = []  # nothing to move and nothing to ask Redis
+            if not self.walk.calls_script:
+                picks = []
             next_offset = offset - moved_before + size
             more = size == asked and not self.walk.limit_reached()
             if not more and not picks:
@@ -340,7 +345,7 @@ class _Round:
         walk = self.walk
         moved, missing = int(reply[0]), int(reply[1])
         walk.moved += moved
-        walk._missing += [picks[int(number) - 1] for number in reply[2 : 2 + missing]]
+        walk.missing += [picks[int(number) - 1] for number in reply[2 : 2 + missing]]
         if self.first and walk.filter_wire:
             turned_down = {int(number) - 1 for number in reply[2 + missing :]}
             walk.on_page(0, [raw for index, (_, raw, _) in enumerate(picks) if index not in turned_down])

@@ -227,12 +227,12 @@ class _Settings:
     progress: Callable[[int], None] | None
     limit: int | None
 
-    def seen(self, result: BulkResult, looked_at: int, matches: list[bytes]) -> None:
-        """Count what one step looked at and matched, keep the sample, report progress."""
+    def seen(self, result: BulkResult, looked_at: int, matched: int, sample: list[bytes]) -> None:
+        """Count what one step looked at and matched, keep the sample (of its matches), report progress."""
         result.looked_at += looked_at
-        result.matched += len(matches)
+        result.matched += matched
         room = self.sample - len(result.sample)
-        result.sample.extend(JobEntry.read(result.queue, result.state, raw) for raw in matches[: max(0, room)])
+        result.sample.extend(JobEntry.read(result.queue, result.state, raw) for raw in sample[: max(0, room)])
         if self.progress is not None:
             self.progress(result.looked_at)
 
@@ -251,7 +251,7 @@ def _by_ids(
         filter_wire=filter_wire,
         chunk=settings.chunk,
         limit=settings.limit,
-        on_page=lambda looked_at, matches: settings.seen(result, looked_at, matches),
+        on_page=lambda looked_at, matches: settings.seen(result, looked_at, len(matches), matches),
     )
     matcher = IdMatcher(ids, retry=settings.mode == BulkAction.RETRY.value)
     for source, kind in sources:
@@ -284,9 +284,7 @@ class _Walk:
             reply = settings.scripts.bulk(keys=[source, settings.target], args=args, client=settings.client)
             looked_at, matched, moved = (int(n) for n in reply[:3])
             result.moved += moved
-            settings.seen(result, looked_at, reply[3:])
-            # The script returns at most `sample` matches but counts them all.
-            result.matched += matched - len(reply[3:])
+            settings.seen(result, looked_at, matched, reply[3:])
             if looked_at < settings.chunk:
                 return
             offset += looked_at - moved

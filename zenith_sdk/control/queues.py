@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 from zenith_protocol import (
     ConfigError,
@@ -174,12 +174,12 @@ def queue_snapshots(
     """
     space = space or KeySpace()
     found = _scan(client, space) if queues is None else _Found.of(space, queues)
-    totals = _Totals(len(found.names))
+    totals = _Totals(found.names)
     for key, kind, owner, value in zip(found.keys, found.kinds, found.owners, _count(client, space, found)):
-        totals.add(found.names[owner], key, kind, owner, value)
+        totals.add(owner, key, kind, value)
     now_ms = int(time.time() * 1000)
     order = sorted(range(len(found.names)), key=found.names.__getitem__)
-    return [totals.snapshot(found.names[owner], owner, now_ms) for owner in order]
+    return [totals.snapshot(owner, now_ms) for owner in order]
 
 
 def _count(client: redis.Redis, space: KeySpace, found: _Found) -> list[object]:
@@ -199,13 +199,23 @@ def _count(client: redis.Redis, space: KeySpace, found: _Found) -> list[object]:
         ]
     if not batches:
         return []
-    script = Scripts(client).count
-    pipe = client.pipeline(transaction=False)
-    for batch in batches:
-        keys = [found.keys[index] for index in batch]
-        script(keys=keys, args=[_COUNT_READS[found.kinds[index]] for index in batch], client=pipe)
+    scripts = Scripts(client)
+
+    def counted() -> list[list[object]]:
+        # Bare EVALSHA calls: no SCRIPT EXISTS round trip before them (see Scripts.queue_call).
+        pipe = client.pipeline(transaction=False)
+        for batch in batches:
+            keys = [found.keys[index] for index in batch]
+            scripts.queue_call(pipe, scripts.count, keys, [_COUNT_READS[found.kinds[index]] for index in batch])
+        replies: list[list[object]] = pipe.execute()
+        return replies
+
     try:
-        replies = pipe.execute()
+        try:
+            replies = counted()
+        except NoScriptError:  # the script cache was flushed
+            client.script_load(scripts.count.script)
+            replies = counted()
     except NoPermissionError:
         # A user allowed to read but not to run scripts (a read-only dashboard, say).
         logger.debug("the count script is not allowed for this user; counting key by key")
@@ -226,17 +236,19 @@ def _count_key_by_key(client: redis.Redis, found: _Found) -> list[object]:
 
 
 class _Totals:
-    """Per-queue sums of the counts, as columns indexed by queue."""
+    """Per-queue sums of the counts, as columns indexed by queue (its index in ``names``)."""
 
-    def __init__(self, queues: int) -> None:
-        self.waiting = [0] * queues
-        self.delayed = [0] * queues
-        self.failed = [0] * queues
-        self.active = [0] * queues
-        self.paused = [False] * queues
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.waiting = [0] * len(names)
+        self.delayed = [0] * len(names)
+        self.failed = [0] * len(names)
+        self.active = [0] * len(names)
+        self.paused = [False] * len(names)
         self.lanes: dict[int, dict[str, int]] = {}
 
-    def add(self, name: str, key: str, kind: KeyKind, owner: int, value: object) -> None:
+    def add(self, owner: int, key: str, kind: KeyKind, value: object) -> None:
+        name = self.names[owner]
         if kind is KeyKind.PAUSED:
             self.paused[owner] = _paused(value, name)  # type: ignore[arg-type]
             return
@@ -256,9 +268,9 @@ class _Totals:
         else:  # the legacy active set and the processing lists
             self.active[owner] += count
 
-    def snapshot(self, name: str, owner: int, now_ms: int) -> QueueSnapshot:
+    def snapshot(self, owner: int, now_ms: int) -> QueueSnapshot:
         return QueueSnapshot(
-            name=name,
+            name=self.names[owner],
             waiting=self.waiting[owner],
             delayed=self.delayed[owner],
             failed=self.failed[owner],

@@ -23,13 +23,7 @@ local move_limit = tonumber(ARGV[8])
 
 --#include _retry
 --#include _filter
-
--- LPUSH in batches (unpack has a limit), in the order given: the last ends at the head.
-local function push_all(values)
-  for first = 1, #values, 1000 do
-    redis.call('LPUSH', target, unpack(values, first, math.min(first + 999, #values)))
-  end
-end
+--#include _push
 
 local entries
 if kind == 'list' then
@@ -80,7 +74,7 @@ if kind == 'list' and moved > tail_run then
   -- The tombstones sit in the window just walked, near the tail: remove them scanning from there.
   redis.call('LREM', source, -(moved - tail_run), tombstone)
 end
-push_all(pushed)
+push_all(target, pushed)
 local out = {#entries, matched, moved}
 for _, raw in ipairs(sample) do
   out[#out + 1] = raw

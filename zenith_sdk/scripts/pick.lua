@@ -26,6 +26,7 @@ local FIRST, STRIDE = 6, kind == 'list' and 3 or 2
 
 --#include _retry
 --#include _filter
+--#include _push
 
 -- The decoded job when the filter keeps raw (nil: no filter), else false.
 local function kept(raw)
@@ -77,16 +78,13 @@ local function locate(position, expected)
   return best
 end
 
--- Take one pick out of the source; true when it was there.
-local function take(position, expected)
-  if kind == 'zset' then
-    return redis.call('ZREM', source, expected) == 1, nil
-  end
+-- Take a list pick out of the source (a tombstone in its place); its position, or nil.
+local function take_from_list(position, expected)
   local at = locate(position, expected)
   if at then
     redis.call('LSET', source, -at, tombstone)
   end
-  return at ~= nil, at
+  return at
 end
 
 local moved, missing, turned_down, pushed = 0, {}, {}, {}
@@ -99,7 +97,14 @@ for first = FIRST, #ARGV, STRIDE do
   if job == false then
     turned_down[#turned_down + 1] = number
   elseif mode ~= 'count' and (move_limit == 0 or moved < move_limit) then
-    local found, at = take(tonumber(ARGV[first]), expected)
+    local at = nil
+    local found = false
+    if kind == 'list' then
+      at = take_from_list(tonumber(ARGV[first]), expected)
+      found = at ~= nil
+    else
+      found = redis.call('ZREM', source, expected) == 1
+    end
     if found then
       if mode ~= 'delete' then
         pushed[#pushed + 1] = rewritten(expected, retried, job)
@@ -119,9 +124,7 @@ if deepest then
   local from_head = redis.call('LLEN', source) - shallowest + 1
   redis.call('LREM', source, deepest <= from_head and -moved or moved, tombstone)
 end
-for first = 1, #pushed, 1000 do
-  redis.call('LPUSH', target, unpack(pushed, first, math.min(first + 999, #pushed)))
-end
+push_all(target, pushed)
 local out = {moved, #missing}
 for _, number in ipairs(missing) do
   out[#out + 1] = number
