@@ -1,26 +1,33 @@
-"""The OLD Node.js consumer, transliterated to Python: the reference "Node consumer" of the interop tests.
+"""The OLD Node.js producer and consumer, transliterated to Python: the "Node side" of the interop tests.
 
-It emulates the algorithm WIRE_FACTS describes (sections 1, 3 and 9), quirks included, and nothing of
-our worker: it shares no code with ``zenith_sdk.worker`` so that a test comparing the two compares two
-independent readings of the wire format.
+They emulate the algorithms WIRE_FACTS describes (sections 1, 3, 9 and 10), quirks included, and nothing
+of our worker or producer: they share no code with ``zenith_sdk`` so that a test comparing the two
+compares two independent readings of the wire format.
 
-One poll, queue by queue in the order given:
+The producer (:class:`NodeProducer`) pushes a job without a group onto its lane (``LPUSH``), or, when it
+is delayed, into its lane's delayed set (``queue:{q}:{lane}:delayed``, or ``queue:{q}:delayed`` for the
+base lane). A job with a ``groupId`` goes through one script over ``queue:{q}``, ``queue:active`` and
+``queue:pending:{g}``: if the group is not a member of ``queue:active`` it is added and the job is
+``LPUSH``-ed onto the base list (whatever its priority; its delay is ignored), else the job is
+``RPUSH``-ed onto the group's pending list.
 
-1. promote the queue's due delayed jobs (``ZRANGEBYSCORE {q}:delayed 0 now``; each is ``ZREM``-ed and
-   ``LPUSH``-ed onto the base queue, since the lane is known only from the key). This happens *before*
-   the paused check, so a paused queue still releases its due delayed jobs (the quirk our worker must
-   not copy);
-2. skip the queue when ``{q}:paused`` is ``"1"``;
-3. ``RPOP`` the lanes ``critical``, ``high``, the base queue, then ``low``; the first job found runs. The
-   pop is destructive (no processing list): a consumer that dies mid-job loses the job;
-4. group FIFO: a job with a ``groupId`` first ``SADD``s it to ``queue:active``; if the group was already
-   there the job is ``RPUSH``-ed onto ``queue:pending:{groupId}`` and polling goes on. When the group's
-   job finishes (either way) the group is ``SREM``-ed and its next pending job (``LPOP``) is moved back to
-   the consumer end of the base queue;
+One poll of the consumer, queue by queue in the order given, lane by lane (``critical``, ``high``, the
+base queue, ``low``):
+
+1. the lane's delayed set: ``ZRANGE 0 0 WITHSCORES``; a due job is ``ZREM``-ed and runs at once. This
+   happens *before* the paused check, so a paused lane still releases its due delayed jobs (the quirk
+   our worker must not copy);
+2. skip the lane when its own ``:paused`` flag is ``"1"`` (the base flag pauses only the base lane);
+3. ``RPOP`` the lane; the job found runs. The pop is destructive (no processing list): a consumer that
+   dies mid-job loses the job;
+4. group FIFO: a fetched job's group was admitted at push, so the consumer runs it without looking.
+   When a grouped job completes, or fails for good, one script ``LPOP``s the group's pending list and
+   ``LPUSH``es what came out onto the base list of the queue, or ``SREM``s the group when nothing was
+   pending. (A retried grouped job keeps its group; what the Node code does there was not observed.)
 5. the attempt counter starts at 1: the first push writes ``attempts: 0`` and the running attempt is
    ``attempts + 1``;
 6. on failure, if ``attempt < maxAttempts`` (default 3) the job is re-pushed with incremented
-   ``attempts`` (the attempts made so far) onto the delayed set, due after
+   ``attempts`` (the attempts made so far) onto its lane's delayed set, due after
    ``delaySeconds = ceil(retryAfterSeconds(1) * retryMultiplier(2) ^ (n - 1))`` seconds, capped at an hour,
    where ``n`` is the attempt being scheduled: 2 s before attempt 2, then 4 s before attempt 3. The re-push
    re-serialises the job in the producer's push order, which rewrites ``createdAt`` and drops the fields
@@ -38,14 +45,14 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from wire_data import NODE_PUSH_ORDER
 
 from zenith_protocol import KeySpace
 
-__all__ = ["NodeConsumer", "NodeJob", "Processed", "push_order"]
+__all__ = ["NodeConsumer", "NodeJob", "NodeProducer", "Processed", "push_order"]
 
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_RETRY_AFTER_S = 1.0
@@ -53,6 +60,28 @@ DEFAULT_RETRY_MULTIPLIER = 2.0
 MAX_RETRY_DELAY_S = 3600
 FAILED_CAP = 1000
 LANES: tuple[str | None, ...] = ("critical", "high", None, "low")
+
+_GROUP_PUSH = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('LPUSH', KEYS[1], ARGV[2])
+  return 1
+end
+redis.call('RPUSH', KEYS[3], ARGV[2])
+return 0
+"""
+"""The Node producer's group push: KEYS base list, queue:active, queue:pending:{g}; ARGV group, job."""
+
+_GROUP_COMPLETE = """
+local nxt = redis.call('LPOP', KEYS[3])
+if nxt then
+  redis.call('LPUSH', KEYS[1], nxt)
+  return 1
+end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 0
+"""
+"""The Node completion script: KEYS base list, queue:active, queue:pending:{g}; ARGV group."""
 
 
 @dataclass(frozen=True)
@@ -137,18 +166,16 @@ class NodeConsumer:
     def poll_once(self) -> Processed | None:
         """Run at most one job; ``None`` when every (unpaused) lane is empty."""
         for queue in self.queues:
-            self._promote_due(queue)
-            if self.client.get(self.keyspace.paused(queue)) == b"1":
-                continue
             for lane in LANES:
-                while True:
+                raw: object = self._due(queue, lane)
+                if raw is None:
+                    if self.client.get(self.keyspace.paused(queue, lane)) == b"1":
+                        continue
                     raw = self.client.rpop(self.keyspace.lane(queue, lane))
-                    if raw is None:
-                        break
+                if raw is not None:
                     result = self._process(queue, lane, _as_bytes(raw))
-                    if result is not None:
-                        self.processed.append(result)
-                        return result
+                    self.processed.append(result)
+                    return result
         return None
 
     def drain(self, limit: int = 1000) -> list[Processed]:
@@ -163,23 +190,21 @@ class NodeConsumer:
 
     # -- the steps ------------------------------------------------------------------------------
 
-    def _promote_due(self, queue: str) -> None:
-        delayed = self.keyspace.delayed(queue)
-        for raw in self.client.zrangebyscore(delayed, 0, self.clock_ms()):
-            if self.client.zrem(delayed, _as_bytes(raw)):
-                self.client.lpush(self.keyspace.queue(queue), _as_bytes(raw))
+    def _due(self, queue: str, lane: str | None) -> bytes | None:
+        """The lane's first delayed job if it is due (taken out of the set), else None."""
+        delayed = self.keyspace.delayed(queue, lane)
+        first = cast("list[tuple[bytes, float]]", self.client.zrange(delayed, 0, 0, withscores=True))
+        if first and first[0][1] <= self.clock_ms() and self.client.zrem(delayed, first[0][0]):
+            return _as_bytes(first[0][0])
+        return None
 
-    def _process(self, queue: str, lane: str | None, raw: bytes) -> Processed | None:
+    def _process(self, queue: str, lane: str | None, raw: bytes) -> Processed:
         try:
             fields = json.loads(raw)
             data = json.loads(fields["data"])
         except (ValueError, KeyError, TypeError) as exc:
             return Processed(queue, lane, raw, None, f"{type(exc).__name__}: {exc}", "lost")
         group = fields.get("groupId")
-        if isinstance(group, str) and group:
-            if not self.client.sadd(self.keyspace.group_active(queue), group):
-                self.client.rpush(self.keyspace.group_pending(queue, group), raw)
-                return None
         name = data.get("job") or data.get("class") or fields.get("className")
         properties = data.get("properties") or {}
         job = NodeJob(str(fields.get("id")), name, properties, int(fields.get("attempts") or 0) + 1, fields)
@@ -189,15 +214,15 @@ class NodeConsumer:
                 raise LookupError(f"Job {name} is not registered")
             handler(job)
         except Exception as exc:
-            outcome = self._fail(queue, job, str(exc) or type(exc).__name__)
+            outcome = self._fail(queue, lane, job, str(exc) or type(exc).__name__)
             result = Processed(queue, lane, raw, job, str(exc) or type(exc).__name__, outcome)
         else:
             result = Processed(queue, lane, raw, job, None, "completed")
-        if isinstance(group, str) and group:
+        if isinstance(group, str) and group and result.outcome != "retried":
             self._release_group(queue, group)
         return result
 
-    def _fail(self, queue: str, job: NodeJob, error: str) -> str:
+    def _fail(self, queue: str, lane: str | None, job: NodeJob, error: str) -> str:
         fields = job.fields
         max_attempts = fields.get("maxAttempts") or DEFAULT_MAX_ATTEMPTS
         now = self.clock_ms()
@@ -209,7 +234,7 @@ class NodeConsumer:
             scheduled = job.attempt + 1
             delay_s = min(math.ceil(after * multiplier ** (scheduled - 1)), MAX_RETRY_DELAY_S)
             retried = {**fields, "createdAt": now, "delaySeconds": delay_s, "attempts": job.attempt}
-            self.client.zadd(self.keyspace.delayed(queue), {push_order(retried): now + delay_s * 1000})
+            self.client.zadd(self.keyspace.delayed(queue, lane), {push_order(retried): now + delay_s * 1000})
             return "retried"
         failed = {**fields, "createdAt": now, "attempts": job.attempt, "error": error, "failedAt": now}
         pipe = self.client.pipeline(transaction=True)
@@ -219,7 +244,52 @@ class NodeConsumer:
         return "dead_lettered"
 
     def _release_group(self, queue: str, group: str) -> None:
-        self.client.srem(self.keyspace.group_active(queue), group)
-        nxt = self.client.lpop(self.keyspace.group_pending(queue, group))
-        if nxt is not None:
-            self.client.rpush(self.keyspace.queue(queue), _as_bytes(nxt))
+        keys = [
+            self.keyspace.queue(queue),
+            self.keyspace.group_active(queue),
+            self.keyspace.group_pending(queue, group),
+        ]
+        self.client.eval(_GROUP_COMPLETE, 3, *keys, group)
+
+
+class NodeProducer:
+    """Pushes jobs exactly as the Node producer does (see the module docstring)."""
+
+    def __init__(self, client: redis.Redis, keyspace: KeySpace, *, clock_ms: Callable[[], int] = _local_now_ms) -> None:
+        self.client = client
+        self.keyspace = keyspace
+        self.clock_ms = clock_ms
+
+    def push(
+        self,
+        queue: str,
+        job_id: str,
+        name: str,
+        properties: Mapping[str, Any] | None = None,
+        *,
+        group: str | None = None,
+        priority: str | None = None,
+        delay_s: int = 0,
+    ) -> bytes:
+        """Push one job; returns its bytes as written."""
+        now = self.clock_ms()
+        fields: dict[str, Any] = {
+            "id": job_id,
+            "type": "json",
+            "data": json.dumps({"job": name, "properties": dict(properties or {})}, separators=(",", ":")),
+            "createdAt": now,
+            "delaySeconds": delay_s,
+            "attempts": 0,
+            "maxAttempts": DEFAULT_MAX_ATTEMPTS,
+            "groupId": group,
+        }
+        raw = push_order(fields).encode()
+        space = self.keyspace
+        if group:
+            keys = [space.queue(queue), space.group_active(queue), space.group_pending(queue, group)]
+            self.client.eval(_GROUP_PUSH, 3, *keys, group, raw)
+        elif delay_s:
+            self.client.zadd(space.delayed(queue, priority), {raw: now + delay_s * 1000})
+        else:
+            self.client.lpush(space.lane(queue, priority), raw)
+        return raw

@@ -58,7 +58,15 @@ from zenith_protocol.errors import (
 )
 from zenith_protocol.events import EventType, JobEvent, OperatorAction
 from zenith_protocol.jobs import JobPayload, JobType, retry_delay_s
-from zenith_protocol.keys import PRIORITY_LANES, KeyKind, KeySpace, ParsedKey, validate_queue_name
+from zenith_protocol.keys import (
+    LANES_IN_POLL_ORDER,
+    PRIORITY_LANES,
+    KeyKind,
+    KeySpace,
+    ParsedKey,
+    lane_for,
+    validate_queue_name,
+)
 from zenith_protocol.pulse import (
     DiskUsage,
     Language,
@@ -80,6 +88,7 @@ from zenith_protocol.workers import LogEntry, LogLevel, WorkerHeartbeat, WorkerM
 __all__ = [
     "CODECS",
     "DEFAULT_ALERT_RULES",
+    "LANES_IN_POLL_ORDER",
     "LEGACY_VERSION",
     "PRIORITY_LANES",
     "PROTOCOL_VERSION",
@@ -161,6 +170,7 @@ __all__ = [
     "encode_pulse",
     "encode_queue_snapshot",
     "encode_schedule",
+    "lane_for",
     "retry_delay_s",
     "validate_queue_name",
 ]

@@ -19,10 +19,22 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from zenith_protocol.errors import ConfigError
 
-__all__ = ["PRIORITY_LANES", "RESERVED_QUEUE_NAMES", "KeyKind", "KeySpace", "ParsedKey", "validate_queue_name"]
+__all__ = [
+    "LANES_IN_POLL_ORDER",
+    "PRIORITY_LANES",
+    "RESERVED_QUEUE_NAMES",
+    "KeyKind",
+    "KeySpace",
+    "ParsedKey",
+    "lane_for",
+    "validate_queue_name",
+]
 
 PRIORITY_LANES: tuple[str, ...] = ("critical", "high", "low")
 """Named priority lanes; consumers poll ``critical``, ``high``, the base queue, then ``low``."""
+
+LANES_IN_POLL_ORDER: tuple[str | None, ...] = ("critical", "high", None, "low")
+"""Every lane in the order consumers poll them; ``None`` is the base lane."""
 
 RESERVED_QUEUE_NAMES: frozenset[str] = frozenset(
     {"active", "pending", "schedules", "schedule", "lock", "worker", "logs", "processing"}
@@ -65,6 +77,7 @@ class KeyKind(str, Enum):
     QUEUE_INDEX = "queue_index"
     WORKER_INDEX = "worker_index"
     WORKER_QUEUES = "worker_queues"
+    SWEEP_LOCK = "sweep_lock"
     UNKNOWN = "unknown"
 
 
@@ -74,6 +87,11 @@ class ParsedKey(NamedTuple):
     kind: KeyKind
     queue: str | None = None
     part: str | None = None
+
+
+def lane_for(priority: object) -> str | None:
+    """The lane a job's ``priority`` names (``critical``, ``high``, ``low``), else ``None``: the base lane."""
+    return priority if isinstance(priority, str) and priority in PRIORITY_LANES else None
 
 
 def validate_queue_name(name: str) -> str:
@@ -147,12 +165,22 @@ class KeySpace(BaseModel):
 
     def lanes_in_poll_order(self, queue: str) -> tuple[str, ...]:
         """Waiting lists in the order consumers poll them: critical, high, base, low."""
-        base = self._q(queue)
-        return (f"{base}:critical", f"{base}:high", base, f"{base}:low")
+        return tuple(self.lane(queue, lane) for lane in LANES_IN_POLL_ORDER)
 
-    def delayed(self, queue: str) -> str:
-        """ZSET of delayed jobs scored by due time in ms."""
-        return f"{self._q(queue)}:delayed"
+    def delayed(self, queue: str, lane: str | None = None) -> str:
+        """ZSET of one lane's delayed jobs scored by due time in ms (``None``: the base lane's)."""
+        return f"{self._lane_head(queue, lane)}:delayed"
+
+    def delayed_in_poll_order(self, queue: str) -> tuple[str, ...]:
+        """The delayed sets of the lanes, in poll order: critical, high, base, low."""
+        return tuple(self.delayed(queue, lane) for lane in LANES_IN_POLL_ORDER)
+
+    def _lane_head(self, queue: str, lane: str | None) -> str:
+        if lane is None or lane == "":
+            return self._q(queue)
+        if lane not in PRIORITY_LANES:
+            raise ConfigError(f"lane {lane!r} is not one of {', '.join(PRIORITY_LANES)}")
+        return f"{self._q(queue)}:{lane}"
 
     def failed(self, queue: str) -> str:
         """LIST of dead-lettered jobs, newest at index 0."""
@@ -162,9 +190,13 @@ class KeySpace(BaseModel):
         """SET the old console counts as active (nothing writes it; read for compatibility)."""
         return f"{self._q(queue)}:active"
 
-    def paused(self, queue: str) -> str:
-        """STRING ``"1"`` while the queue is paused."""
-        return f"{self._q(queue)}:paused"
+    def paused(self, queue: str, lane: str | None = None) -> str:
+        """STRING ``"1"`` while the queue (``lane`` ``None``) or one of its lanes is paused."""
+        return f"{self._lane_head(queue, lane)}:paused"
+
+    def paused_in_poll_order(self, queue: str) -> tuple[str, ...]:
+        """The paused flags of the lanes, in poll order: critical, high, base (the whole queue), low."""
+        return tuple(self.paused(queue, lane) for lane in LANES_IN_POLL_ORDER)
 
     def rate_limit(self, queue: str, window: int | str) -> str:
         """STRING fixed-window counter of one rate-limit window."""
@@ -287,6 +319,10 @@ class KeySpace(BaseModel):
         """HASH: worker id -> JSON array of the queues it fetches from (to find its processing lists)."""
         return f"{self.zenith_prefix}worker-queues"
 
+    def sweep_lock(self) -> str:
+        """STRING taken (SET NX EX) by the one worker that looks for orphaned processing lists this interval."""
+        return f"{self.zenith_prefix}sweep-lock"
+
     # -- discovery ------------------------------------------------------------------------------
 
     def scan_patterns(self) -> tuple[str, ...]:
@@ -382,6 +418,7 @@ class KeySpace(BaseModel):
             "queues": KeyKind.QUEUE_INDEX,
             "workers": KeyKind.WORKER_INDEX,
             "worker-queues": KeyKind.WORKER_QUEUES,
+            "sweep-lock": KeyKind.SWEEP_LOCK,
         }
         return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
 
@@ -430,12 +467,18 @@ _QUEUE_SUFFIXES = {
 }
 
 
+_LANE_SUFFIXES = {"delayed": KeyKind.DELAYED, "paused": KeyKind.PAUSED}
+"""Per-lane keys: ``<lane>:delayed`` and ``<lane>:paused`` (``part`` is the lane)."""
+
+
 def _parse_queue_suffix(name: str, suffix: str) -> ParsedKey:
     if suffix in _QUEUE_SUFFIXES:
         return ParsedKey(_QUEUE_SUFFIXES[suffix], queue=name)
     if suffix in PRIORITY_LANES:
         return ParsedKey(KeyKind.LANE, queue=name, part=suffix)
     head, _, tail = suffix.partition(":")
+    if head in PRIORITY_LANES and tail in _LANE_SUFFIXES:
+        return ParsedKey(_LANE_SUFFIXES[tail], queue=name, part=head)
     if head == "ratelimit" and tail:
         return ParsedKey(KeyKind.RATE_LIMIT, queue=name, part=tail)
     if head == "processing" and tail:

@@ -44,7 +44,11 @@ class QueueSnapshot(WireModel):
     delayed: NonNegativeInt = 0
     failed: NonNegativeInt = 0
     active: NonNegativeInt = Field(default=0, description="in flight: processing lists plus the legacy active set")
+    grouped: NonNegativeInt = Field(default=0, description="waiting behind an earlier job of their FIFO group")
     paused: bool = False
+    paused_lanes: list[str] = Field(
+        default_factory=list, alias="pausedLanes", description="lanes paused by their own flag, in poll order"
+    )
     lanes: dict[str, NonNegativeInt] = Field(default_factory=dict, description="waiting per priority lane")
     timestamp: EpochMs | None = None
     protocol_version: ProtocolVersion = PROTOCOL_VERSION

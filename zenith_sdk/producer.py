@@ -1,16 +1,24 @@
-"""Push jobs onto the queue layout the Node consumer reads, one or many per round trip."""
+"""Push jobs onto the queue layout the Node consumer reads, one or many per round trip.
+
+A job of a FIFO group is admitted at push, as the Node producer does: it becomes fetchable at
+once when its group is free, else it waits in the group's pending list until the group's
+earlier jobs are done.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from redis.client import Pipeline
 
-from zenith_protocol import PRIORITY_LANES, EventType, JobPayload, JobType, encode_job, validate_queue_name
+from zenith_protocol import EventType, JobPayload, JobType, encode_job, lane_for, validate_queue_name
+from zenith_sdk._wire import storable
 from zenith_sdk.events import EventWriter, job_event
-from zenith_sdk.scripts import NoScriptError
+from zenith_sdk.scripts import NoScriptError, Scripts
 
 __all__ = ["DEFAULT_QUEUE", "JobSpec", "Producer"]
 
@@ -18,7 +26,11 @@ DEFAULT_QUEUE = "default"
 
 
 class JobSpec(BaseModel):
-    """One job to push. ``priority`` ``critical``/``high``/``low`` selects a lane; other values are kept as data."""
+    """One job to push. ``priority`` ``critical``/``high``/``low`` selects a lane; other values are kept as data.
+
+    Jobs with the same ``group_id`` run one at a time, in push order; such a job cannot also be
+    delayed (it runs when the earlier jobs of its group are done).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -34,6 +46,17 @@ class JobSpec(BaseModel):
     job_id: str | None = None
     job_type: JobType = JobType.JSON
 
+    @model_validator(mode="after")
+    def _grouped_jobs_are_not_delayed(self) -> JobSpec:
+        if self.group_id is not None and not self.group_id:
+            raise ValueError("group_id must not be empty; leave it out for a job without a group")
+        if self.group_id and self.delay_s:
+            raise ValueError(
+                "a job of a group runs when the earlier jobs of its group are done, so it cannot also be delayed; "
+                "drop delay_s or group_id"
+            )
+        return self
+
 
 class Producer(EventWriter):
     """Enqueues jobs; emits an ``enqueued`` event for each in the same round trip.
@@ -45,6 +68,11 @@ class Producer(EventWriter):
         """Push one job; returns its id. Options are :class:`JobSpec` fields (``queue``, ``delay_s``, ...)."""
         return self.push_many([JobSpec(name=name, properties=properties or {}, **options)])[0]
 
+    @cached_property
+    def scripts(self) -> Scripts:
+        """The scripts on this producer's client (the group push)."""
+        return Scripts(self.client)
+
     def push_many(self, specs: Iterable[JobSpec]) -> list[str]:
         """Push many jobs in one round trip; returns their ids in order."""
         now_ms = int(time.time() * 1000)
@@ -53,15 +81,21 @@ class Producer(EventWriter):
             return []
         pipe = self.client.pipeline(transaction=False)
         queues = set()
+        grouped: dict[int, tuple[list[str], list[str | bytes | int]]] = {}
         for spec, job in jobs:
             validate_queue_name(spec.queue)
             queues.add(spec.queue)
             raw = encode_job(job)
+            lane = lane_for(spec.priority)
             if spec.delay_s:
-                pipe.zadd(self.keyspace.delayed(spec.queue), {raw: now_ms + int(spec.delay_s * 1000)})
+                pipe.zadd(self.keyspace.delayed(spec.queue, lane), {raw: now_ms + int(spec.delay_s * 1000)})
+            elif spec.group_id:
+                group = storable(spec.group_id)
+                keys = [self.keyspace.lane(spec.queue, lane), *self._group_keys(spec.queue, group)]
+                grouped[len(pipe)] = (keys, [raw, group])
+                self.scripts.queue_call(pipe, self.scripts.enqueue, *grouped[len(pipe)])
             else:
-                lane = spec.priority if spec.priority in PRIORITY_LANES else None
-                pipe.lpush(self.keyspace.lane(spec.queue, lane if isinstance(lane, str) else None), raw)
+                pipe.lpush(self.keyspace.lane(spec.queue, lane), raw)
         pipe.sadd(self.keyspace.queue_index(), *queues)
         events = []
         if self.events is not None:
@@ -80,11 +114,29 @@ class Producer(EventWriter):
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, NoScriptError):
                 raise result
-        if self.events is not None and isinstance(results[-1], NoScriptError):
+        redo = [grouped[index] for index, result in enumerate(results) if index in grouped and _lost(result)]
+        if redo:
+            self._enqueue_again(redo)
+        if self.events is not None and _lost(results[-1]):
             # The jobs are pushed; Redis had lost the events script: record the events again
             # through the call that reloads it.
             self.events.emit(*events)
         return [job.id for _, job in jobs]
+
+    def _group_keys(self, queue: str, group_id: str) -> list[str]:
+        return [self.keyspace.group_active(queue), self.keyspace.group_pending(queue, group_id)]
+
+    def _enqueue_again(self, calls: list[tuple[list[str], list[str | bytes | int]]]) -> None:
+        """Redo group pushes that met NOSCRIPT (Redis lost its script cache; they did nothing)."""
+        self.scripts.load(self.client)
+        pipe: Pipeline = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            self.scripts.queue_call(pipe, self.scripts.enqueue, keys, args)
+        pipe.execute()
+
+
+def _lost(result: object) -> bool:
+    return isinstance(result, NoScriptError)
 
 
 def _payload(spec: JobSpec, now_ms: int) -> JobPayload:

@@ -20,11 +20,10 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from redis.typing import EncodableT, FieldT
 
 from zenith_protocol import (
-    PRIORITY_LANES,
     EventType,
     InvalidScheduleError,
     JobPayload,
@@ -37,9 +36,11 @@ from zenith_protocol import (
     decode_schedule,
     encode_job,
     encode_schedule,
+    lane_for,
     validate_queue_name,
 )
 from zenith_protocol.schedules import SCHEDULE_LOCK_TTL_S
+from zenith_sdk._wire import storable, text_of
 from zenith_sdk.events import EventEmitter, EventWriter, job_event
 from zenith_sdk.scripts import Scripts
 
@@ -96,7 +97,8 @@ def next_run_ms(cron: str, now_ms: int, tz: str | None = None, *, schedule_id: s
     back) counts once, at its first occurrence.
 
     Raises:
-        InvalidScheduleError: the expression or the zone cannot be used.
+        InvalidScheduleError: the expression or the zone cannot be used, or the expression names
+            no date that exists (it would never fire).
     """
     seconds = _check_cron(schedule_id, cron)
     zone = _zone(schedule_id, tz)
@@ -105,17 +107,19 @@ def next_run_ms(cron: str, now_ms: int, tz: str | None = None, *, schedule_id: s
     start = datetime.fromtimestamp(now_ms / 1000, tz=zone).replace(tzinfo=None)
     candidates = croniter(cron, start, second_at_beginning=seconds)
     for _ in range(_MAX_CANDIDATES):
-        local = candidates.get_next(datetime).replace(tzinfo=zone, fold=0)
+        try:
+            local = candidates.get_next(datetime).replace(tzinfo=zone, fold=0)
+        except CroniterBadDateError as exc:
+            # croniter looks 50 years ahead: a date that never exists ("0 0 30 2 *", 30 February).
+            raise InvalidScheduleError(
+                schedule_id, "cron", cron, "it never fires: no date matches it (such as 30 February)"
+            ) from exc
         if local.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
             continue  # does not exist in this zone (skipped by a DST change)
         at_ms = int(local.timestamp() * 1000)
         if at_ms > now_ms:
             return at_ms
     raise InvalidScheduleError(schedule_id, "cron", cron, "no run found in the time searched")  # pragma: no cover
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _decode_entry(schedule_id: str, raw: Mapping[Any, Any]) -> Schedule | InvalidScheduleEntry:
@@ -127,7 +131,7 @@ def _decode_entry(schedule_id: str, raw: Mapping[Any, Any]) -> Schedule | Invali
         next_run_ms(schedule.cron, 0, schedule.timezone, schedule_id=schedule_id)
         return schedule
     except (ProtocolError, ZenithError, ValueError) as exc:
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {text_of(k): text_of(v) for k, v in raw.items()}
         next_run = fields.get("nextRun", "")
         return InvalidScheduleEntry(
             id=schedule_id,
@@ -170,7 +174,7 @@ class Scheduler(EventWriter):
         :data:`DISCOVERY_TTL_S` seconds unless ``rescan``.
         """
         members = cast("list[bytes | str]", self.client.zrange(self.keyspace.schedules(), 0, -1))
-        ids = {_text(member) for member in members}
+        ids = {text_of(member) for member in members}
         ids |= self._discover(rescan)
         pipe = self.client.pipeline(transaction=False)
         ordered = sorted(ids)
@@ -186,7 +190,7 @@ class Scheduler(EventWriter):
         if rescan or time.monotonic() - self._discovered_at > DISCOVERY_TTL_S:
             head = self.keyspace.schedule("")
             keys = self.client.scan_iter(match=f"{head}*", count=1000, _type="hash")
-            self._discovered = {_text(key)[len(head) :] for key in keys}
+            self._discovered = {text_of(key)[len(head) :] for key in keys}
             self._discovered_at = time.monotonic()
         return set(self._discovered)
 
@@ -269,7 +273,7 @@ class Scheduler(EventWriter):
         self._discovered.discard(schedule_id)
         if not deleted and not unindexed:
             raise NotFoundError("schedule", schedule_id, hint="list them with `zenith schedules list`")
-        self._operator(OperatorAction.SCHEDULE_REMOVE, _text(queue or b""), actor)
+        self._operator(OperatorAction.SCHEDULE_REMOVE, text_of(queue or b""), actor)
 
     def pause(self, schedule_id: str, *, actor: str) -> None:
         """Stop a schedule firing; it is kept (``enabled`` false) and listed as paused.
@@ -299,7 +303,7 @@ class Scheduler(EventWriter):
                     if not pipe.exists(key):
                         raise NotFoundError("schedule", schedule_id, hint="list them with `zenith schedules list`")
                     cron, tz, queue = (
-                        None if v is None else _text(v) for v in pipe.hmget(key, "cron", "timezone", "queue")
+                        None if v is None else text_of(v) for v in pipe.hmget(key, "cron", "timezone", "queue")
                     )
                     next_run = next_run_ms(cron or "", _now_ms(), tz, schedule_id=schedule_id) if enabled else None
                     pipe.multi()
@@ -327,10 +331,7 @@ class Scheduler(EventWriter):
         """
         schedule = self.get(schedule_id)
         job = self._fresh_job(schedule, _now_ms())
-        pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(self._lane(schedule), encode_job(job))
-        pipe.sadd(self.keyspace.queue_index(), schedule.queue)
-        pipe.execute()
+        self._push(schedule, job, encode_job(job))
         self._enqueued(schedule, job)
         self._operator(OperatorAction.SCHEDULE_RUN, schedule.queue, actor)
         return job.id
@@ -352,16 +353,16 @@ class Scheduler(EventWriter):
             return []
         pipe = self.client.pipeline(transaction=False)
         for member, _score in due:
-            pipe.hgetall(self.keyspace.schedule(_text(member)))
+            pipe.hgetall(self.keyspace.schedule(text_of(member)))
         fired: builtins.list[str] = []
         for (member, score), raw in zip(due, pipe.execute(), strict=True):
-            schedule_id = _text(member)
+            schedule_id = text_of(member)
             if self._fire(schedule_id, score, raw, now):
                 fired.append(schedule_id)
         return fired
 
     def _fire(self, schedule_id: str, score: float, raw: Mapping[Any, Any], now_ms: int) -> bool:
-        if raw and _text(raw.get(b"enabled", raw.get("enabled", b"true"))).strip().lower() in _FALSE:
+        if raw and text_of(raw.get(b"enabled", raw.get("enabled", b"true"))).strip().lower() in _FALSE:
             # Paused by a writer that left it in the index: drop it from the index, as 5.5 says.
             self.client.zrem(self.keyspace.schedules(), schedule_id)
             return False
@@ -374,17 +375,18 @@ class Scheduler(EventWriter):
         space = self.keyspace
         keys = [space.schedules(), space.schedule(schedule_id), space.schedule_lock(schedule_id, int(score) // 1000)]
         if not space.cluster_safe:
-            keys.append(self._lane(entry))
+            keys += [self._lane(entry), *self._group_keys(entry)]
         raw_job = encode_job(job)
         expected = int(score) if score.is_integer() else repr(score)
-        args = [schedule_id, expected, now_ms, next_run, raw_job, SCHEDULE_LOCK_TTL_S]
+        args = [schedule_id, expected, now_ms, next_run, raw_job, SCHEDULE_LOCK_TTL_S, storable(job.group_id or "")]
         if not self._scripts.fire_schedule(keys=keys, args=args, client=self.client):
             logger.debug("schedule run already fired elsewhere id=%s run=%d", schedule_id, int(score))
             return False
         if space.cluster_safe:
             # The lane lives in another slot: the run is claimed; a crash right here loses this one run.
-            self.client.lpush(self._lane(entry), raw_job)
-        self.client.sadd(space.queue_index(), entry.queue)
+            self._push(entry, job, raw_job)
+        else:
+            self.client.sadd(space.queue_index(), entry.queue)
         self._enqueued(entry, job)
         logger.info("schedule fired id=%s queue=%s job=%s next=%d", schedule_id, entry.queue, job.id, next_run)
         return True
@@ -398,9 +400,26 @@ class Scheduler(EventWriter):
     # -- helpers -------------------------------------------------------------------------------
 
     def _lane(self, schedule: Schedule) -> str:
-        priority = schedule.job.priority
-        lane = priority if isinstance(priority, str) and priority in PRIORITY_LANES else None
-        return self.keyspace.lane(schedule.queue, lane)
+        return self.keyspace.lane(schedule.queue, lane_for(schedule.job.priority))
+
+    def _group_keys(self, schedule: Schedule) -> builtins.list[str]:
+        """The group set and the group's pending list, for a job of a FIFO group (else none)."""
+        group = schedule.job.group_id
+        if not group:
+            return []
+        return [
+            self.keyspace.group_active(schedule.queue),
+            self.keyspace.group_pending(schedule.queue, storable(group)),
+        ]
+
+    def _push(self, schedule: Schedule, job: JobPayload, raw_job: str) -> None:
+        """Push a run's job onto its lane (admitted to its FIFO group, if it has one)."""
+        if job.group_id:
+            keys = [self._lane(schedule), *self._group_keys(schedule)]
+            self._scripts.enqueue(keys=keys, args=[raw_job, storable(job.group_id)], client=self.client)
+        else:
+            self.client.lpush(self._lane(schedule), raw_job)
+        self.client.sadd(self.keyspace.queue_index(), schedule.queue)
 
     @staticmethod
     def _fresh_job(schedule: Schedule, now_ms: int) -> JobPayload:

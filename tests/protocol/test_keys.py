@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zenith_protocol import PRIORITY_LANES, ConfigError, KeyKind, KeySpace, ParsedKey, validate_queue_name
+from zenith_protocol import (
+    LANES_IN_POLL_ORDER,
+    PRIORITY_LANES,
+    ConfigError,
+    KeyKind,
+    KeySpace,
+    ParsedKey,
+    lane_for,
+    validate_queue_name,
+)
 from zenith_protocol.keys import RESERVED_QUEUE_NAMES
 
 PROPERTY = settings(max_examples=100, deadline=None)
@@ -50,9 +59,11 @@ WIRE_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.lane("emails", None), "queue:emails"),
     (lambda k: k.lane("emails", ""), "queue:emails"),
     (lambda k: k.delayed("emails"), "queue:emails:delayed"),
+    (lambda k: k.delayed("emails", "high"), "queue:emails:high:delayed"),
     (lambda k: k.failed("emails"), "queue:emails:failed"),
     (lambda k: k.active_set("emails"), "queue:emails:active"),
     (lambda k: k.paused("emails"), "queue:emails:paused"),
+    (lambda k: k.paused("emails", "low"), "queue:emails:low:paused"),
     (lambda k: k.rate_limit("emails", 28400000), "queue:emails:ratelimit:28400000"),
     (lambda k: k.processing("emails", "py-web1-4242"), "queue:emails:processing:py-web1-4242"),
     (lambda k: k.queue_keys_pattern("emails"), "queue:emails:*"),
@@ -80,6 +91,7 @@ WIRE_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.queue_index(), "zenith:queues"),
     (lambda k: k.worker_index(), "zenith:workers"),
     (lambda k: k.worker_queues(), "zenith:worker-queues"),
+    (lambda k: k.sweep_lock(), "zenith:sweep-lock"),
 ]
 
 
@@ -91,7 +103,10 @@ def test_default_prefixes_give_the_wire_names(build: Callable[[KeySpace], str], 
 def test_every_name_builder_has_an_exact_wire_name() -> None:
     called = {name for build, _ in WIRE_NAMES for name in build.__code__.co_names}
 
-    assert _public_methods() - {"parse", "queue_key_parser", "scan_patterns", "lanes_in_poll_order"} <= called
+    assert _public_methods() - {"parse", "queue_key_parser", "scan_patterns"} - POLL_ORDER_METHODS <= called
+
+
+POLL_ORDER_METHODS = {"lanes_in_poll_order", "delayed_in_poll_order", "paused_in_poll_order"}
 
 
 def test_lanes_are_polled_critical_high_base_low() -> None:
@@ -101,13 +116,43 @@ def test_lanes_are_polled_critical_high_base_low() -> None:
         "queue:emails",
         "queue:emails:low",
     )
+    assert WIRE.delayed_in_poll_order("emails") == (
+        "queue:emails:critical:delayed",
+        "queue:emails:high:delayed",
+        "queue:emails:delayed",
+        "queue:emails:low:delayed",
+    )
+    assert WIRE.paused_in_poll_order("emails") == (
+        "queue:emails:critical:paused",
+        "queue:emails:high:paused",
+        "queue:emails:paused",
+        "queue:emails:low:paused",
+    )
     assert PRIORITY_LANES == ("critical", "high", "low")
+    assert LANES_IN_POLL_ORDER == ("critical", "high", None, "low")
+
+
+@pytest.mark.parametrize("lane", ["medium", "CRITICAL", "delayed", "1"])
+def test_only_polled_lanes_have_delayed_sets_and_paused_flags(lane: str) -> None:
+    with pytest.raises(ConfigError, match="not one of critical, high, low"):
+        WIRE.delayed("emails", lane)
+    with pytest.raises(ConfigError, match="not one of critical, high, low"):
+        WIRE.paused("emails", lane)
+
+
+@pytest.mark.parametrize(
+    ("priority", "lane"), [("high", "high"), ("low", "low"), ("medium", None), (5, None), (None, None)]
+)
+def test_a_priority_names_a_lane_only_when_the_lane_is_polled(priority: object, lane: str | None) -> None:
+    assert lane_for(priority) == lane
 
 
 CLUSTER_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.queue("emails"), "queue:{emails}"),
     (lambda k: k.lane("emails", "high"), "queue:{emails}:high"),
     (lambda k: k.delayed("emails"), "queue:{emails}:delayed"),
+    (lambda k: k.delayed("emails", "critical"), "queue:{emails}:critical:delayed"),
+    (lambda k: k.paused("emails", "critical"), "queue:{emails}:critical:paused"),
     (lambda k: k.failed("emails"), "queue:{emails}:failed"),
     (lambda k: k.processing("emails", "w1"), "queue:{emails}:processing:w1"),
     (lambda k: k.group_active("emails"), "queue:{emails}:groups:active"),
@@ -177,9 +222,11 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
         ("queue", space.queue(q), ParsedKey(KeyKind.QUEUE, q)),
         ("lane", space.lane(q, lane), ParsedKey(KeyKind.LANE, q, lane)),
         ("delayed", space.delayed(q), ParsedKey(KeyKind.DELAYED, q)),
+        ("delayed", space.delayed(q, lane), ParsedKey(KeyKind.DELAYED, q, lane)),
         ("failed", space.failed(q), ParsedKey(KeyKind.FAILED, q)),
         ("active_set", space.active_set(q), ParsedKey(KeyKind.ACTIVE_SET, q)),
         ("paused", space.paused(q), ParsedKey(KeyKind.PAUSED, q)),
+        ("paused", space.paused(q, lane), ParsedKey(KeyKind.PAUSED, q, lane)),
         ("rate_limit", space.rate_limit(q, window), ParsedKey(KeyKind.RATE_LIMIT, q, str(window))),
         ("processing", space.processing(q, worker), ParsedKey(KeyKind.PROCESSING, q, worker)),
         ("group_active", space.group_active(q), ParsedKey(KeyKind.GROUP_ACTIVE, per_queue_group)),
@@ -206,12 +253,13 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
         ("queue_index", space.queue_index(), ParsedKey(KeyKind.QUEUE_INDEX)),
         ("worker_index", space.worker_index(), ParsedKey(KeyKind.WORKER_INDEX)),
         ("worker_queues", space.worker_queues(), ParsedKey(KeyKind.WORKER_QUEUES)),
+        ("sweep_lock", space.sweep_lock(), ParsedKey(KeyKind.SWEEP_LOCK)),
     ]
 
 
 CHANNEL_BUILDERS = {"logs_channel", "command_channel", "command_reply_channel"}
 """Pub/sub channels: names, but not keys (nothing is stored, SCAN never sees them)."""
-OTHER_METHODS = {"lanes_in_poll_order", "parse", "queue_key_parser", "queue_keys_pattern", "scan_patterns"}
+OTHER_METHODS = {"parse", "queue_key_parser", "queue_keys_pattern", "scan_patterns", *POLL_ORDER_METHODS}
 
 
 def _public_methods() -> set[str]:

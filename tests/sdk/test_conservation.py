@@ -2,8 +2,11 @@
 
 A hypothesis state machine drives a real Redis through the same calls the producer, the worker
 loop and the control plane make, interleaved arbitrarily, and after every step checks that every
-job pushed sits in exactly one place (a waiting lane, the delayed set, the failed list or one
-worker's processing list) unless it was completed or deleted, in which case it is nowhere.
+job pushed sits in exactly one place (a waiting lane, a lane's delayed set, the failed list, a
+FIFO group's pending list or one worker's processing list) unless it was completed or deleted, in
+which case it is nowhere. Jobs of FIFO groups are pushed both by our producer and with the Node
+producer's exact commands, and after every step each group has exactly one fetchable or running
+job while it is held (none when it is free), so no group is ever stuck.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from node_consumer import NodeProducer
 
-from zenith_protocol import KeySpace, NotFoundError, decode_job
+from zenith_protocol import LANES_IN_POLL_ORDER, KeySpace, NotFoundError, decode_job, lane_for
 from zenith_sdk.control import (
     BulkAction,
     JobFilter,
@@ -37,17 +41,19 @@ from zenith_sdk.control import (
     delete_job,
     pause,
     promote_job,
+    purge,
     resume,
     retry_job,
 )
 from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.scripts import Scripts
-from zenith_sdk.worker._outcomes import Fetched, failure
+from zenith_sdk.worker._outcomes import Fetched, Op, failure, success
 from zenith_sdk.worker._recovery import requeue_processing
 
 QUEUE = "conserve"
 WORKERS = ("w1", "w2")
 NAMES = ("alpha", "beta")
+GROUPS = ("g1", "g2")
 LANES = (None, "critical", "high", "low")
 DELAYS = (None, None, 10.0, 30.0)  # never due within a run by themselves: only make_due makes them due
 ACTOR = "conservation-test"
@@ -57,8 +63,11 @@ COMBOS = (
     (BulkAction.DELETE, JobState.FAILED),
     (BulkAction.DELETE, JobState.DELAYED),
     (BulkAction.DELETE, JobState.WAITING),
+    (BulkAction.DELETE, JobState.GROUPED),
     (BulkAction.PROMOTE, JobState.DELAYED),
 )
+HOLDING = ("lane:", "delayed:", "processing:")
+"""The places of a group's one fetchable or running job."""
 
 Where = dict[str, list[tuple[str, bytes]]]
 
@@ -87,12 +96,14 @@ class ConservationMachine(RuleBasedStateMachine):
         self.scripts = Scripts(self.r)
         self.scripts.load(self.r)
         self.producer = Producer(self.r, keyspace=self.space, events=False)
+        self.node = NodeProducer(self.r, self.space)
         # Nothing here ever deletes this key: its absence means another process emptied the database.
         self.sentinel = f"{self.tag}:sentinel"
         self.r.set(self.sentinel, "1")
         self.next_id = 0
         self.pushed: set[str] = set()
         self.names: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
         self.completed: set[str] = set()
         self.deleted: set[str] = set()
         self.held: dict[str, list[bytes]] = {w: [] for w in WORKERS}
@@ -110,22 +121,24 @@ class ConservationMachine(RuleBasedStateMachine):
     def _where(self) -> Where:
         """Every entry of every place a job can be, decoded to its id, in one round trip."""
         space = self.space
-        lists = [(f"lane:{key}", key) for key in space.lanes_in_poll_order(QUEUE)]
+        lists = [(f"lane:{lane}", space.lane(QUEUE, lane)) for lane in LANES_IN_POLL_ORDER]
         lists.append(("failed", space.failed(QUEUE)))
         lists += [(f"processing:{w}", space.processing(QUEUE, w)) for w in WORKERS]
+        lists += [(f"grouped:{g}", space.group_pending(QUEUE, g)) for g in GROUPS]
         pipe = self.r.pipeline(transaction=False)
         for _, key in lists:
             pipe.lrange(key, 0, -1)
-        pipe.zrange(space.delayed(QUEUE), 0, -1)
+        for lane in LANES_IN_POLL_ORDER:
+            pipe.zrange(space.delayed(QUEUE, lane), 0, -1)
         replies = cast("list[list[bytes]]", pipe.execute())
-        names = [name for name, _ in lists] + ["delayed"]
+        names = [name for name, _ in lists] + [f"delayed:{lane}" for lane in LANES_IN_POLL_ORDER]
         return {name: [(decode_job(raw).id, raw) for raw in raws] for name, raws in zip(names, replies, strict=True)}
 
     @staticmethod
     def _in_state(where: Where, state: JobState) -> list[str]:
-        if state is JobState.WAITING:
-            return [job_id for name, rows in where.items() if name.startswith("lane:") for job_id, _ in rows]
-        return [job_id for job_id, _ in where[state.value]]
+        prefix = {JobState.WAITING: "lane:", JobState.DELAYED: "delayed:", JobState.GROUPED: "grouped:"}
+        head = prefix.get(state, state.value)
+        return [job_id for name, rows in where.items() if name.startswith(head) for job_id, _ in rows]
 
     def _known_ids(self, data: st.DataObject) -> list[str]:
         """A random subset of the ids ever pushed (moved, completed and deleted ones included) and an unknown one."""
@@ -157,6 +170,27 @@ class ConservationMachine(RuleBasedStateMachine):
         self.pushed.update(ids)
         self.names.update(dict.fromkeys(ids, name))
 
+    @rule(
+        count=st.integers(1, 3),
+        group=st.sampled_from(GROUPS),
+        lane=st.sampled_from(LANES),
+        by_node=st.booleans(),
+        name=st.sampled_from(NAMES),
+    )
+    def push_grouped(self, count: int, group: str, lane: str | None, by_node: bool, name: str) -> None:
+        """Jobs of a FIFO group, pushed by our producer or with the Node producer's exact commands."""
+        ids = [f"job-{self.next_id + n}" for n in range(count)]
+        self.next_id += count
+        if by_node:
+            for job_id in ids:
+                self.node.push(QUEUE, job_id, name, {"n": 1}, group=group, priority=lane)
+        else:
+            specs = [JobSpec(name=name, queue=QUEUE, job_id=job_id, priority=lane, group_id=group) for job_id in ids]
+            assert self.producer.push_many(specs) == ids
+        self.pushed.update(ids)
+        self.names.update(dict.fromkeys(ids, name))
+        self.groups.update(dict.fromkeys(ids, group))
+
     @initialize(count=st.integers(2, 6), lane=st.sampled_from(LANES))
     def backlog(self, count: int, lane: str | None) -> None:
         """Every run starts with work waiting, so short runs still reach the workers."""
@@ -164,12 +198,18 @@ class ConservationMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def make_due(self, data: st.DataObject) -> None:
-        by_id = dict(self._where()["delayed"])
+        where = self._where()
+        by_id = {
+            job_id: (name, raw) for name, rows in where.items() if name.startswith("delayed:") for job_id, raw in rows
+        }
         if not by_id:
             return
         # Drawn by id, not by position: equal scores order by bytes, which hold the push time.
         chosen = data.draw(st.lists(st.sampled_from(sorted(by_id)), min_size=1, unique=True), label="due")
-        self.r.zadd(self.space.delayed(QUEUE), {by_id[job_id]: 0 for job_id in chosen}, xx=True)
+        for job_id in chosen:
+            name, raw = by_id[job_id]
+            lane = name.split(":", 1)[1]
+            self.r.zadd(self.space.delayed(QUEUE, None if lane == "None" else lane), {raw: 0}, xx=True)
 
     # -- workers -------------------------------------------------------------------------------
 
@@ -177,8 +217,8 @@ class ConservationMachine(RuleBasedStateMachine):
     def fetch(self, worker: str, want: int, promote: int) -> None:
         """The fetch script, called with the keys and arguments of ``Worker._queue_fetch`` (no rate limit)."""
         space = self.space
-        keys = [*space.lanes_in_poll_order(QUEUE), space.delayed(QUEUE), space.paused(QUEUE)]
-        keys += [space.processing(QUEUE, worker), space.rate_limit(QUEUE, 0)]
+        keys = [*space.lanes_in_poll_order(QUEUE), *space.delayed_in_poll_order(QUEUE)]
+        keys += [*space.paused_in_poll_order(QUEUE), space.processing(QUEUE, worker), space.rate_limit(QUEUE, 0)]
         pipe = self.r.pipeline(transaction=False)
         self.scripts.queue_call(pipe, self.scripts.fetch, keys, [want, promote, 0, 0])
         (fetched,) = cast("list[list[bytes]]", pipe.execute())
@@ -187,6 +227,13 @@ class ConservationMachine(RuleBasedStateMachine):
             assert fetched == []
         self.held[worker].extend(fetched)
 
+    def _run(self, ops: list[Op]) -> int:
+        """The worker's writes for one finished job, in one MULTI; returns the first one's reply."""
+        pipe = self.r.pipeline(transaction=True)
+        for op in ops:
+            op.queue_on(pipe, self.scripts)
+        return int(pipe.execute()[0])
+
     def _take(self, data: st.DataObject, pool: list[bytes], label: str) -> bytes:
         index = data.draw(st.integers(0, len(pool) - 1), label=label)
         return pool.pop(index)
@@ -194,11 +241,10 @@ class ConservationMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(self.held.values()))
     @rule(data=st.data())
     def complete(self, data: st.DataObject) -> None:
-        """A handler succeeded: the worker's ack is one LREM of the exact fetched bytes."""
+        """A handler succeeded: the ack ``success`` builds (for a grouped job, with its group's release)."""
         worker = data.draw(st.sampled_from([w for w in WORKERS if self.held[w]]), label="worker")
         raw = self._take(data, self.held[worker], "job")
-        removed = self.r.lrem(self.space.processing(QUEUE, worker), 1, raw)  # type: ignore[arg-type]
-        assert removed == 1
+        assert self._ack(worker, raw) == 1
         self.completed.add(decode_job(raw).id)
 
     @precondition(lambda self: any(self.held.values()))
@@ -214,11 +260,11 @@ class ConservationMachine(RuleBasedStateMachine):
         item = Fetched(QUEUE, raw, decode_job(raw))
         max_attempts = 1 if dead else 5
         ops, _ = failure(self.space, item, worker, 1, max_attempts, "boom", int(time.time() * 1000))
-        pipe = self.r.pipeline(transaction=True)
-        for op in ops:
-            op.queue_on(pipe, self.scripts)
-        (settled,) = pipe.execute()
-        return int(settled)
+        return self._run(ops)
+
+    def _ack(self, worker: str, raw: bytes) -> int:
+        ops, _ = success(self.space, Fetched(QUEUE, raw, decode_job(raw)), worker, 1, 1.0)
+        return self._run(ops)
 
     @precondition(lambda self: any(self.stale.values()))
     @rule(data=st.data(), outcome=st.sampled_from(["ack", "retry", "dead"]))
@@ -231,7 +277,7 @@ class ConservationMachine(RuleBasedStateMachine):
         raw = self._take(data, self.stale[worker], "job")
         refetched = raw in self.held[worker]
         if outcome == "ack":
-            removed = self.r.lrem(self.space.processing(QUEUE, worker), 1, raw)  # type: ignore[arg-type]
+            removed = self._ack(worker, raw)
         else:
             removed = self._settle_failure(worker, raw, outcome == "dead")
         assert removed == int(refetched)
@@ -277,7 +323,7 @@ class ConservationMachine(RuleBasedStateMachine):
             if (ids is None or job_id in ids) and (name is None or self.names[job_id] == name)
         ]
         call = {"keyspace": self.space, "job_filter": job_filter, "ids": ids, "chunk": chunk, "dry_run": dry_run}
-        if not self.pushed:
+        if not self._queue_exists():
             with pytest.raises(NotFoundError):
                 bulk(self.r, QUEUE, state, action, actor=ACTOR, **call)  # type: ignore[arg-type]
             return
@@ -286,16 +332,29 @@ class ConservationMachine(RuleBasedStateMachine):
         assert result.moved == (0 if dry_run else len(expected))
         if dry_run:
             return
-        after = self._where()
-        base = dict(after[f"lane:{self.space.queue(QUEUE)}"])
         if action is BulkAction.DELETE:
             self.deleted.update(expected)
             return
+        after = self._where()
         for job_id in expected:
-            assert job_id in base, f"{action.value} of {job_id} did not land in the base lane"
+            place, raw = self._place_of(after, job_id)
+            group = self.groups.get(job_id)
+            # A retried dead letter of a held group waits behind it; anything else goes to its lane.
+            lane = f"lane:{lane_for(decode_job(raw).priority)}"
+            assert place == lane or (group and place == f"grouped:{group}"), f"{job_id} of {action.value} is in {place}"
             if action is BulkAction.RETRY:
-                job = decode_job(base[job_id])
+                job = decode_job(raw)
                 assert job.attempts in (0, None) and job.error is None and job.failed_at_ms is None
+
+    def _queue_exists(self) -> bool:
+        """What the control plane checks: the queue is in the index or has a lane, delayed set or failed list."""
+        space = self.space
+        keys = [*space.lanes_in_poll_order(QUEUE), *space.delayed_in_poll_order(QUEUE), space.failed(QUEUE)]
+        return bool(self.r.sismember(space.queue_index(), QUEUE) or self.r.exists(*keys))
+
+    @staticmethod
+    def _place_of(where: Where, job_id: str) -> tuple[str, bytes]:
+        return next((name, raw) for name, rows in where.items() for found, raw in rows if found == job_id)
 
     @rule(data=st.data(), kind=st.sampled_from(["retry", "delete", "promote"]))
     def single_op(self, data: st.DataObject, kind: str) -> None:
@@ -303,7 +362,7 @@ class ConservationMachine(RuleBasedStateMachine):
         where = self._where()
         states = {
             "retry": (JobState.FAILED, JobState.DELAYED),
-            "delete": (JobState.FAILED, JobState.DELAYED, JobState.WAITING),
+            "delete": (JobState.FAILED, JobState.DELAYED, JobState.WAITING, JobState.GROUPED),
             "promote": (JobState.DELAYED,),
         }[kind]
         expected = next((s for s in states if job_id in self._in_state(where, s)), None)
@@ -321,6 +380,20 @@ class ConservationMachine(RuleBasedStateMachine):
         before = self._in_state(self._where(), JobState.FAILED)
         assert clear_failed(self.r, QUEUE, actor=ACTOR, keyspace=self.space) == len(before)
         self.deleted.update(before)
+
+    @precondition(lambda self: self.next_id % 5 == 0)  # now and then: it empties the queue
+    @rule()
+    def purge_queue(self) -> None:
+        where = self._where()
+        alive = [job_id for rows in where.values() for job_id, _ in rows]
+        purge(self.r, QUEUE, confirm=QUEUE, actor=ACTOR, keyspace=self.space)
+        # Running jobs are deleted too: their worker's ack finds nothing, as after a recovery.
+        for worker in WORKERS:
+            self.stale[worker].extend(self.held[worker])
+            self.held[worker] = []
+        self.deleted.update(alive)
+        self.paused = False  # the flags are keys of the queue too
+        assert self.r.scard(self.space.group_active(QUEUE)) == 0
 
     @rule(paused=st.sampled_from([True, False, False]))  # resumes outnumber pauses, so workers get jobs
     def switch(self, paused: bool) -> None:
@@ -346,6 +419,23 @@ class ConservationMachine(RuleBasedStateMachine):
         for worker in WORKERS:
             in_redis = Counter(raw for _, raw in where[f"processing:{worker}"])
             assert in_redis == Counter(self.held[worker]), f"processing list of {worker} differs from what it holds"
+
+    @invariant()
+    def every_held_group_has_one_job_that_can_run(self) -> None:
+        where = self._where()
+        held = {member.decode() for member in cast("set[bytes]", self.r.smembers(self.space.group_active(QUEUE)))}
+        for group in GROUPS:
+            holding = [
+                job_id
+                for name, rows in where.items()
+                if name.startswith(HOLDING)
+                for job_id, _ in rows
+                if self.groups.get(job_id) == group
+            ]
+            pending = where[f"grouped:{group}"]
+            assert len(holding) <= 1, f"group {group} has several jobs that can run: {holding}"
+            assert (group in held) == bool(holding), f"group {group}: held={group in held}, jobs that can run {holding}"
+            assert not pending or holding, f"group {group} is stuck: {len(pending)} jobs wait and none can run"
 
 
 @pytest.mark.timeout(120)

@@ -9,13 +9,23 @@ from collections import Counter
 
 import pytest
 import redis
+from cleanup import delete_prefix
 from event_stream import stream_events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protocol.strategies import jobs
 from wire_data import dead_letter_job, node_job
 
-from zenith_protocol import EventType, JobPayload, KeySpace, NotFoundError, OperatorAction, decode_job, encode_job
+from zenith_protocol import (
+    EventType,
+    JobPayload,
+    KeySpace,
+    NotFoundError,
+    OperatorAction,
+    decode_job,
+    encode_job,
+    lane_for,
+)
 from zenith_sdk.control import BulkAction, JobFilter, JobState, bulk
 from zenith_sdk.events import EventEmitter
 
@@ -40,7 +50,9 @@ def test_a_retried_payload_keeps_every_other_byte(r: redis.Redis, keyspace: KeyS
 
     expected = raw.replace('"attempts":3', '"attempts":0').replace(',"error":"SMTP timeout: connection refused"', "")
     expected = expected.replace(f',"failedAt":{NOW}', "")
-    assert r.lrange(keyspace.queue("q"), 0, -1) == [expected.encode()]
+    # The dead letter names the lane "high": it goes back there, as the Node retryFailed does.
+    assert r.lrange(keyspace.lane("q", "high"), 0, -1) == [expected.encode()]
+    assert r.llen(keyspace.queue("q")) == 0
 
 
 def test_two_overlapping_retries_of_the_same_jobs_never_duplicate_one(r: redis.Redis, keyspace: KeySpace) -> None:
@@ -65,7 +77,7 @@ def test_two_overlapping_retries_of_the_same_jobs_never_duplicate_one(r: redis.R
     for thread in threads:
         thread.join(20)
 
-    waiting = _ids(r, keyspace.queue("q"))
+    waiting = _ids(r, keyspace.lane("q", "high"))
     assert sum(result.moved for result in results) == 1500
     assert set(waiting) == set(chosen) and max(waiting.values()) == 1
     assert sum(_ids(r, keyspace.failed("q")).values()) == 1500
@@ -201,7 +213,7 @@ def test_a_retry_while_a_worker_drains_the_queue_loses_nothing(r: redis.Redis, k
 
     def consume() -> None:
         while not stop.is_set():
-            raw = r.rpop(keyspace.queue("q"))
+            raw = r.rpop(keyspace.lane("q", "high"))
             if isinstance(raw, bytes):
                 taken.append(raw)
             else:
@@ -214,7 +226,7 @@ def test_a_retry_while_a_worker_drains_the_queue_loses_nothing(r: redis.Redis, k
     finally:
         stop.set()
         consumer.join(5)
-    remaining = r.lrange(keyspace.queue("q"), 0, -1)
+    remaining = r.lrange(keyspace.lane("q", "high"), 0, -1)
     ids = Counter(decode_job(raw).id for raw in [*taken, *remaining])
     assert result.moved == 400 and set(ids) == {f"id-{n}" for n in range(400)} and max(ids.values()) == 1
 
@@ -250,12 +262,13 @@ def test_a_retried_job_equals_the_original_with_attempts_reset_and_error_dropped
     clean = decode_job(re.sub(r"\\+u[dD][89a-fA-F][0-9a-fA-F]{2}", "?", encode_job(job)))
     failed = clean.model_copy(update={"attempts": attempts, "error": error, "failed_at_ms": failed_at})
     raw = encode_job(failed)
-    r.delete(keyspace.failed("q"), keyspace.queue("q"))
+    delete_prefix(r, keyspace.queue_prefix)
     r.lpush(keyspace.failed("q"), raw)
 
     result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, actor="t")
 
-    (retried,) = r.lrange(keyspace.queue("q"), 0, -1)
+    # To the lane its priority names; a job of a group that nothing holds is fetchable at once.
+    (retried,) = r.lrange(keyspace.lane("q", lane_for(failed.priority)), 0, -1)
     assert result.moved == 1
     assert decode_job(retried) == failed.model_copy(update={"attempts": 0, "error": None, "failed_at_ms": None})
 

@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 import pytest
 import redis
+from cleanup import delete_prefix
 from counting import CountingRedis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protocol.strategies import jobs
 from wire_data import dead_letter_job, node_job
 
-from zenith_protocol import JobPayload, KeySpace, decode_job, encode_job
+from zenith_protocol import JobPayload, KeySpace, decode_job, encode_job, lane_for
 from zenith_sdk.control import BulkAction, JobFilter, JobState, _pick, bulk, get_job
 from zenith_sdk.control._pick import decode_object, plain_retry
 from zenith_sdk.scripts import Scripts
@@ -83,12 +84,14 @@ def test_a_selection_across_many_pages_moves_exactly_those_in_order(
 
     assert (result.matched, result.moved, result.looked_at) == (34, 34, 100)
     assert looked == sorted(looked) and looked[-1] == 100 and len(looked) >= 100 // small_pages
-    assert _oldest_first(r, keyspace.queue("q")) == chosen  # the oldest failure is retried first
+    # The dead letters name the lane "high", where they are retried; the oldest failure comes first.
+    high = keyspace.lane("q", "high")
+    assert _oldest_first(r, high) == chosen
     assert _oldest_first(r, keyspace.failed("q")) == [job_id for job_id in ids if job_id not in chosen]
-    first = decode_job(r.lrange(keyspace.queue("q"), -1, -1)[0])
+    first = decode_job(r.lrange(high, -1, -1)[0])
     assert (first.id, first.attempts, first.error, first.failed_at_ms) == ("id-0", 0, None, None)
     leftovers = set(r.scan_iter(match=f"{keyspace.queue_prefix}*"))
-    assert leftovers == {keyspace.failed("q").encode(), keyspace.queue("q").encode()}
+    assert leftovers == {keyspace.failed("q").encode(), high.encode()}
 
 
 @pytest.mark.parametrize(
@@ -128,7 +131,8 @@ def test_picks_that_left_meanwhile_are_neither_moved_nor_counted(r: redis.Redis,
     )
 
     assert (result.matched, result.moved) == (8, 8)
-    assert _oldest_first(r, keyspace.queue("q")) == [job_id for job_id in ids[:10] if job_id not in {"id-3", "id-4"}]
+    retried = [job_id for job_id in ids[:10] if job_id not in {"id-3", "id-4"}]
+    assert _oldest_first(r, keyspace.lane("q", "high")) == retried
     assert _oldest_first(r, keyspace.failed("q")) == ids[10:]
 
 
@@ -274,12 +278,13 @@ def test_a_job_retried_by_id_equals_the_original_with_attempts_reset_and_error_d
     # Lone surrogates included: Redis' Lua JSON cannot read them, but a job chosen by id is still retried.
     failed = job.model_copy(update={"id": "j", "attempts": attempts, "error": error, "failed_at_ms": failed_at})
     raw = encode_job(failed)
-    r.delete(keyspace.failed("q"), keyspace.queue("q"))
+    delete_prefix(r, keyspace.queue_prefix)
     r.lpush(keyspace.failed("q"), raw)
 
     result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=["j"], actor="t")
 
-    (retried,) = r.lrange(keyspace.queue("q"), 0, -1)
+    # To the lane its priority names; a job of a group that nothing holds is fetchable at once.
+    (retried,) = r.lrange(keyspace.lane("q", lane_for(failed.priority)), 0, -1)
     assert result.moved == 1
     assert decode_job(retried) == failed.model_copy(update={"attempts": 0, "error": None, "failed_at_ms": None})
 
@@ -295,9 +300,11 @@ def test_a_retry_computed_here_gives_the_bytes_the_script_gives(
     here = plain_retry(raw, decoded)
     r.delete(keyspace.failed("q"), keyspace.queue("q"))
     r.lpush(keyspace.failed("q"), raw)
-    args: list[str | bytes | int] = ["retry", "list", "zenith:tombstone:t", "", 0, 1, raw, ""]
+    # No group action, no groups; one pick at position 1, retried bytes left to the script, base lane.
+    args: list[str | bytes | int] = ["retry", "list", "zenith:tombstone:t", "", 0, "", 0, 1, raw, "", 3, 0]
+    keys = [keyspace.failed("q"), *keyspace.lanes_in_poll_order("q"), keyspace.group_active("q")]
 
-    assert Scripts(r).pick(keys=[keyspace.failed("q"), keyspace.queue("q")], args=args) == [1, 0]
+    assert Scripts(r).pick(keys=keys, args=args) == [1, 0]
     (by_script,) = r.lrange(keyspace.queue("q"), 0, -1)
     assert here is None or here == by_script
     assert json.loads(by_script) == {

@@ -29,5 +29,5 @@ def test_a_node_retries_and_deletes_jobs_on_command(r: redis.Redis, keyspace: Ke
     assert [(reply.ok, reply.message) for reply in deleted.replies] == [(True, "job j-2 deleted from failed")]
     assert [reply.ok for reply in missing.replies] == [False] and "nope" in missing.replies[0].message
     assert [reply.ok for reply in no_id.replies] == [False] and "jobId" in no_id.replies[0].message
-    assert [decode_job(raw).id for raw in r.lrange(keyspace.queue("billing"), 0, -1)] == ["j-1"]
+    assert [decode_job(raw).id for raw in r.lrange(keyspace.lane("billing", "high"), 0, -1)] == ["j-1"]
     assert r.llen(keyspace.failed("billing")) == 0

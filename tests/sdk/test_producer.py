@@ -148,32 +148,35 @@ def test_push_many_of_nothing_writes_nothing(r: redis.Redis, keyspace: KeySpace,
 
 
 def test_every_option_is_written_in_push_field_order(r: redis.Redis, keyspace: KeySpace, producer: Producer) -> None:
-    job_id = producer.push(
+    common: dict[str, Any] = {"queue": "billing", "job_type": JobType.CLASS, "priority": "high", "max_attempts": 5}
+    common.update(retry_after_s=5, retry_multiplier=3)
+    grouped_id = producer.push(
         "App\\Jobs\\SendInvoice",
         {"invoice": "INV-7/2026"},
-        queue="billing",
-        job_type=JobType.CLASS,
         job_id="1700000000000-k3j9x2a",
-        priority="high",
         group_id="tenant-9",
-        max_attempts=5,
-        retry_after_s=5,
-        retry_multiplier=3,
-        delay_s=2,
+        **common,
     )
+    delayed_id = producer.push("App\\Jobs\\SendInvoice", {"invoice": "INV-8/2026"}, delay_s=2, **common)
 
-    assert job_id == "1700000000000-k3j9x2a"
-    ((raw, _score),) = zrange_scores(r, keyspace.delayed("billing"))
-    fields = fields_of(raw)
-    assert list(fields) == [key for key in CANONICAL_JOB_ORDER if key in fields]
-    assert set(fields) == set(CANONICAL_JOB_ORDER) - {"error", "failedAt"}
-    assert fields["type"] == "class"
-    assert fields["className"] == "App\\Jobs\\SendInvoice"
-    assert json.loads(fields["data"]) == {"class": "App\\Jobs\\SendInvoice", "properties": {"invoice": "INV-7/2026"}}
-    assert (fields["delaySeconds"], fields["attempts"], fields["maxAttempts"]) == (2, 0, 5)
-    assert (fields["groupId"], fields["priority"]) == ("tenant-9", "high")
-    assert (fields["retryAfterSeconds"], fields["retryMultiplier"]) == (5, 3)
-    assert decode_job(raw).name == "App\\Jobs\\SendInvoice"
+    assert grouped_id == "1700000000000-k3j9x2a"
+    (grouped,) = lrange(r, keyspace.lane("billing", "high"))
+    ((delayed, _score),) = zrange_scores(r, keyspace.delayed("billing", "high"))
+    for raw, absent in ((grouped, {"delaySeconds"}), (delayed, {"groupId"})):
+        fields = fields_of(raw)
+        assert list(fields) == [key for key in CANONICAL_JOB_ORDER if key in fields]
+        assert set(fields) == set(CANONICAL_JOB_ORDER) - {"error", "failedAt"} - absent
+        assert fields["type"] == "class"
+        assert fields["className"] == "App\\Jobs\\SendInvoice"
+        assert (fields["attempts"], fields["maxAttempts"], fields["priority"]) == (0, 5, "high")
+        assert (fields["retryAfterSeconds"], fields["retryMultiplier"]) == (5, 3)
+        assert decode_job(raw).name == "App\\Jobs\\SendInvoice"
+    assert json.loads(fields_of(grouped)["data"]) == {
+        "class": "App\\Jobs\\SendInvoice",
+        "properties": {"invoice": "INV-7/2026"},
+    }
+    assert fields_of(grouped)["groupId"] == "tenant-9"
+    assert (fields_of(delayed)["id"], fields_of(delayed)["delaySeconds"]) == (delayed_id, 2)
 
 
 @pytest.mark.parametrize("priority", ["critical", "high", "low"])
@@ -224,11 +227,16 @@ def test_a_delayed_job_goes_to_the_delayed_set_scored_by_its_due_time(
     assert [r.llen(lane) for lane in keyspace.lanes_in_poll_order("emails")] == [0, 0, 0, 0]
 
 
-def test_a_delayed_job_keeps_its_priority_for_promotion(r: redis.Redis, keyspace: KeySpace, producer: Producer) -> None:
+def test_a_delayed_job_with_a_priority_waits_in_its_lanes_delayed_set(
+    r: redis.Redis, keyspace: KeySpace, producer: Producer
+) -> None:
     producer.push("alert", queue="ops", priority="critical", delay_s=60)
+    producer.push("alert", queue="ops", priority="urgent", delay_s=60)  # names no polled lane: the base one
 
-    ((raw, _score),) = zrange_scores(r, keyspace.delayed("ops"))
+    ((raw, _score),) = zrange_scores(r, keyspace.delayed("ops", "critical"))
     assert fields_of(raw)["priority"] == "critical"
+    ((base, _score),) = zrange_scores(r, keyspace.delayed("ops"))
+    assert fields_of(base)["priority"] == "urgent"
     assert r.llen(keyspace.lane("ops", "critical")) == 0
 
 

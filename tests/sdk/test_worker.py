@@ -251,7 +251,8 @@ def test_a_due_delayed_job_is_promoted_to_its_priority_lane(
     record = Recorder()
     producer.push("step", {"tag": "base"}, queue="q")
     producer.push("step", {"tag": "critical"}, queue="q", priority="critical", delay_s=600)
-    make_due(r, keyspace.delayed("q"))
+    assert r.zcard(keyspace.delayed("q")) == 0  # a delayed job waits in its own lane's delayed set
+    make_due(r, keyspace.delayed("q", "critical"))
 
     start_worker(App({"step": record}), queues=("q",), concurrency=1)
 
@@ -291,11 +292,12 @@ def test_the_old_consumer_released_due_delayed_jobs_of_a_paused_queue(r: redis.R
     r.zadd(keyspace.delayed("held"), {delayed: 1})
     ran: list[NodeJob] = []
 
-    assert NodeConsumer(r, keyspace, ["held"], {"reminder": ran.append}).poll_once() is None
+    done = NodeConsumer(r, keyspace, ["held"], {"reminder": ran.append}).poll_once()
 
-    assert ran == []
+    # It takes a lane's due delayed job before it reads the lane's paused flag, and runs it.
+    assert done is not None and done.outcome == "completed"
+    assert [job.id for job in ran] == ["1700000000005-wwwwwww"]
     assert r.zcard(keyspace.delayed("held")) == 0
-    assert lrange(r, keyspace.queue("held")) == [delayed.encode()]
 
 
 # -- rate limit ------------------------------------------------------------------------------------
@@ -448,10 +450,10 @@ def test_a_retried_job_goes_back_to_its_priority_lane(
 
     producer.push("step", {"tag": "urgent"}, queue="q", priority="critical")
     worker = start_worker(App({"step": step}), queues=("q",), concurrency=1, prefetch=0)
-    wait_for(lambda: retry_attempts(r, keyspace.delayed("q")) == [1], what="the retry")
+    wait_for(lambda: retry_attempts(r, keyspace.delayed("q", "critical")) == [1], what="the retry")
     producer.push_many([JobSpec(name="step", properties={"tag": tag}, queue="q") for tag in ("b1", "b2")])
     wait_for(lambda: ("b1", 1) in order, what="b1 to start")
-    make_due(r, keyspace.delayed("q"))
+    make_due(r, keyspace.delayed("q", "critical"))
     gate.set()
 
     wait_for(lambda: len(order) == 4 and idle(r, keyspace, worker, "q"), what="four runs")
@@ -642,7 +644,7 @@ def test_the_worker_runs_on_the_cluster_safe_layout(r: redis.Redis, keyspace: Ke
     ids = producer.push_many([JobSpec(name="step", queue="q", group_id="g", properties={"n": n}) for n in range(3)])
     ids.append(producer.push("step", queue="q", priority="high", delay_s=600))
     failing = producer.push("boom", queue="q", max_attempts=1)
-    make_due(r, space.delayed("q"))
+    make_due(r, space.delayed("q", "high"))
     worker = Worker(App({"step": record, "boom": boom}), r, keyspace=space, queues=("q",), poll_interval_s=0.05)
     worker.start()
     try:
@@ -715,7 +717,7 @@ def test_every_script_call_stays_in_one_slot_in_the_cluster_safe_layout(
     assert attempts == [1, 2]
     scripts = Scripts(r)
     names: dict[str, str] = {}
-    for name in ("fetch", "settle", "requeue", "claim_group", "release_group", "events"):
+    for name in ("fetch", "settle", "requeue", "enqueue", "events"):
         script = getattr(scripts, name, None)
         if script is not None:
             names[script.sha] = name
@@ -727,7 +729,7 @@ def test_every_script_call_stays_in_one_slot_in_the_cluster_safe_layout(
         name = names.get(str(args[1]), str(args[1]))
         used.add(name)
         assert len({key_slot(key) for key in keys}) == 1, f"{name} spans slots: {keys}"
-    assert {"fetch", "settle", "requeue", "claim_group", "release_group"} <= used
+    assert {"fetch", "settle", "requeue", "enqueue"} <= used
 
 
 # -- parity with the old consumer ------------------------------------------------------------------
@@ -1073,15 +1075,20 @@ def test_recovery_with_events_works_after_redis_lost_its_scripts(r: redis.Redis,
     assert (event.type, event.worker_id, event.count, event.actor) == (EventType.RECOVERED, "dead-1", 2, "cold")
 
 
-def test_recovery_frees_the_groups_of_the_jobs_it_puts_back(r: redis.Redis, keyspace: KeySpace) -> None:
+def test_recovery_keeps_the_groups_of_the_jobs_it_puts_back(r: redis.Redis, keyspace: KeySpace) -> None:
+    # The job put back is still its group's one fetchable job: the group stays held, and the
+    # job waiting behind it stays there until the job put back is done.
     grouped = node_job("g-job", "step", {}, created_at=1, groupId="tenant-1").encode()
+    behind = node_job("g-next", "step", {}, created_at=2, groupId="tenant-1").encode()
     _dead_worker(r, keyspace, "dead-1", {"emails": [grouped]}, age_ms=60_000)
     r.sadd(keyspace.group_active("emails"), "tenant-1", "tenant-2")
+    r.rpush(keyspace.group_pending("emails", "tenant-1"), behind)
 
     assert recover_dead_workers(r, keyspace) == {"dead-1": {"emails": 1}}
 
     assert lrange(r, keyspace.queue("emails")) == [grouped]
-    assert r.smembers(keyspace.group_active("emails")) == {b"tenant-2"}
+    assert r.smembers(keyspace.group_active("emails")) == {b"tenant-1", b"tenant-2"}
+    assert lrange(r, keyspace.group_pending("emails", "tenant-1")) == [behind]
 
 
 def test_recovered_jobs_run_in_their_original_order(r: redis.Redis, keyspace: KeySpace) -> None:

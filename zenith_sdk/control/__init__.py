@@ -1,6 +1,7 @@
 """The control plane: see and steer every queue."""
 
-from zenith_sdk.control.bulk import BulkAction, BulkResult, JobEntry, JobFilter, JobState, bulk
+from zenith_sdk.control._entries import JobEntry, JobState
+from zenith_sdk.control.bulk import BulkAction, BulkResult, JobFilter, bulk
 from zenith_sdk.control.jobs import (
     clear_failed,
     delete_job,

@@ -18,6 +18,8 @@ from redis.client import NEVER_DECODE
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 
+from zenith_protocol import LANES_IN_POLL_ORDER, lane_for
+from zenith_sdk._wire import storable
 from zenith_sdk.scripts import Scripts
 
 PAGE = 10_000
@@ -35,9 +37,27 @@ _DECODER = json.JSONDecoder()
 _BACKSLASH, _QUOTE = ord("\\"), ord('"')
 _CONTAINERS = frozenset({dict, list})
 
-Match = tuple[int, bytes, bytes]
+Match = tuple[int, bytes, bytes, int, str]
 """A picked entry: its position counted from the oldest end (1 = the oldest) when read, its bytes,
-and its bytes retried when they are computed here (see :func:`plain_retry`), else b""."""
+its bytes retried when they are computed here (see :func:`plain_retry`) else b"", the lane it goes
+to when retried or promoted (1..4: critical, high, base, low) and its FIFO group ("" for none)."""
+
+_LANE_NUMBERS = {lane: number for number, lane in enumerate(LANES_IN_POLL_ORDER, start=1)}
+
+
+def route(job: dict[str, Any]) -> tuple[int, str]:
+    """Where a decoded job goes when retried or promoted (its lane's number), and its FIFO group."""
+    group = job.get("groupId")
+    return _LANE_NUMBERS[lane_for(job.get("priority"))], storable(group) if isinstance(group, str) else ""
+
+
+def matches_of(raws: Sequence[bytes]) -> list[Match]:
+    """Matches for entries known by their bytes only (their positions are found by reading again)."""
+    found: list[Match] = []
+    for raw in raws:
+        job = decode_object(raw)
+        found.append((0, raw, b"", *(route(job) if job is not None else (_LANE_NUMBERS[None], ""))))
+    return found
 
 
 def _read_command(source: str, kind: str, offset: int, size: int) -> tuple[Any, ...]:
@@ -63,6 +83,20 @@ def first_match(client: redis.Redis, source: str, kind: str, matcher: Matcher) -
         if len(page) < PAGE:
             return None
         offset += len(page)
+
+
+@dataclass(frozen=True)
+class GroupKeys:
+    """What a walk does to the FIFO groups of the jobs it moves, and the keys it needs for that.
+
+    ``action`` is ``admit`` (a retried dead letter waits behind its group when the group is held),
+    ``release`` (a deleted fetchable job lets the next job of its group go) or "" (nothing).
+    """
+
+    action: str
+    active: str
+    pending: Callable[[str], str]
+    """The pending list of a group, by group id."""
 
 
 class Matcher(Protocol):
@@ -155,17 +189,17 @@ class IdMatcher:
             job = decode_object(raw)
             if job is not None and job.get("id") in ids:
                 retried = plain_retry(raw, job) if self.retry else None
-                found.append((offset + index + 1, raw, retried or b""))
+                found.append((offset + index + 1, raw, retried or b"", *route(job)))
         return found
 
 
-class _Exactly:
+class Exactly:
     """Picks the given entries again (matched before, then not found), each as often as listed."""
 
     def __init__(self, matches: list[Match]) -> None:
-        self.wanted: dict[bytes, list[bytes]] = {}  # raw -> the retried bytes of each copy
-        for _, raw, retried in matches:
-            self.wanted.setdefault(raw, []).append(retried)
+        self.wanted: dict[bytes, list[tuple[bytes, int, str]]] = {}  # raw -> what each copy carries
+        for _, raw, retried, lane, group in matches:
+            self.wanted.setdefault(raw, []).append((retried, lane, group))
 
     def unseen(self) -> int:
         """How many of the entries were not seen (they are gone)."""
@@ -176,7 +210,7 @@ class _Exactly:
         for index, raw in enumerate(page):
             left = self.wanted.get(raw)
             if left:
-                found.append((offset + index + 1, raw, left.pop()))
+                found.append((offset + index + 1, raw, *left.pop()))
         return found
 
 
@@ -186,7 +220,9 @@ class PickWalk:
 
     client: redis.Redis
     scripts: Scripts
-    target: str
+    lanes: Sequence[str]
+    """The queue's lanes, critical, high, base, low: where retried and promoted jobs go."""
+    groups: GroupKeys
     mode: str
     tombstone: str
     filter_wire: str
@@ -202,13 +238,17 @@ class PickWalk:
     missing: list[Match] = field(default_factory=list)
     """Picks of the current pass that the pick script did not find."""
 
-    def run(self, source: str, kind: str, matcher: Matcher) -> None:
-        """Walk ``source`` from its oldest entry; then walk again for what could not be found."""
-        self._walk(source, kind, matcher, first=True)
+    def run(self, source: str, kind: str, matcher: Matcher, *, counted: bool = True) -> None:
+        """Walk ``source`` from its oldest entry; then walk again for what could not be found.
+
+        ``counted``: report the first walk's entries and matches through ``on_page`` (not for
+        entries already counted, such as the grouped matches a filter walk left to this one).
+        """
+        self._walk(source, kind, matcher, first=counted)
         for _ in range(PASSES - 1):
             if not self.missing:
                 break
-            again = _Exactly(self.missing)
+            again = Exactly(self.missing)
             self.missing = []
             self._walk(source, kind, again, first=False)
             self.lost += again.unseen()
@@ -259,7 +299,9 @@ class _Round:
         page = self._round_trip(0, asked, [], load=self.walk.calls_script)
         while page is not None:
             matches, size, moved_before = page
-            picks = [(position - moved_before, raw, retried) for position, raw, retried in matches]
+            picks = [
+                (position - moved_before, raw, retried, lane, group) for position, raw, retried, lane, group in matches
+            ]
             if not self.walk.calls_script:
                 picks = []
             next_offset = offset - moved_before + size
@@ -312,10 +354,16 @@ class _Round:
         budget = 0 if walk.limit is None else walk.limit - walk.moved
         if walk.limit is not None and budget <= 0:
             return None
-        args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget]
-        for position, raw, retried in picks:
-            args += [position - shift, raw, retried] if self.kind == "list" else [raw, retried]
-        return ("EVALSHA", walk.scripts.pick.sha, 2, self.source, walk.target, *args)
+        action = walk.groups.action
+        groups = sorted({group for *_, group in picks if group}) if action else []
+        numbers = {group: number for number, group in enumerate(groups, start=1)}
+        args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget, action, len(groups)]
+        args += groups
+        for position, raw, retried, lane, group in picks:
+            where = [raw, retried, lane, numbers.get(group, 0)]
+            args += [position - shift, *where] if self.kind == "list" else where
+        keys = [self.source, *walk.lanes, walk.groups.active, *(walk.groups.pending(group) for group in groups)]
+        return ("EVALSHA", walk.scripts.pick.sha, len(keys), *keys, *args)
 
     def _reply(self, call: tuple[Any, ...]) -> Any:
         try:
@@ -337,7 +385,7 @@ class _Round:
         matches = self.matcher(page, offset)
         if self.first:
             # With a filter, the pick calls tell which matches it keeps (see _settle).
-            self.walk.on_page(len(page), [] if self.walk.filter_wire else [raw for _, raw, _ in matches])
+            self.walk.on_page(len(page), [] if self.walk.filter_wire else [match[1] for match in matches])
         return matches
 
     def _settle(self, picks: list[Match], reply: Any) -> int:
@@ -348,5 +396,5 @@ class _Round:
         walk.missing += [picks[int(number) - 1] for number in reply[2 : 2 + missing]]
         if self.first and walk.filter_wire:
             turned_down = {int(number) - 1 for number in reply[2 + missing :]}
-            walk.on_page(0, [raw for index, (_, raw, _) in enumerate(picks) if index not in turned_down])
+            walk.on_page(0, [pick[1] for index, pick in enumerate(picks) if index not in turned_down])
         return moved

@@ -1,10 +1,14 @@
-"""Retry or delete many jobs at once: by id, or every job matching a filter, with a dry run.
+"""Retry, promote or delete many jobs at once: by id, or every job matching a filter, with a dry run.
 
 Each step is one call of a Lua script over a bounded chunk of one state of one queue, atomic,
 so Redis is never blocked for long and a job is either moved or not: two overlapping bulk
 retries of the same jobs never duplicate one, and a worker running meanwhile loses nothing.
 A filter is matched inside Redis (only matches cross the network); jobs chosen by id are
 picked from pages read here, so Redis spends no time on the entries around them.
+
+Retried and promoted jobs go to the lane their ``priority`` names (else the base list). FIFO
+groups keep their rule, one fetchable or running job per group: a retried dead letter waits
+behind its group when the group is held, and deleting a group's fetchable job lets the next go.
 """
 
 from __future__ import annotations
@@ -20,28 +24,19 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from zenith_protocol import (
     EventType,
-    JobPayload,
     KeySpace,
     NotFoundError,
     OperatorAction,
-    ProtocolError,
-    decode_job,
     validate_queue_name,
 )
 from zenith_protocol._json import dumps
-from zenith_sdk.control._pick import IdMatcher, PickWalk
+from zenith_sdk.control._entries import JobEntry, JobState, Source
+from zenith_sdk.control._pick import Exactly, GroupKeys, IdMatcher, PickWalk, matches_of
+from zenith_sdk.control._sources import state_sources
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import Scripts
 
 __all__ = ["BulkAction", "BulkResult", "JobEntry", "JobFilter", "JobState", "bulk"]
-
-
-class JobState(str, Enum):
-    """Where a job sits in a queue."""
-
-    WAITING = "waiting"
-    DELAYED = "delayed"
-    FAILED = "failed"
 
 
 class BulkAction(str, Enum):
@@ -94,31 +89,6 @@ class JobFilter(BaseModel):
         return dumps({key: value for key, value in wire.items() if value is not None})
 
 
-@dataclass(frozen=True)
-class JobEntry:
-    """One entry of a queue: its exact bytes and, if they decode, the job; else why not."""
-
-    queue: str
-    state: JobState
-    raw: bytes
-    job: JobPayload | None
-    problem: ProtocolError | None = None
-    due_ms: int | None = None
-
-    @classmethod
-    def read(cls, queue: str, state: JobState, raw: bytes | str, due_ms: int | None = None) -> JobEntry:
-        """Decode ``raw``; an entry that does not decode is kept with its error, never raised.
-
-        ``raw`` may come as text from a client that decodes replies; it is kept as UTF-8 bytes.
-        """
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8", "surrogateescape")
-        try:
-            return cls(queue, state, raw, decode_job(raw), due_ms=due_ms)
-        except ProtocolError as exc:
-            return cls(queue, state, raw, None, exc, due_ms)
-
-
 @dataclass
 class BulkResult:
     """What one bulk operation did (or, for a dry run, would do)."""
@@ -133,22 +103,32 @@ class BulkResult:
     sample: list[JobEntry] = field(default_factory=list)
 
 
-def _sources(space: KeySpace, queue: str, state: JobState) -> list[tuple[str, str]]:
-    if state is JobState.WAITING:
-        return [(key, "list") for key in space.lanes_in_poll_order(queue)]
-    if state is JobState.DELAYED:
-        return [(space.delayed(queue), "zset")]
-    return [(space.failed(queue), "list")]
-
-
 def _check_queue(client: redis.Redis, space: KeySpace, queue: str) -> None:
     validate_queue_name(queue)
     pipe = client.pipeline(transaction=False)
     pipe.sismember(space.queue_index(), queue)
-    pipe.exists(*space.lanes_in_poll_order(queue), space.delayed(queue), space.failed(queue))
+    pipe.exists(*space.lanes_in_poll_order(queue), *space.delayed_in_poll_order(queue), space.failed(queue))
     known, keys = pipe.execute()
     if not known and not keys:
         raise NotFoundError("queue", queue, hint="`zenith queues` lists the queues that exist")
+
+
+def _group_action(action: BulkAction, state: JobState) -> str:
+    """What moving a job of a FIFO group does to its group (see :class:`GroupKeys`)."""
+    if action is BulkAction.RETRY and state is JobState.FAILED:
+        return "admit"  # a dead letter no longer holds its group: it queues up behind it
+    if action is BulkAction.DELETE and state in (JobState.WAITING, JobState.DELAYED):
+        return "release"  # it was the group's fetchable job (a delayed one is a retry)
+    return ""  # retried or promoted delayed jobs keep holding their group; others hold none
+
+
+def _check_action(action: BulkAction, state: JobState) -> None:
+    if state is JobState.ACTIVE:
+        raise ValueError("active jobs are running on a worker; they can be listed, not moved")
+    if action is BulkAction.RETRY and state in (JobState.WAITING, JobState.GROUPED):
+        raise ValueError(f"{state.value} jobs cannot be retried; retry failed or delayed jobs")
+    if action is BulkAction.PROMOTE and state is not JobState.DELAYED:
+        raise ValueError("only delayed jobs can be promoted")
 
 
 def bulk(
@@ -168,22 +148,23 @@ def bulk(
     progress: Callable[[int], None] | None = None,
     limit: int | None = None,
 ) -> BulkResult:
-    """Retry or delete the jobs of ``queue`` in ``state`` that match ``job_filter`` (and ``ids``, if given).
+    """Retry, promote or delete the jobs of ``queue`` in ``state`` that match ``job_filter`` (and ``ids``, if given).
 
-    A retry moves failed or delayed jobs to the waiting list with attempts reset to 0 and
-    error/failedAt removed, as the existing system does. ``dry_run`` changes nothing and returns
-    the exact count and a sample. ``progress`` is called with the number of entries looked at.
-    ``limit`` caps how many jobs move (a single-job operation moves one of byte-identical copies).
-    ``chunk`` bounds each script call: entries looked at, for a filter; jobs moved, for ``ids``.
+    A retry moves failed or delayed jobs to the lane their ``priority`` names (else the base list)
+    with attempts reset to 0 and error/failedAt removed, as the existing system does; a retried
+    dead letter of a FIFO group waits behind its group when the group is held. A promotion moves
+    delayed jobs unchanged. A delete works on waiting, delayed, failed and grouped jobs; deleting
+    a group's fetchable job lets the next job of the group go. ``dry_run`` changes nothing and
+    returns the exact count and a sample. ``progress`` is called with the number of entries looked
+    at. ``limit`` caps how many jobs move (a single-job operation moves one of byte-identical
+    copies). ``chunk`` bounds each script call: entries looked at, for a filter; jobs moved, for ``ids``.
 
     Raises:
         NotFoundError: the queue does not exist.
-        ValueError: a retry of waiting jobs, or a chunk or sample size below 1.
+        ValueError: an action the state does not allow (active jobs are never moved, waiting and
+            grouped jobs are not retried, only delayed ones promoted), or a chunk or sample below 1.
     """
-    if action is BulkAction.RETRY and state is JobState.WAITING:
-        raise ValueError("waiting jobs cannot be retried; retry failed or delayed jobs")
-    if action is BulkAction.PROMOTE and state is not JobState.DELAYED:
-        raise ValueError("only delayed jobs can be promoted")
+    _check_action(action, state)
     if chunk < 1 or sample < 0:
         raise ValueError(f"chunk must be at least 1 and sample at least 0, got {chunk} and {sample}")
     space = keyspace or KeySpace()
@@ -192,7 +173,10 @@ def bulk(
     settings = _Settings(
         client=client,
         scripts=Scripts(client),
-        target=space.queue(queue),
+        lanes=space.lanes_in_poll_order(queue),
+        groups=GroupKeys(
+            _group_action(action, state), space.group_active(queue), lambda group: space.group_pending(queue, group)
+        ),
         mode="count" if dry_run else action.value,
         tombstone=f"zenith:tombstone:{uuid.uuid4().hex}",
         chunk=chunk,
@@ -200,13 +184,13 @@ def bulk(
         progress=progress,
         limit=limit,
     )
-    sources = _sources(space, queue, state)
+    sources = state_sources(client, space, queue, state)
     if ids is not None:
         _by_ids(settings, sources, set(ids), job_filter.to_wire() if job_filter else "", result)
     else:
         walk = _Walk(settings, (job_filter or JobFilter()).to_wire())
-        for source, kind in sources:
-            walk.run(source, kind, result)
+        for source in sources:
+            walk.run(source, result)
     if events is not None and not dry_run and result.moved:
         action_name = OperatorAction(action.value)
         events.emit(job_event(EventType.OPERATOR, queue, actor=actor, action=action_name, count=result.moved))
@@ -219,7 +203,8 @@ class _Settings:
 
     client: redis.Redis
     scripts: Scripts
-    target: str
+    lanes: tuple[str, ...]
+    groups: GroupKeys
     mode: str
     tombstone: str
     chunk: int
@@ -236,28 +221,31 @@ class _Settings:
         if self.progress is not None:
             self.progress(result.looked_at)
 
+    def pick_walk(self, result: BulkResult, filter_wire: str, limit: int | None) -> PickWalk:
+        """A walk that moves jobs picked here (by id, or left by the filter walk) with the pick script."""
+        return PickWalk(
+            client=self.client,
+            scripts=self.scripts,
+            lanes=self.lanes,
+            groups=self.groups,
+            mode=self.mode,
+            tombstone=self.tombstone,
+            filter_wire=filter_wire,
+            chunk=self.chunk,
+            limit=limit,
+            on_page=lambda looked_at, matches: self.seen(result, looked_at, len(matches), matches),
+        )
 
-def _by_ids(
-    settings: _Settings, sources: list[tuple[str, str]], ids: set[str], filter_wire: str, result: BulkResult
-) -> None:
+
+def _by_ids(settings: _Settings, sources: list[Source], ids: set[str], filter_wire: str, result: BulkResult) -> None:
     if not ids:
         return
-    walk = PickWalk(
-        client=settings.client,
-        scripts=settings.scripts,
-        target=settings.target,
-        mode=settings.mode,
-        tombstone=settings.tombstone,
-        filter_wire=filter_wire,
-        chunk=settings.chunk,
-        limit=settings.limit,
-        on_page=lambda looked_at, matches: settings.seen(result, looked_at, len(matches), matches),
-    )
+    walk = settings.pick_walk(result, filter_wire, settings.limit)
     matcher = IdMatcher(ids, retry=settings.mode == BulkAction.RETRY.value)
-    for source, kind in sources:
+    for source in sources:
         if walk.limit_reached():
             break
-        walk.run(source, kind, matcher)
+        walk.run(source.key, source.kind, matcher)
     result.moved = walk.moved
     # Matches that could not be found again, not even in a later pass, had left the state meanwhile.
     result.matched -= walk.lost
@@ -270,21 +258,33 @@ class _Walk:
     settings: _Settings
     filter_wire: str
 
-    def run(self, source: str, kind: str, result: BulkResult) -> None:
-        """Walk ``source`` from its oldest entry, one atomic script call per chunk."""
+    def run(self, source: Source, result: BulkResult) -> None:
+        """Walk ``source`` from its oldest entry, one atomic script call per chunk.
+
+        Matches whose FIFO group must be admitted or released are left in place by the script
+        (it cannot name their groups' keys) and moved afterwards by the pick script.
+        """
         settings = self.settings
         offset = 0
+        grouped: list[bytes] = []
         while True:
             left = 0 if settings.limit is None else settings.limit - result.moved
             if settings.limit is not None and left <= 0:
-                return
+                break
             sample = max(0, settings.sample - len(result.sample))
-            args: list[Any] = [settings.mode, kind, offset, settings.chunk, self.filter_wire, sample]
-            args += [settings.tombstone, left]
-            reply = settings.scripts.bulk(keys=[source, settings.target], args=args, client=settings.client)
-            looked_at, matched, moved = (int(n) for n in reply[:3])
+            args: list[Any] = [settings.mode, source.kind, offset, settings.chunk, self.filter_wire, sample]
+            args += [settings.tombstone, left, settings.groups.action]
+            keys = [source.key, *settings.lanes]
+            reply = settings.scripts.bulk(keys=keys, args=args, client=settings.client)
+            looked_at, matched, moved, left_over = (int(n) for n in reply[:4])
+            grouped += reply[4 : 4 + left_over]
             result.moved += moved
-            settings.seen(result, looked_at, matched, reply[3:])
+            settings.seen(result, looked_at, matched, reply[4 + left_over :])
             if looked_at < settings.chunk:
-                return
+                break
             offset += looked_at - moved
+        if grouped:
+            limit = None if settings.limit is None else settings.limit - result.moved
+            walk = settings.pick_walk(result, "", limit)
+            walk.run(source.key, source.kind, Exactly(matches_of(grouped)), counted=False)
+            result.moved += walk.moved

@@ -13,13 +13,18 @@ import redis
 from zenith_protocol import (
     ConfigError,
     EventType,
+    KeyKind,
     KeySpace,
     NotFoundError,
     OperatorAction,
     validate_queue_name,
 )
+from zenith_sdk._wire import text_of
+from zenith_sdk.control._entries import JobEntry, JobState, Source
+from zenith_sdk.control._groupwalk import admitted_sources, walk_groups
 from zenith_sdk.control._pick import IdMatcher, first_match
-from zenith_sdk.control.bulk import BulkAction, JobEntry, JobState, _check_queue, _sources, bulk
+from zenith_sdk.control._sources import state_sources
+from zenith_sdk.control.bulk import BulkAction, _check_queue, bulk
 from zenith_sdk.events import EventEmitter, job_event
 
 __all__ = [
@@ -36,6 +41,9 @@ __all__ = [
 
 MAX_PAGE = 1000
 
+FIND_ORDER = (JobState.FAILED, JobState.DELAYED, JobState.WAITING, JobState.GROUPED, JobState.ACTIVE)
+"""The states a job is looked for in, by id."""
+
 
 def list_jobs(
     client: redis.Redis,
@@ -47,32 +55,78 @@ def list_jobs(
     limit: int = 50,
     oldest_first: bool = False,
 ) -> list[JobEntry]:
-    """A page of ``queue``'s jobs in ``state`` (waiting: the base list), newest first by default.
+    """A page of ``queue``'s jobs in ``state``, newest first by default.
 
-    Delayed jobs are ordered by due time (soonest first, or latest first with ``oldest_first=False``).
+    Waiting jobs of every lane are listed, oldest first in the order workers take them (critical,
+    high, base, low); grouped jobs group by group, each group's in its push order; delayed jobs
+    of every lane by due time (soonest first, or latest first by default). Each entry names its
+    lane (waiting, delayed) or worker (active).
     """
     if offset < 0 or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"offset must be >= 0 and limit 1..{MAX_PAGE}, got {offset} and {limit}")
     space = keyspace or KeySpace()
     validate_queue_name(queue)
+    sources = state_sources(client, space, queue, state)
     if state is JobState.DELAYED:
-        start, stop = offset, offset + limit - 1
-        rows = cast(
-            "list[tuple[bytes, float]]",
-            client.zrange(space.delayed(queue), start, stop, desc=not oldest_first, withscores=True),
-        )
-        return [JobEntry.read(queue, state, raw, int(score)) for raw, score in rows]
-    key = space.failed(queue) if state is JobState.FAILED else space.queue(queue)
-    # Newest entries are at the left (LPUSH); oldest first reads from the right end.
-    if oldest_first:
-        raws = cast("list[bytes]", client.lrange(key, -(offset + limit), -(offset + 1)))[::-1]
-    else:
-        raws = cast("list[bytes]", client.lrange(key, offset, offset + limit - 1))
-    return [JobEntry.read(queue, state, raw) for raw in raws]
+        return _delayed_page(client, queue, sources, offset, limit, oldest_first)
+    return _list_page(client, queue, sources, offset, limit, oldest_first)
+
+
+def _delayed_page(
+    client: redis.Redis, queue: str, sources: list[Source], offset: int, limit: int, oldest_first: bool
+) -> list[JobEntry]:
+    """One page of several delayed sets merged by due time: the first ``offset + limit`` of each, then merged."""
+    pipe = client.pipeline(transaction=False)
+    for source in sources:
+        pipe.zrange(source.key, 0, offset + limit - 1, desc=not oldest_first, withscores=True)
+    rows = [
+        (score, order, raw, source)
+        for order, (source, found) in enumerate(zip(sources, pipe.execute()))
+        for raw, score in found
+    ]
+    rows.sort(key=lambda row: (row[0], row[1]), reverse=not oldest_first)
+    return [
+        JobEntry.read(queue, JobState.DELAYED, raw, int(score), source=source)
+        for score, _, raw, source in rows[offset : offset + limit]
+    ]
+
+
+def _list_page(
+    client: redis.Redis, queue: str, sources: list[Source], offset: int, limit: int, oldest_first: bool
+) -> list[JobEntry]:
+    """One page of several lists read as one, oldest first in the order ``sources`` are given (else reversed)."""
+    pipe = client.pipeline(transaction=False)
+    for source in sources:
+        pipe.llen(source.key)
+    lengths = [int(n) for n in pipe.execute()]
+    ordered = list(zip(sources, lengths)) if oldest_first else list(zip(sources, lengths))[::-1]
+    pipe = client.pipeline(transaction=False)
+    wanted: list[tuple[Source, bool]] = []
+    skip, left = offset, limit
+    for source, length in ordered:
+        if left <= 0:
+            break
+        if skip >= length:
+            skip -= length
+            continue
+        count = min(left, length - skip)
+        # Read from the end the page starts at: the oldest end of a list pushed at its head is its tail.
+        from_tail = oldest_first != source.oldest_at_head
+        if from_tail:
+            pipe.lrange(source.key, -(skip + count), -(skip + 1))
+        else:
+            pipe.lrange(source.key, skip, skip + count - 1)
+        wanted.append((source, from_tail))
+        skip, left = 0, left - count
+    entries = []
+    for (source, from_tail), raws in zip(wanted, pipe.execute()):
+        for raw in cast("list[bytes]", raws)[::-1] if from_tail else raws:
+            entries.append(JobEntry.read(queue, source.state, raw, source=source))
+    return entries
 
 
 def get_job(client: redis.Redis, queue: str, job_id: str, *, keyspace: KeySpace | None = None) -> JobEntry:
-    """The job ``job_id`` of ``queue``, in whichever state it is.
+    """The job ``job_id`` of ``queue``, in whichever state it is (failed, delayed, waiting, grouped, active).
 
     Raises:
         NotFoundError: no such queue, or no job with that id in it.
@@ -80,13 +134,13 @@ def get_job(client: redis.Redis, queue: str, job_id: str, *, keyspace: KeySpace 
     space = keyspace or KeySpace()
     _check_queue(client, space, queue)
     matcher = IdMatcher({job_id}, retry=False)
-    for state in (JobState.FAILED, JobState.DELAYED, JobState.WAITING):
-        for source, kind in _sources(space, queue, state):
-            raw = first_match(client, source, kind, matcher)
+    for state in FIND_ORDER:
+        for source in state_sources(client, space, queue, state):
+            raw = first_match(client, source.key, source.kind, matcher)
             if raw is not None:
-                due = client.zscore(source, raw) if kind == "zset" else None
-                return JobEntry.read(queue, state, raw, None if due is None else int(due))
-    raise NotFoundError("job", job_id, hint=f"it is not waiting, delayed or failed in queue {queue!r}")
+                due = client.zscore(source.key, raw) if source.kind == "zset" else None
+                return JobEntry.read(queue, state, raw, None if due is None else int(due), source=source)
+    raise NotFoundError("job", job_id, hint=f"it is not in queue {queue!r} in any state")
 
 
 def _single(
@@ -114,7 +168,10 @@ def retry_job(
     client: redis.Redis, queue: str, job_id: str, *, actor: str, keyspace: KeySpace | None = None,
     events: EventEmitter | None = None,
 ) -> JobState:  # fmt: skip
-    """Move a failed (else delayed) job to the waiting list with attempts reset; returns where it was."""
+    """Move a failed (else delayed) job to its lane with attempts reset; returns where it was.
+
+    A dead letter of a FIFO group waits behind its group when the group is held (state grouped).
+    """
     states = (JobState.FAILED, JobState.DELAYED)
     return _single(client, queue, job_id, BulkAction.RETRY, states, keyspace=keyspace, actor=actor, events=events)
 
@@ -123,8 +180,11 @@ def delete_job(
     client: redis.Redis, queue: str, job_id: str, *, actor: str, keyspace: KeySpace | None = None,
     events: EventEmitter | None = None,
 ) -> JobState:  # fmt: skip
-    """Delete a job from whichever state holds it (one copy, if byte-identical copies exist); returns that state."""
-    states = (JobState.FAILED, JobState.DELAYED, JobState.WAITING)
+    """Delete a job from whichever state holds it (one copy, if byte-identical copies exist); returns that state.
+
+    A running (active) job is not deleted: it is on a worker.
+    """
+    states = (JobState.FAILED, JobState.DELAYED, JobState.WAITING, JobState.GROUPED)
     return _single(client, queue, job_id, BulkAction.DELETE, states, keyspace=keyspace, actor=actor, events=events)
 
 
@@ -132,7 +192,7 @@ def promote_job(
     client: redis.Redis, queue: str, job_id: str, *, actor: str, keyspace: KeySpace | None = None,
     events: EventEmitter | None = None,
 ) -> JobState:  # fmt: skip
-    """Move a delayed job to the waiting list now, unchanged."""
+    """Move a delayed job to its lane now, unchanged."""
     states = (JobState.DELAYED,)
     return _single(client, queue, job_id, BulkAction.PROMOTE, states, keyspace=keyspace, actor=actor, events=events)
 
@@ -145,18 +205,25 @@ def _record(events: EventEmitter | None, queue: str, actor: str, action: Operato
 def pause(
     client: redis.Redis, queue: str, *, actor: str, keyspace: KeySpace | None = None, events: EventEmitter | None = None
 ) -> None:
-    """Pause every lane of ``queue``: workers fetch nothing from it, not even due delayed jobs."""
+    """Pause every lane of ``queue``: workers fetch nothing from it, not even due delayed jobs.
+
+    The queue's flag pauses it for this package's workers; each lane's flag is set too, since the
+    Node consumer reads only the flag of the lane it polls.
+    """
     space = keyspace or KeySpace()
-    client.set(space.paused(queue), "1")
+    pipe = client.pipeline(transaction=True)
+    for flag in space.paused_in_poll_order(queue):
+        pipe.set(flag, "1")
+    pipe.execute()
     _record(events, queue, actor, OperatorAction.PAUSE, None)
 
 
 def resume(
     client: redis.Redis, queue: str, *, actor: str, keyspace: KeySpace | None = None, events: EventEmitter | None = None
 ) -> None:
-    """Resume a paused queue."""
+    """Resume a paused queue: every lane's flag is cleared, including a lane paused on its own."""
     space = keyspace or KeySpace()
-    client.delete(space.paused(queue))
+    client.delete(*space.paused_in_poll_order(queue))
     _record(events, queue, actor, OperatorAction.RESUME, None)
 
 
@@ -182,16 +249,32 @@ def purge(
     keyspace: KeySpace | None = None,
     events: EventEmitter | None = None,
 ) -> int:
-    """Delete every key of ``queue`` (lanes, delayed, failed, flags, processing lists); returns the keys deleted.
+    """Delete every key of ``queue`` (lanes, delayed sets, failed, flags, processing lists); returns the keys deleted.
 
-    ``confirm`` must repeat the queue name, so a purge is never one typo away.
+    The FIFO groups whose jobs were in the queue are freed and the jobs waiting behind them
+    deleted too (their pending lists count among the keys). ``confirm`` must repeat the queue
+    name, so a purge is never one typo away.
     """
     if confirm != queue:
         raise ConfigError(f"purging {queue!r} deletes all its jobs; pass confirm={queue!r} to go ahead")
     space = keyspace or KeySpace()
     validate_queue_name(queue)
-    keys = [space.queue(queue), *client.scan_iter(match=space.queue_keys_pattern(queue), count=1000)]
-    deleted = int(client.delete(*keys))
-    client.srem(space.queue_index(), queue)
+    keys = {space.queue(queue): KeyKind.QUEUE}
+    for raw_key in client.scan_iter(match=space.queue_keys_pattern(queue), count=1000):
+        key = text_of(raw_key)
+        parsed = space.parse(key)
+        keys[key] = parsed.kind if parsed is not None else KeyKind.UNKNOWN
+    # In the wire layout the group keys are global: free the groups this queue's jobs held.
+    held = (
+        []
+        if space.cluster_safe
+        else sorted({ref[1] for ref in walk_groups(client, space, admitted_sources(space, {queue: keys}))})
+    )
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(*keys, *(space.group_pending(queue, group) for group in held))
+    if held:
+        pipe.srem(space.group_active(queue), *held)
+    pipe.srem(space.queue_index(), queue)
+    deleted = int(pipe.execute()[0])
     _record(events, queue, actor, OperatorAction.PURGE, deleted)
     return deleted

@@ -2,7 +2,9 @@
 
 Discovery never stops early (the old console gave up after 1,000 SCAN calls and silently
 dropped queues), never takes a structural key for a queue, and counts what the old console
-missed: every priority lane and this package's processing lists.
+missed: every priority lane with its delayed set, this package's processing lists, and the jobs
+waiting behind their FIFO group (a group's pending list belongs to the queue of the group's
+fetchable or running job).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from zenith_protocol import (
     decode_paused_flag,
     validate_queue_name,
 )
-from zenith_protocol.keys import PRIORITY_LANES
+from zenith_protocol.keys import LANES_IN_POLL_ORDER, PRIORITY_LANES
+from zenith_sdk._wire import text_of
+from zenith_sdk.control._groupwalk import GroupRef, attribute_groups
 from zenith_sdk.scripts import Scripts
 
 __all__ = ["QueueKeys", "discover_queues", "queue_snapshots"]
@@ -38,8 +42,10 @@ SCAN_COUNT = 1000
 class QueueKeys:
     """What discovery found of one queue: its name and which of its keys exist.
 
-    ``keys`` maps each existing counted key (lanes, delayed, failed, active set, processing
-    lists, paused flag) to its kind; ``None`` means "not scanned": count every key there may be.
+    ``keys`` maps each existing counted key (lanes and their delayed sets and paused flags,
+    failed, active set, processing lists, and the pending lists of the FIFO groups whose
+    fetchable or running job is in this queue) to its kind; ``None`` means "not scanned":
+    count every key there may be, pending lists left out.
     """
 
     name: str
@@ -55,12 +61,9 @@ _COUNTED = frozenset(
         KeyKind.ACTIVE_SET,
         KeyKind.PROCESSING,
         KeyKind.PAUSED,
+        KeyKind.GROUP_PENDING,
     }
 )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _valid(name: str) -> bool:
@@ -83,11 +86,34 @@ class _Found:
     keys: list[str] = field(default_factory=list)
     kinds: list[KeyKind] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)
+    pending: dict[GroupRef, str] = field(default_factory=dict)
+    """Pending lists of FIFO groups not yet given to a queue: group -> key."""
 
     def add(self, key: str, kind: KeyKind, owner: int) -> None:
         self.keys.append(key)
         self.kinds.append(kind)
         self.owners.append(owner)
+
+    def by_queue(self) -> dict[str, dict[str, KeyKind]]:
+        """The keys found, queue by queue."""
+        queues: dict[str, dict[str, KeyKind]] = {name: {} for name in self.names}
+        for key, kind, owner in zip(self.keys, self.kinds, self.owners):
+            queues[self.names[owner]][key] = kind
+        return queues
+
+    def attribute_pending(self, client: redis.Redis, space: KeySpace) -> None:
+        """Give each pending list found to the queue of its group's fetchable or running job."""
+        if not self.pending:
+            return
+        owners = {name: index for index, name in enumerate(self.names)}
+        homes = attribute_groups(client, space, self.by_queue(), self.pending)
+        for ref, key in self.pending.items():
+            home = homes.get(ref)
+            if home in owners:
+                self.add(key, KeyKind.GROUP_PENDING, owners[home])
+            else:
+                logger.debug("group=%s has jobs pending but none fetchable or running; see `zenith doctor`", ref[1])
+        self.pending = {}
 
     @classmethod
     def of(cls, space: KeySpace, queues: Iterable[QueueKeys]) -> _Found:
@@ -107,8 +133,11 @@ def _scan(client: redis.Redis, space: KeySpace) -> _Found:
     unusable: set[str] = set()
     parse = space.queue_key_parser()
     for raw_key in client.scan_iter(match=f"{space.queue_prefix}*", count=SCAN_COUNT):
-        key = _text(raw_key)
+        key = text_of(raw_key)
         parsed = parse(key)
+        if parsed is not None and parsed.kind is KeyKind.GROUP_PENDING and parsed.part:
+            found.pending[(parsed.queue, parsed.part)] = key
+            continue
         if parsed is None or parsed.queue is None:
             continue
         owner = owners.get(parsed.queue)
@@ -122,29 +151,33 @@ def _scan(client: redis.Redis, space: KeySpace) -> _Found:
         if parsed.kind in _COUNTED and (parsed.kind is not KeyKind.LANE or parsed.part):
             found.add(key, parsed.kind, owner)
     for raw_name in client.smembers(space.queue_index()):
-        name = _text(raw_name)
+        name = text_of(raw_name)
         if name not in owners and _valid(name):
             owners[name] = len(found.names)
             found.names.append(name)
+    found.attribute_pending(client, space)
     return found
 
 
 def discover_queues(client: redis.Redis, space: KeySpace | None = None) -> dict[str, QueueKeys]:
-    """Every queue under the queue prefix, found in one complete SCAN pass, plus the queue index."""
+    """Every queue under the queue prefix, found in one complete SCAN pass, plus the queue index.
+
+    When FIFO groups have jobs pending, each pending list is given to the queue of its group's
+    fetchable or running job, which takes a read of the queues' jobs (group ids only).
+    """
     found = _scan(client, space or KeySpace())
-    queues = [QueueKeys(name) for name in found.names]
-    for key, kind, owner in zip(found.keys, found.kinds, found.owners):
-        queues[owner].keys[key] = kind  # type: ignore[index]
-    return {queue.name: queue for queue in sorted(queues, key=lambda queue: queue.name)}
+    by_queue = found.by_queue()
+    return {name: QueueKeys(name, by_queue[name]) for name in sorted(by_queue)}
 
 
 def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
     keys = {space.lane(name, lane): KeyKind.LANE for lane in PRIORITY_LANES}
     keys[space.queue(name)] = KeyKind.QUEUE
-    keys[space.delayed(name)] = KeyKind.DELAYED
+    for lane in LANES_IN_POLL_ORDER:
+        keys[space.delayed(name, lane)] = KeyKind.DELAYED
+        keys[space.paused(name, lane)] = KeyKind.PAUSED
     keys[space.failed(name)] = KeyKind.FAILED
     keys[space.active_set(name)] = KeyKind.ACTIVE_SET
-    keys[space.paused(name)] = KeyKind.PAUSED
     return keys
 
 
@@ -156,8 +189,11 @@ _COUNT_READS = {
     KeyKind.DELAYED: "ZCARD",
     KeyKind.ACTIVE_SET: "SCARD",
     KeyKind.PAUSED: "GET",
+    KeyKind.GROUP_PENDING: "LLEN",
 }
 """The read that counts each kind of key (in the count script, or one by one)."""
+
+PRIORITY_ORDER = [lane for lane in LANES_IN_POLL_ORDER if lane]
 
 COUNT_BATCH = 1000
 """Keys counted per script call in the wire layout (each call is short: about 1 µs per key)."""
@@ -174,7 +210,7 @@ def queue_snapshots(
     """
     space = space or KeySpace()
     found = _scan(client, space) if queues is None else _Found.of(space, queues)
-    totals = _Totals(found.names)
+    totals = _Totals(found.names, space)
     for key, kind, owner, value in zip(found.keys, found.kinds, found.owners, _count(client, space, found)):
         totals.add(owner, key, kind, value)
     now_ms = int(time.time() * 1000)
@@ -238,19 +274,27 @@ def _count_key_by_key(client: redis.Redis, found: _Found) -> list[object]:
 class _Totals:
     """Per-queue sums of the counts, as columns indexed by queue (its index in ``names``)."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], space: KeySpace) -> None:
         self.names = names
+        self.space = space
         self.waiting = [0] * len(names)
         self.delayed = [0] * len(names)
         self.failed = [0] * len(names)
         self.active = [0] * len(names)
+        self.grouped = [0] * len(names)
         self.paused = [False] * len(names)
         self.lanes: dict[int, dict[str, int]] = {}
+        self.paused_lanes: dict[int, set[str]] = {}
 
     def add(self, owner: int, key: str, kind: KeyKind, value: object) -> None:
         name = self.names[owner]
         if kind is KeyKind.PAUSED:
-            self.paused[owner] = _paused(value, name)  # type: ignore[arg-type]
+            paused = _paused(value, name)  # type: ignore[arg-type]
+            head = key.removesuffix(":paused")
+            if head == self.space.queue(name):
+                self.paused[owner] = paused
+            elif paused:
+                self.paused_lanes.setdefault(owner, set()).add(head.rsplit(":", 1)[1])
             return
         count = int(value)  # type: ignore[call-overload]
         if count < 0:
@@ -265,6 +309,8 @@ class _Totals:
             self.delayed[owner] += count
         elif kind is KeyKind.FAILED:
             self.failed[owner] += count
+        elif kind is KeyKind.GROUP_PENDING:
+            self.grouped[owner] += count
         else:  # the legacy active set and the processing lists
             self.active[owner] += count
 
@@ -275,7 +321,9 @@ class _Totals:
             delayed=self.delayed[owner],
             failed=self.failed[owner],
             active=self.active[owner],
+            grouped=self.grouped[owner],
             paused=self.paused[owner],
+            paused_lanes=[lane for lane in PRIORITY_ORDER if lane in self.paused_lanes.get(owner, ())],
             lanes=self.lanes.get(owner, {}),
             timestamp=now_ms,
         )

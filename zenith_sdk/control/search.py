@@ -16,13 +16,15 @@ from typing import Any
 import redis
 
 from zenith_protocol import KeySpace
-from zenith_sdk.control.bulk import JobEntry, JobFilter, JobState, _check_queue, _sources
+from zenith_sdk.control._entries import JobEntry, JobState, Source
+from zenith_sdk.control._sources import state_sources
+from zenith_sdk.control.bulk import JobFilter, _check_queue
 from zenith_sdk.control.queues import discover_queues
 from zenith_sdk.scripts import Scripts
 
 __all__ = ["DEFAULT_SEARCH_STATES", "search"]
 
-DEFAULT_SEARCH_STATES = (JobState.WAITING, JobState.DELAYED, JobState.FAILED)
+DEFAULT_SEARCH_STATES = (JobState.WAITING, JobState.GROUPED, JobState.DELAYED, JobState.FAILED, JobState.ACTIVE)
 # Count mode removes nothing, so it never writes a tombstone; one is passed only to fill its ARGV slot.
 _NO_TOMBSTONE = "zenith:search:unused"
 
@@ -40,8 +42,9 @@ def search(
     """Stream up to ``limit`` jobs matching ``query``, oldest first, queue by queue, state by state.
 
     ``field:value`` matches a job property equal to ``value``; any other text matches a substring
-    of the raw payload, which covers the job id, the job name and the payload text. Waiting covers
-    every priority lane, in poll order. An entry that does not decode never raises: it is yielded
+    of the raw payload, which covers the job id, the job name and the payload text. Waiting and
+    delayed cover every priority lane, in poll order; grouped covers the jobs waiting behind their
+    FIFO group, active those running on a worker. An entry that does not decode never raises: it is yielded
     with ``job`` None (and ``problem`` set) only if its raw text contains the searched text (the
     query, or the value of a ``field:value`` query). Entries that are not JSON at all never match.
     Arguments and queues are checked at the call; Redis is then read lazily, chunk by chunk.
@@ -95,24 +98,22 @@ class _Search:
         """Every match, source key by source key, until ``left`` reaches 0."""
         for queue in queues:
             for state in states:
-                for source, kind in _sources(self.space, queue, state):
-                    yield from self._walk(queue, state, source, kind)
+                for source in state_sources(self.client, self.space, queue, state):
+                    yield from self._walk(queue, source)
                     if self.left <= 0:
                         return
 
-    def _walk(self, queue: str, state: JobState, source: str, kind: str) -> Iterator[JobEntry]:
+    def _walk(self, queue: str, source: Source) -> Iterator[JobEntry]:
         """Walk ``source`` from its oldest entry to its end, one chunk per script call."""
         offset = 0
         while self.left > 0:
-            looked_at = yield from self._chunk(queue, state, source, kind, offset)
+            looked_at = yield from self._chunk(queue, source, offset)
             if looked_at < self.chunk:
                 return
             # Count mode moves nothing, so the next chunk starts right after this one.
             offset += looked_at
 
-    def _chunk(
-        self, queue: str, state: JobState, source: str, kind: str, offset: int
-    ) -> Generator[JobEntry, None, int]:
+    def _chunk(self, queue: str, source: Source, offset: int) -> Generator[JobEntry, None, int]:
         """The matches of one chunk; returns how many entries the chunk looked at.
 
         The script returns at most ``sample`` matches, so it asks for just the results still
@@ -121,11 +122,11 @@ class _Search:
         """
         seen = 0
         while True:
-            reply = self._call(queue, source, kind, offset, seen + self.left)
+            reply = self._call(queue, source, offset, seen + self.left)
             looked_at, matched = int(reply[0]), int(reply[1])
-            fresh: list[bytes] = reply[3 + seen :]
+            fresh: list[bytes] = reply[4 + seen :]  # count mode leaves no grouped match to the caller
             for raw in fresh:
-                entry = JobEntry.read(queue, state, raw)
+                entry = JobEntry.read(queue, source.state, raw, source=source)
                 if entry.job is None and self.needle not in entry.raw:
                     continue
                 self.left -= 1
@@ -136,10 +137,10 @@ class _Search:
             if not fresh or seen >= matched:
                 return looked_at
 
-    def _call(self, queue: str, source: str, kind: str, offset: int, sample: int) -> list[Any]:
-        """One count-mode call of the bulk script: ``[looked_at, matched, moved, sample...]``."""
-        # Count mode reads only the source; the target is named (in the queue's hash slot) for KEYS.
-        args: list[Any] = ["count", kind, offset, self.chunk, self.filter_wire, sample, _NO_TOMBSTONE, 0]
-        keys = [source, self.space.queue(queue)]
+    def _call(self, queue: str, source: Source, offset: int, sample: int) -> list[Any]:
+        """One count-mode call of the bulk script: ``[looked_at, matched, moved, 0, sample...]``."""
+        # Count mode reads only the source; the lanes are named (in the queue's hash slot) for KEYS.
+        args: list[Any] = ["count", source.kind, offset, self.chunk, self.filter_wire, sample, _NO_TOMBSTONE, 0, ""]
+        keys = [source.key, *self.space.lanes_in_poll_order(queue)]
         reply: list[Any] = self.scripts.bulk(keys=keys, args=args, client=self.client)
         return reply

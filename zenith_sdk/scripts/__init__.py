@@ -37,21 +37,20 @@ def _source(name: str) -> str:
     return "".join(lines)
 
 
-_SOURCES = {
-    name: _source(name)
-    for name in (
-        "fetch",
-        "settle",
-        "requeue",
-        "claim_group",
-        "release_group",
-        "events",
-        "fire_schedule",
-        "bulk",
-        "pick",
-        "count",
-    )
-}
+_NAMES = (
+    "fetch",
+    "settle",
+    "requeue",
+    "enqueue",
+    "events",
+    "fire_schedule",
+    "bulk",
+    "pick",
+    "count",
+    "groups",
+    "repair_group",
+)
+_SOURCES = {name: _source(name) for name in _NAMES}
 
 
 class Scripts:
@@ -61,13 +60,14 @@ class Scripts:
         self.fetch: Script = client.register_script(_SOURCES["fetch"])
         self.settle: Script = client.register_script(_SOURCES["settle"])
         self.requeue: Script = client.register_script(_SOURCES["requeue"])
-        self.claim_group: Script = client.register_script(_SOURCES["claim_group"])
-        self.release_group: Script = client.register_script(_SOURCES["release_group"])
+        self.enqueue: Script = client.register_script(_SOURCES["enqueue"])
         self.events: Script = client.register_script(_SOURCES["events"])
         self.fire_schedule: Script = client.register_script(_SOURCES["fire_schedule"])
         self.bulk: Script = client.register_script(_SOURCES["bulk"])
         self.pick: Script = client.register_script(_SOURCES["pick"])
         self.count: Script = client.register_script(_SOURCES["count"])
+        self.groups: Script = client.register_script(_SOURCES["groups"])
+        self.repair_group: Script = client.register_script(_SOURCES["repair_group"])
 
     def queue_call(
         self, pipe: Pipeline, script: Script, keys: Sequence[str], args: Sequence[str | bytes | int]
@@ -83,18 +83,6 @@ class Scripts:
     def load(self, client: redis.Redis) -> None:
         """SCRIPT LOAD every script (idempotent; one round trip)."""
         pipe = client.pipeline(transaction=False)
-        scripts = (
-            self.fetch,
-            self.settle,
-            self.requeue,
-            self.claim_group,
-            self.release_group,
-            self.events,
-            self.fire_schedule,
-            self.bulk,
-            self.pick,
-            self.count,
-        )
-        for script in scripts:
+        for script in (getattr(self, name) for name in _NAMES):
             pipe.script_load(script.script)
         pipe.execute()

@@ -1,29 +1,37 @@
--- bulk: one bounded chunk of a retry or delete over one state of one queue, by filter, atomic.
--- Matched jobs are removed from the source and, for a retry, pushed to the waiting list with
--- attempts reset to 0 and error/failedAt removed, every other byte unchanged.
+-- bulk: one bounded chunk of a retry, promotion or delete over one source of one queue, by
+-- filter, atomic. Matched jobs are removed from the source and, for a retry or promotion,
+-- pushed to the lane their "priority" names (else the base list); a retry resets attempts to 0
+-- and removes error/failedAt, every other byte unchanged.
 -- A list is walked from its oldest end (negative indexes), which pushes at the head do not move.
+-- Matched jobs of a FIFO group whose group this operation must admit or release are left in
+-- place and returned: the caller moves them with the pick script, which is given their groups'
+-- pending lists (a script cannot name those keys itself).
 --
--- KEYS[1] source: failed/waiting LIST or delayed ZSET   KEYS[2] target waiting LIST (retry)
+-- KEYS[1] source: a LIST (lane, failed, pending) or a delayed ZSET
+-- KEYS[2..5] the queue's lanes: critical, high, base, low
 -- ARGV[1] mode: "retry", "promote" (push unchanged), "delete" or "count"
 -- ARGV[2] source type: "list" or "zset"
 -- ARGV[3] offset: entries of the source already walked (from the oldest end)
--- ARGV[4] chunk: entries to look at in this call   ARGV[5] filter JSON (see below)
+-- ARGV[4] chunk: entries to look at in this call   ARGV[5] filter JSON (see _filter.lua)
 -- ARGV[6] sample size (matches returned)
 -- ARGV[7] tombstone: a value no job can equal, used to remove list entries in one LREM
 -- ARGV[8] most jobs to move in this call (0: no limit); matches past it are counted, not moved
--- Filter JSON: see _filter.lua.
--- Returns: {looked_at, matched, moved, sample...}; the caller's next offset is
--- offset + looked_at - moved, and the walk is over when looked_at < chunk.
-local source, target = KEYS[1], KEYS[2]
+-- ARGV[9] "admit" or "release" when grouped matches are left to the caller (see pick.lua), or ""
+-- Returns: {looked_at, matched, moved, d, the d grouped matches left in place, sample...}; the
+-- caller's next offset is offset + looked_at - moved, and the walk is over when looked_at < chunk.
+local source = KEYS[1]
+local lanes = {critical = KEYS[2], high = KEYS[3], base = KEYS[4], low = KEYS[5]}
 local mode, kind = ARGV[1], ARGV[2]
 local offset, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
 local filter = cjson.decode(ARGV[5])
 local sample_size, tombstone = tonumber(ARGV[6]), ARGV[7]
 local move_limit = tonumber(ARGV[8])
+local defer_groups = (ARGV[9] or '') ~= ''
 
 --#include _retry
 --#include _filter
 --#include _push
+--#include _group
 
 local entries
 if kind == 'list' then
@@ -32,7 +40,8 @@ else
   entries = redis.call('ZRANGE', source, offset, offset + chunk - 1)
 end
 
-local matched, moved, sample, pushed = 0, 0, {}, {}
+local matched, moved, sample, deferred = 0, 0, {}, {}
+local pushed = {[lanes.critical] = {}, [lanes.high] = {}, [lanes.base] = {}, [lanes.low] = {}}
 -- While every entry from the list's tail has been moved, they are popped at the end in one
 -- RPOP instead of each being replaced by a tombstone.
 local tail_run, in_run = 0, kind == 'list' and offset == 0
@@ -48,6 +57,10 @@ for position = #entries, 1, -1 do
       sample[#sample + 1] = raw
     end
     moving = mode ~= 'count' and (move_limit == 0 or moved < move_limit)
+    if moving and defer_groups and type(job.groupId) == 'string' and job.groupId ~= '' then
+      deferred[#deferred + 1] = raw
+      moving = false
+    end
   end
   if moving then
     if in_run then
@@ -57,10 +70,9 @@ for position = #entries, 1, -1 do
     else
       redis.call('ZREM', source, raw)
     end
-    if mode == 'retry' then
-      pushed[#pushed + 1] = reset_for_retry(raw, job)
-    elseif mode == 'promote' then
-      pushed[#pushed + 1] = raw
+    if mode == 'retry' or mode == 'promote' then
+      local batch = pushed[lane_of_job(job, lanes)]
+      batch[#batch + 1] = mode == 'retry' and reset_for_retry(raw, job) or raw
     end
     moved = moved + 1
   else
@@ -74,8 +86,13 @@ if kind == 'list' and moved > tail_run then
   -- The tombstones sit in the window just walked, near the tail: remove them scanning from there.
   redis.call('LREM', source, -(moved - tail_run), tombstone)
 end
-push_all(target, pushed)
-local out = {#entries, matched, moved}
+for _, lane in ipairs({lanes.critical, lanes.high, lanes.base, lanes.low}) do
+  push_all(lane, pushed[lane])
+end
+local out = {#entries, matched, moved, #deferred}
+for _, raw in ipairs(deferred) do
+  out[#out + 1] = raw
+end
 for _, raw in ipairs(sample) do
   out[#out + 1] = raw
 end

@@ -1,33 +1,40 @@
--- fetch: move up to N waiting jobs of one queue into a worker's processing list,
--- after promoting the queue's due delayed jobs. Nothing moves while the queue is paused.
+-- fetch: move up to N waiting jobs of one queue into a worker's processing list, after
+-- promoting each lane's due delayed jobs into that lane. Nothing moves while the queue is
+-- paused (the base lane's flag); a lane whose own flag is set is skipped, delayed set included.
 --
--- KEYS[1] critical lane   KEYS[2] high lane   KEYS[3] base queue   KEYS[4] low lane
--- KEYS[5] delayed ZSET    KEYS[6] paused flag KEYS[7] processing list (this worker, this queue)
--- KEYS[8] rate-limit counter of the current window (ignored when ARGV[3] is 0)
+-- KEYS[1..4]  the lanes in poll order: critical, high, base, low
+-- KEYS[5..8]  their delayed ZSETs, same order   KEYS[9..12] their paused flags, same order
+-- KEYS[13] processing list (this worker, this queue)
+-- KEYS[14] rate-limit counter of the current window (ignored when ARGV[3] is 0)
 -- ARGV[1] max jobs to fetch   ARGV[2] max delayed jobs to promote
 -- ARGV[3] rate limit: max jobs per window (0 = none)   ARGV[4] window length in seconds
 -- Returns: the fetched raw payloads, oldest first (possibly none).
-local critical, high, base, low = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local delayed, paused, processing, ratelimit = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local BASE = 3
+local processing, ratelimit = KEYS[13], KEYS[14]
 local want, promote_max = tonumber(ARGV[1]), tonumber(ARGV[2])
 local limit, window_s = tonumber(ARGV[3]), tonumber(ARGV[4])
 
-if redis.call('GET', paused) == '1' then
+if redis.call('GET', KEYS[8 + BASE]) == '1' then
   return {}
 end
+local open = {}
+for lane = 1, 4 do
+  open[lane] = lane == BASE or redis.call('GET', KEYS[8 + lane]) ~= '1'
+end
 
-local lanes = {critical = critical, high = high, low = low}
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now_ms, 'LIMIT', 0, promote_max)
-for _, raw in ipairs(due) do
-  local target = base
-  local ok, job = pcall(cjson.decode, raw)
-  if ok and type(job) == 'table' and type(job.priority) == 'string' and lanes[job.priority] then
-    target = lanes[job.priority]
+local budget = promote_max
+for lane = 1, 4 do
+  if open[lane] and budget > 0 then
+    local delayed = KEYS[4 + lane]
+    local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now_ms, 'LIMIT', 0, budget)
+    for _, raw in ipairs(due) do
+      redis.call('ZREM', delayed, raw)
+      redis.call('LPUSH', KEYS[lane], raw)
+    end
+    budget = budget - #due
   end
-  redis.call('ZREM', delayed, raw)
-  redis.call('LPUSH', target, raw)
 end
 
 if limit > 0 then
@@ -39,9 +46,9 @@ if limit > 0 then
 end
 
 local out = {}
-for _, lane in ipairs({critical, high, base, low}) do
-  while #out < want do
-    local raw = redis.call('LMOVE', lane, processing, 'RIGHT', 'LEFT')
+for lane = 1, 4 do
+  while open[lane] and #out < want do
+    local raw = redis.call('LMOVE', KEYS[lane], processing, 'RIGHT', 'LEFT')
     if not raw then
       break
     end

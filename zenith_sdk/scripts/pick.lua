@@ -4,29 +4,41 @@
 -- (which pushes at the head do not move), then near it (pops at the tail since the read shift
 -- it); a zset member is removed by value. What is not found is reported, untouched.
 --
--- KEYS[1] source: failed/waiting LIST or delayed ZSET   KEYS[2] target waiting LIST (retry, promote)
+-- KEYS[1] source: a LIST (lane, failed, pending, processing) or a delayed ZSET
+-- KEYS[2..5] the queue's lanes: critical, high, base, low (where retried and promoted jobs go)
+-- KEYS[6] group set   KEYS[7..6+G] the pending LISTs of the groups named in ARGV
 -- ARGV[1] mode: "retry" (attempts reset to 0, error/failedAt removed), "promote" (pushed
 --         unchanged), "delete", or "count" (only tells which picks the filter keeps)
 -- ARGV[2] source type: "list" or "zset"
 -- ARGV[3] tombstone: a value no job can equal, used to remove list entries in one LREM
 -- ARGV[4] filter JSON (see _filter.lua), or "" for none
 -- ARGV[5] most jobs to move in this call (0: no limit); picks past it are left where they are
--- ARGV[6...] the picks, oldest first: for a list, triples of position from the tail (1 = the
---         oldest entry), expected bytes and retried bytes; for a zset, pairs of expected member
---         and retried bytes. Retried bytes are those to push for a retry when the caller
---         computed them, else "" (the script then decodes the payload and rewrites it)
+-- ARGV[6] what a grouped pick does to its group: "admit" (a retried dead letter waits behind
+--         its group if the group is held), "release" (a deleted fetchable job lets the next
+--         one of its group go), or "" (nothing)
+-- ARGV[7] G, the number of groups   ARGV[8..7+G] group ids (the i-th is the group of KEYS[6+i])
+-- then the picks, oldest first: for a list, position from the tail (1 = the oldest entry),
+--         expected bytes, retried bytes, lane, group; for a zset the same without the position.
+--         Retried bytes are those to push for a retry when the caller computed them, else ""
+--         (the script then decodes the payload and rewrites it); lane is 1..4 (KEYS[2..5]);
+--         group is 0 (none) or 1..G.
 -- Returns: {moved, m, the m 1-based numbers of the picks not found, then those of the picks
 --          the filter turned down}
-local source, target = KEYS[1], KEYS[2]
+local source = KEYS[1]
+local lanes = {critical = KEYS[2], high = KEYS[3], base = KEYS[4], low = KEYS[5]}
+local active = KEYS[6]
 local mode, kind, tombstone = ARGV[1], ARGV[2], ARGV[3]
 local filter = ARGV[4] ~= '' and cjson.decode(ARGV[4]) or nil
 local move_limit = tonumber(ARGV[5])
+local group_action, group_count = ARGV[6], tonumber(ARGV[7])
 local NEAR = 32 -- how far from its expected position a list entry is looked for
-local FIRST, STRIDE = 6, kind == 'list' and 3 or 2
+local FIRST = 8 + group_count
+local STRIDE = kind == 'list' and 5 or 4
 
 --#include _retry
 --#include _filter
 --#include _push
+--#include _group
 
 -- The decoded job when the filter keeps raw (nil: no filter), else false.
 local function kept(raw)
@@ -87,12 +99,27 @@ local function take_from_list(position, expected)
   return at
 end
 
-local moved, missing, turned_down, pushed = 0, {}, {}, {}
+-- Where a moved pick goes: its group's rules, else its lane (batched per lane).
+local pushed = {{}, {}, {}, {}}
+local function place(bytes, lane, group)
+  local group_id = ARGV[7 + group]
+  if group > 0 and group_action == 'admit' then
+    admit(active, KEYS[6 + group], group_id, KEYS[1 + lane], bytes)
+  elseif group > 0 and group_action == 'release' then
+    release(active, KEYS[6 + group], group_id, lanes)
+  elseif mode ~= 'delete' then
+    local batch = pushed[lane]
+    batch[#batch + 1] = bytes
+  end
+end
+
+local moved, missing, turned_down = 0, {}, {}
 local deepest, shallowest = nil, nil -- the list positions taken farthest from and nearest to the tail
 for first = FIRST, #ARGV, STRIDE do
   local number = (first - FIRST) / STRIDE + 1
-  local expected = kind == 'list' and ARGV[first + 1] or ARGV[first]
-  local retried = ARGV[first + STRIDE - 1]
+  local at_expected = kind == 'list' and first + 1 or first
+  local expected, retried = ARGV[at_expected], ARGV[at_expected + 1]
+  local lane, group = tonumber(ARGV[at_expected + 2]), tonumber(ARGV[at_expected + 3])
   local job = kept(expected)
   if job == false then
     turned_down[#turned_down + 1] = number
@@ -106,9 +133,7 @@ for first = FIRST, #ARGV, STRIDE do
       found = redis.call('ZREM', source, expected) == 1
     end
     if found then
-      if mode ~= 'delete' then
-        pushed[#pushed + 1] = rewritten(expected, retried, job)
-      end
+      place(rewritten(expected, retried, job), lane, group)
       moved = moved + 1
       if at then
         deepest = math.max(deepest or at, at)
@@ -124,7 +149,9 @@ if deepest then
   local from_head = redis.call('LLEN', source) - shallowest + 1
   redis.call('LREM', source, deepest <= from_head and -moved or moved, tombstone)
 end
-push_all(target, pushed)
+for lane = 1, 4 do
+  push_all(KEYS[1 + lane], pushed[lane])
+end
 local out = {moved, #missing}
 for _, number in ipairs(missing) do
   out[#out + 1] = number

@@ -1,14 +1,16 @@
 -- requeue: put up to N jobs of a processing list back at the consumer end of their lane,
 -- so they run next (used on shutdown and to recover a dead worker's in-flight jobs).
--- Each job's group (if any) is released, since the job will claim it again when it runs.
+-- A job of a FIFO group keeps its group: it is still the group's one fetchable job.
 --
 -- KEYS[1] processing list   KEYS[2] critical lane   KEYS[3] high lane   KEYS[4] base queue
--- KEYS[5] low lane          KEYS[6] group-active SET
+-- KEYS[5] low lane
 -- ARGV[1] max jobs to move in this call
 -- Returns: the number of jobs moved (call again while it equals ARGV[1]).
-local processing, base, group_active = KEYS[1], KEYS[4], KEYS[6]
-local lanes = {critical = KEYS[2], high = KEYS[3], low = KEYS[5]}
+local processing = KEYS[1]
+local lanes = {critical = KEYS[2], high = KEYS[3], base = KEYS[4], low = KEYS[5]}
 local batch = tonumber(ARGV[1])
+
+--#include _group
 
 local moved = 0
 while moved < batch do
@@ -18,17 +20,7 @@ while moved < batch do
   if not raw then
     break
   end
-  local target = base
-  local ok, job = pcall(cjson.decode, raw)
-  if ok and type(job) == 'table' then
-    if type(job.priority) == 'string' and lanes[job.priority] then
-      target = lanes[job.priority]
-    end
-    if type(job.groupId) == 'string' then
-      redis.call('SREM', group_active, job.groupId)
-    end
-  end
-  redis.call('RPUSH', target, raw)
+  redis.call('RPUSH', lane_of(raw, lanes), raw)
   moved = moved + 1
 end
 return moved

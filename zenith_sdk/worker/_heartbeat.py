@@ -99,8 +99,14 @@ class HeartbeatLoop:
         """One heartbeat, and a recovery pass when one is due."""
         self.beat()
         now = time.monotonic()
-        if now - self._last_recovery >= self.options.recovery_interval_s:
+        interval_s = self.options.recovery_interval_s
+        if now - self._last_recovery >= interval_s:
             self._last_recovery = now
+            # The sweep for lists of workers that never registered walks the key space: one
+            # worker of the fleet does it per interval, whoever takes the lock first.
+            sweep = self.client.set(
+                self.space.sweep_lock(), self.options.worker_id, nx=True, ex=max(1, int(interval_s))
+            )
             recover_dead_workers(
                 self.client,
                 self.space,
@@ -108,6 +114,7 @@ class HeartbeatLoop:
                 exclude={self.options.worker_id},
                 actor=self.options.worker_id,
                 events=self.events,
+                sweep=bool(sweep),
             )
 
     def start(self) -> None:
@@ -115,14 +122,19 @@ class HeartbeatLoop:
         self.beat()
         self._loop.start()
 
-    def stop(self) -> None:
-        """Stop beating and remove this worker's heartbeat, index entry and queue list."""
+    def stop(self, *, deregister: bool = True) -> None:
+        """Stop beating and remove this worker's heartbeat, and its index entry and queue list.
+
+        ``deregister=False`` keeps the index entry and queue list: the worker could not put its
+        jobs back, and they are how other workers find and recover them once the heartbeat is gone.
+        """
         self._loop.stop()
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(self.space.worker(self.options.worker_id))
-            pipe.zrem(self.space.worker_index(), self.options.worker_id)
-            pipe.hdel(self.space.worker_queues(), self.options.worker_id)
+            if deregister:
+                pipe.zrem(self.space.worker_index(), self.options.worker_id)
+                pipe.hdel(self.space.worker_queues(), self.options.worker_id)
             pipe.execute()
         except redis.RedisError as exc:
             # The entries expire or are recovered by other workers; nothing is lost.

@@ -8,8 +8,18 @@ from dataclasses import dataclass, field
 
 from redis.client import Pipeline
 
-from zenith_protocol import PROTOCOL_VERSION, EventType, JobEvent, JobPayload, KeySpace, encode_job, retry_delay_s
+from zenith_protocol import (
+    PROTOCOL_VERSION,
+    EventType,
+    JobEvent,
+    JobPayload,
+    KeySpace,
+    encode_job,
+    lane_for,
+    retry_delay_s,
+)
 from zenith_protocol.jobs import FAILED_LIST_CAP
+from zenith_sdk._wire import storable
 from zenith_sdk.events import job_event
 from zenith_sdk.scripts import Scripts
 
@@ -53,28 +63,36 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 
 
-def _release(space: KeySpace, item: Fetched) -> list[Op]:
-    group = item.payload.group_id if item.payload else None
+def _group_keys(space: KeySpace, item: Fetched) -> tuple[list[str], str]:
+    """The keys the settle script needs to release the job's FIFO group, and the group id ("" for none)."""
+    group = storable(item.payload.group_id) if item.payload and item.payload.group_id else None
     if not group:
-        return []
-    keys = [space.group_active(item.queue), space.group_pending(item.queue, group), space.queue(item.queue)]
-    return [Op("release_group", item.queue, keys, [group])]
+        return [], ""
+    keys = [space.group_active(item.queue), space.group_pending(item.queue, group)]
+    return [*keys, *space.lanes_in_poll_order(item.queue)], group
 
 
 def success(
     space: KeySpace, item: Fetched, worker_id: str, attempt: int, duration_ms: float
 ) -> tuple[list[Op], JobEvent]:
-    """Ack a completed job and free its group."""
-    ops = [Op("ack", item.queue, [space.processing(item.queue, worker_id)], raw=item.raw), *_release(space, item)]
+    """Ack a completed job; a grouped job also lets the next job of its group go."""
+    processing = space.processing(item.queue, worker_id)
+    group_keys, group = _group_keys(space, item)
+    if group:
+        op = Op("settle", item.queue, [processing, processing, *group_keys], [item.raw, "", "ack", 0, group], item.raw)
+    else:
+        op = Op("ack", item.queue, [processing], raw=item.raw)
     event = job_event(
         EventType.COMPLETED, item.queue, item.payload, worker_id=worker_id, attempt=attempt, duration_ms=duration_ms
     )
-    return ops, event
+    return [op], event
 
 
 def _dead_letter(space: KeySpace, item: Fetched, worker_id: str, updated: JobPayload) -> Op:
-    keys = [space.processing(item.queue, worker_id), space.failed(item.queue)]
-    return Op("settle", item.queue, keys, [item.raw, encode_job(updated), "dead", FAILED_LIST_CAP], raw=item.raw)
+    group_keys, group = _group_keys(space, item)
+    keys = [space.processing(item.queue, worker_id), space.failed(item.queue), *group_keys]
+    args: list[str | bytes | int] = [item.raw, encode_job(updated), "dead", FAILED_LIST_CAP, group]
+    return Op("settle", item.queue, keys, args, raw=item.raw)
 
 
 def failure(
@@ -88,7 +106,11 @@ def failure(
     *,
     retryable: bool = True,
 ) -> tuple[list[Op], list[JobEvent]]:
-    """Retry a failed job after its backoff, or dead-letter it when attempts run out."""
+    """Retry a failed job after its backoff, or dead-letter it when attempts run out.
+
+    A retry waits in the delayed set of the job's lane and keeps the job's FIFO group (it is
+    still the group's one job); dead-lettering lets the next job of the group go.
+    """
     payload = item.payload
     if payload is None:  # pragma: no cover - invalid payloads go through invalid_payload()
         raise ValueError("failure() needs a decoded payload")
@@ -99,8 +121,9 @@ def failure(
         updated = payload.model_copy(
             update={"attempts": attempt, "delay_seconds": delay_s, "error": error, "protocol_version": PROTOCOL_VERSION}
         )
-        keys = [space.processing(item.queue, worker_id), space.delayed(item.queue)]
-        op = Op("settle", item.queue, keys, [item.raw, encode_job(updated), "retry", delay_s * 1000], raw=item.raw)
+        keys = [space.processing(item.queue, worker_id), space.delayed(item.queue, lane_for(payload.priority))]
+        args: list[str | bytes | int] = [item.raw, encode_job(updated), "retry", delay_s * 1000, ""]
+        op = Op("settle", item.queue, keys, args, raw=item.raw)
         events.append(job_event(EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, **common))  # type: ignore[arg-type]
     else:
         updated = payload.model_copy(
@@ -110,7 +133,7 @@ def failure(
         events.append(
             job_event(EventType.DEAD_LETTERED, item.queue, updated, error=error, include_payload=True, **common)  # type: ignore[arg-type]
         )
-    return [op, *_release(space, item)], events
+    return [op], events
 
 
 def invalid_payload(space: KeySpace, item: Fetched, worker_id: str, now_ms: int) -> tuple[list[Op], JobEvent]:

@@ -1,4 +1,9 @@
-"""Put in-flight jobs back: a stopping worker's own, and those of workers whose heartbeat expired."""
+"""Put in-flight jobs back: a stopping worker's own, and those of workers whose heartbeat expired.
+
+Dead workers are found two ways: through the worker index (a worker that registered, then went
+silent), and by a sweep over the processing lists themselves, which also finds the lists of
+workers that never registered or whose index entry is gone.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,17 @@ import json
 import logging
 import time
 from collections.abc import Collection
+from typing import cast
 
 import redis
 
-from zenith_protocol import EventType, KeySpace
+from zenith_protocol import EventType, KeyKind, KeySpace
 from zenith_protocol.workers import HEARTBEAT_TTL_S
+from zenith_sdk._wire import text_of
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import Scripts
 
-__all__ = ["recover_dead_workers", "requeue_processing"]
+__all__ = ["orphaned_processing_lists", "recover_dead_workers", "requeue_processing"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +30,7 @@ REQUEUE_BATCH = 500
 
 def requeue_processing(client: redis.Redis, scripts: Scripts, space: KeySpace, queue: str, worker_id: str) -> int:
     """Move every job of one worker's processing list for ``queue`` back to its lane; returns how many."""
-    keys = [space.processing(queue, worker_id), *space.lanes_in_poll_order(queue), space.group_active(queue)]
+    keys = [space.processing(queue, worker_id), *space.lanes_in_poll_order(queue)]
     total = 0
     while True:
         moved = int(scripts.requeue(keys=keys, args=[REQUEUE_BATCH], client=client))
@@ -45,6 +52,45 @@ def _queues_of(raw: bytes | str | None, worker_id: str) -> list[str]:
     return queues
 
 
+def orphaned_processing_lists(
+    client: redis.Redis,
+    space: KeySpace | None = None,
+    *,
+    ttl_s: float = HEARTBEAT_TTL_S,
+    exclude: Collection[str] = (),
+    now_ms: int | None = None,
+) -> dict[str, list[str]]:
+    """The processing lists whose worker is gone: ``{worker_id: [queue, ...]}``.
+
+    A worker is gone when its heartbeat key does not exist and its worker index entry is absent
+    or older than ``ttl_s``: it never registered, or it stopped beating. Found with one SCAN pass
+    over the queue prefix, so it costs a walk of the key space: run it now and then, not per job.
+    """
+    space = space or KeySpace()
+    parse = space.queue_key_parser()
+    lists: dict[str, list[str]] = {}
+    for raw_key in client.scan_iter(match=f"{space.queue_prefix}*:processing:*", count=1000):
+        parsed = parse(text_of(raw_key))
+        if parsed is not None and parsed.kind is KeyKind.PROCESSING and parsed.queue and parsed.part:
+            if parsed.part not in exclude:
+                lists.setdefault(parsed.part, []).append(parsed.queue)
+    if not lists:
+        return {}
+    workers = sorted(lists)
+    pipe = client.pipeline(transaction=False)
+    for worker_id in workers:
+        pipe.exists(space.worker(worker_id))
+        pipe.zscore(space.worker_index(), worker_id)
+    replies = pipe.execute()
+    cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - int(ttl_s * 1000)
+    orphans: dict[str, list[str]] = {}
+    for index, worker_id in enumerate(workers):
+        beating, seen_ms = replies[2 * index], replies[2 * index + 1]
+        if not beating and (seen_ms is None or seen_ms < cutoff):
+            orphans[worker_id] = sorted(set(lists[worker_id]))
+    return orphans
+
+
 def recover_dead_workers(
     client: redis.Redis,
     space: KeySpace | None = None,
@@ -54,21 +100,22 @@ def recover_dead_workers(
     actor: str = "zenith",
     events: EventEmitter | None = None,
     now_ms: int | None = None,
+    sweep: bool = True,
 ) -> dict[str, dict[str, int]]:
     """Requeue the in-flight jobs of every worker whose heartbeat is gone.
 
     A worker is dead when its index entry is older than ``ttl_s`` and its heartbeat key has
     expired. Each job is moved by one atomic script call, so concurrent recoverers never put
-    a job back twice. Returns ``{worker_id: {queue: jobs_put_back}}``.
+    a job back twice. With ``sweep``, the processing lists of workers that never registered (or
+    whose index entry is gone) are found and put back too (:func:`orphaned_processing_lists`).
+    Returns ``{worker_id: {queue: jobs_put_back}}``.
     """
     space = space or KeySpace()
     scripts = Scripts(client)
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     cutoff = now_ms - int(ttl_s * 1000)
-    candidates = [
-        w.decode() if isinstance(w, bytes) else str(w)
-        for w in client.zrangebyscore(space.worker_index(), "-inf", cutoff)
-    ]
+    members = cast("list[bytes | str]", client.zrangebyscore(space.worker_index(), "-inf", cutoff))
+    candidates = [text_of(member) for member in members]
     recovered: dict[str, dict[str, int]] = {}
     for worker_id in candidates:
         if worker_id in exclude or client.exists(space.worker(worker_id)):
@@ -80,6 +127,14 @@ def recover_dead_workers(
         pipe.zrem(space.worker_index(), worker_id)
         pipe.hdel(space.worker_queues(), worker_id)
         pipe.execute()
+        recovered[worker_id] = moved
+    if sweep:
+        orphans = orphaned_processing_lists(client, space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms)
+        for worker_id, queues in orphans.items():
+            moved = recovered.setdefault(worker_id, {})
+            for queue in queues:
+                moved[queue] = moved.get(queue, 0) + requeue_processing(client, scripts, space, queue, worker_id)
+    for worker_id, moved in recovered.items():
         records = [
             job_event(EventType.RECOVERED, queue, worker_id=worker_id, actor=actor, count=count)
             for queue, count in moved.items()
@@ -87,7 +142,6 @@ def recover_dead_workers(
         ]
         if events is not None and records:
             events.emit(*records)
-        recovered[worker_id] = moved
-        if any(moved.values()):
+        if records:
             logger.warning("worker=%s is gone; put back its in-flight jobs %s", worker_id, moved)
     return recovered

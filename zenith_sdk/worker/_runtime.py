@@ -161,17 +161,20 @@ class Worker:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        put_back = False
         try:
             self._flush_until_done()
             for queue in self.options.queues:
                 moved = requeue_processing(self.client, self.scripts, self.keyspace, queue, self.id)
                 if moved:
                     logger.warning("worker=%s put %d unfinished jobs back on queue=%s", self.id, moved, queue)
+            put_back = True
         except redis.RedisError as exc:
-            # Redis is gone: the jobs stay in this worker's processing lists and are put back by
-            # any other worker (or the control plane) once this heartbeat has expired.
+            # Redis is gone or refused: the jobs stay in this worker's processing lists and the
+            # registration stays, so any other worker (or `zenith recover`) puts them back once
+            # this heartbeat has expired.
             logger.warning("worker=%s could not put its jobs back (%s); others will recover them", self.id, exc)
-        self._heartbeat.stop()
+        self._heartbeat.stop(deregister=put_back)
         self.client.connection_pool.disconnect()  # the pool is this worker's own (see _own_client)
         logger.info("worker=%s stopped after %d jobs", self.id, self.processed)
 
@@ -283,8 +286,8 @@ class Worker:
         space = self.keyspace
         limit = self.options.rate_limits.get(queue)
         window_key = space.rate_limit(queue, int(time.time()) // limit.window_s if limit else 0)
-        keys = [*space.lanes_in_poll_order(queue), space.delayed(queue), space.paused(queue)]
-        keys += [space.processing(queue, self.id), window_key]
+        keys = [*space.lanes_in_poll_order(queue), *space.delayed_in_poll_order(queue)]
+        keys += [*space.paused_in_poll_order(queue), space.processing(queue, self.id), window_key]
         args: list[str | int] = [want, self.options.promote_batch, limit.max_jobs if limit else 0]
         self.scripts.queue_call(pipe, self.scripts.fetch, keys, [*args, limit.window_s if limit else 0])
 
@@ -298,13 +301,12 @@ class Worker:
         return self._accept(queue, fetched)
 
     def _accept(self, queue: str, raws: Any) -> int:
+        # A fetched job of a FIFO group runs: the group was admitted when the job was pushed (or
+        # released to it), so finding the group held is expected, not a sign another job runs.
         if not isinstance(raws, list) or not raws:
             return 0
-        items = [self._decode(queue, raw) for raw in raws]
-        grouped = [item for item in items if item.payload is not None and item.payload.group_id]
-        parked = self._claim_groups(grouped) if grouped else set()
-        self._ready.extend(item for item in items if id(item) not in parked)
-        return len(items)
+        self._ready.extend(self._decode(queue, raw) for raw in raws)
+        return len(raws)
 
     @staticmethod
     def _decode(queue: str, raw: bytes) -> Fetched:
@@ -312,23 +314,6 @@ class Worker:
             return Fetched(queue, raw, decode_job(raw))
         except ProtocolError as exc:
             return Fetched(queue, raw, None, f"{exc.kind.value}: {exc.reason}")
-
-    def _claim_groups(self, items: list[Fetched], *, reload: bool = True) -> set[int]:
-        """Claim each job's FIFO group; returns the ids of items parked because their group is busy."""
-        space = self.keyspace
-        pipe = self.client.pipeline(transaction=False)
-        for item in items:
-            group = item.payload.group_id if item.payload and item.payload.group_id else ""
-            keys = [space.group_active(item.queue), space.group_pending(item.queue, group)]
-            keys.append(space.processing(item.queue, self.id))
-            self.scripts.queue_call(pipe, self.scripts.claim_group, keys, [group, item.raw])
-        results = pipe.execute(raise_on_error=False)
-        parked = {id(item) for item, result in zip(items, results) if result == 0}
-        redo = [item for item, result in zip(items, results) if isinstance(result, NoScriptError)]
-        if redo and reload:
-            self.scripts.load(self.client)  # Redis lost its script cache; those claims did nothing
-            parked |= self._claim_groups(redo, reload=False)
-        return parked
 
     # -- running jobs ---------------------------------------------------------------------------
 
