@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -13,6 +15,8 @@ __all__ = ["DEFAULT_REDIS_URL", "ClientHolder", "RedisSettings", "connect"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _SCHEMES = ("redis://", "rediss://", "unix://")
+_DB_NUMBER = re.compile(r"[0-9]+")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")
 
 
 class RedisSettings(BaseModel):
@@ -34,10 +38,29 @@ class RedisSettings(BaseModel):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisSettings:
-        """Settings for ``url``; raises :class:`ConfigError` when the URL cannot work."""
+        """Settings for ``url``; raises :class:`ConfigError` when the URL cannot work.
+
+        The database (``/N`` after the host, or ``?db=N``) must be a whole number of 0 or more:
+        redis-py would quietly read ``/abc`` as database 0.
+        """
         if not isinstance(url, str) or not url.startswith(_SCHEMES):
             raise ConfigError(f"Redis URL must start with redis://, rediss:// or unix://, got {_redacted(url)!r}")
+        _check_database(url)
         return cls(url=SecretStr(url), **options)
+
+    def location(self) -> str:
+        """Where this points, without credentials: ``host:port db N``, or the socket path and database."""
+        url = self.url.get_secret_value()
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 6379  # reading .port checks that it is a number from 0 to 65535
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis URL {_redacted(url)!r}: {exc}") from exc
+        db = (parse_qs(parts.query).get("db") or [""])[0]
+        if parts.scheme == "unix":
+            return f"{unquote(parts.path)} db {db or 0}"
+        host = parts.hostname or "localhost"
+        return f"{f'[{host}]' if ':' in host else host}:{port} db {db or unquote(parts.path).strip('/') or 0}"
 
     def client(self, *, decode_responses: bool = False, client_name: str | None = None) -> redis.Redis:
         """A new redis-py client (connections are opened lazily, on first command).
@@ -57,12 +80,28 @@ class RedisSettings(BaseModel):
             raise ConfigError(f"invalid Redis URL {_redacted(self.url.get_secret_value())!r}: {exc}") from exc
 
 
+def _check_database(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ConfigError(f"invalid Redis URL {_redacted(url)!r}: {exc}") from exc
+    # redis-py reads the path as the database for redis:// and rediss://; for unix:// it is the socket.
+    numbers = [] if parts.scheme == "unix" else [unquote(parts.path).strip("/")]
+    numbers += parse_qs(parts.query, keep_blank_values=True).get("db", [])
+    for number in numbers:
+        if number and not _DB_NUMBER.fullmatch(number):
+            raise ConfigError(
+                f"the database in Redis URL {_redacted(url)!r} must be a whole number of 0 or more "
+                f"(as in redis://127.0.0.1:6379/0), got {number!r}"
+            )
+
+
 def _redacted(url: object) -> str:
     text = str(url)
     scheme, sep, rest = text.partition("://")
     if sep and "@" in rest:
         rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+    return _QUERY_PASSWORD.sub(r"\1***", f"{scheme}{sep}{rest}")
 
 
 def connect(target: str | redis.Redis | RedisSettings | None = None, *, decode_responses: bool = False) -> redis.Redis:

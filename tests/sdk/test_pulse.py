@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -25,8 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zenith_protocol import KeySpace, PulseNode, PulseQueue, QueueSize, decode_pulse
-from zenith_sdk.cli import _pulse
-from zenith_sdk.cli._common import CliSettings
+from zenith_sdk.cli import main
 from zenith_sdk.pulse import Pulse
 
 _BACKGROUND_LOGGER = "zenith_sdk._background"
@@ -359,11 +357,7 @@ def test_keeps_refreshing_after_its_connection_is_killed(redis_url: str, r: redi
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="zenith")
-    _pulse.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    status: int = args.handler(args, CliSettings())
-    return status
+    return main(argv)  # through main(): it turns bad options and an unreachable Redis into one line
 
 
 def _cli_key(keyspace: KeySpace, service: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -29,8 +28,7 @@ from zenith_protocol import (
     Schedule,
     decode_job,
 )
-from zenith_sdk.cli._common import CliSettings
-from zenith_sdk.cli._schedules import register
+from zenith_sdk.cli import main
 from zenith_sdk.schedules import InvalidScheduleEntry, Scheduler, next_run_ms
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -126,6 +124,23 @@ def test_invalid_cron_and_timezone_name_the_problem(
     text = str(error)
     assert repr(zone if field == "timezone" else cron) in text and words in text and field in text
     assert r.exists(keyspace.schedule("bad")) == 0 and r.zcard(keyspace.schedules()) == 0
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 0 30 2 *"])
+def test_a_cron_that_never_fires_is_refused(
+    scheduler: Scheduler, r: redis.Redis, keyspace: KeySpace, cron: str
+) -> None:
+    with pytest.raises(InvalidScheduleError, match="never fires") as caught:
+        next_run_ms(cron, NOW, schedule_id="feb-30")
+    assert (caught.value.schedule_id, caught.value.field, caught.value.value) == ("feb-30", "cron", cron)
+    with pytest.raises(InvalidScheduleError, match="never fires"):
+        scheduler.register("feb-30", cron, "reports", "BuildReport", actor="alice")
+    assert r.exists(keyspace.schedule("feb-30")) == 0 and r.zcard(keyspace.schedules()) == 0
+
+
+def test_a_rare_but_real_date_still_fires() -> None:
+    leap_day = next_run_ms("0 12 29 2 *", NOW)  # 29 February: once in four years
+    assert datetime.fromtimestamp(leap_day / 1000, tz=timezone.utc) == datetime(2028, 2, 29, 12, tzinfo=timezone.utc)
 
 
 # -- operator actions -----------------------------------------------------------------------------
@@ -348,13 +363,9 @@ def test_cluster_safe_layout_fires_through_the_split_path(r: redis.Redis, keyspa
 
 
 def cli(redis_url: str, space: KeySpace, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="zenith")
-    register(parser.add_subparsers(dest="command", required=True))
     prefixes = ["--redis", redis_url, "--queue-prefix", space.queue_prefix, "--zenith-prefix", space.zenith_prefix]
     prefixes += ["--console-prefix", space.console_prefix]
-    args = parser.parse_args([*argv, *prefixes])
-    status: int = args.handler(args, CliSettings())
-    return status
+    return main([*argv, *prefixes])
 
 
 def test_cli_manages_schedules(
@@ -399,9 +410,11 @@ def test_cli_manages_schedules(
 def test_cli_rejects_bad_input(redis_url: str, keyspace: KeySpace, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(redis_url, keyspace, "schedules", "add", "x", "* * * * *", "q", "J", "--properties", "[1]") == 2
     assert "JSON object" in capsys.readouterr().err
-    with pytest.raises(InvalidScheduleError, match="invalid cron"):
-        cli(redis_url, keyspace, "schedules", "add", "x", "* * *", "q", "J")
-    assert cli(redis_url, keyspace, "scheduler", "--interval", "0") == 2
+    assert cli(redis_url, keyspace, "schedules", "add", "x", "* * *", "q", "J") == 2
+    assert "invalid cron" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli(redis_url, keyspace, "scheduler", "--interval", "0")
+    assert exit_info.value.code == 2 and "--interval: must be positive" in capsys.readouterr().err
 
 
 def test_scheduler_command_fires_and_stops_on_sigterm(redis_url: str, r: redis.Redis, keyspace: KeySpace) -> None:

@@ -1,12 +1,16 @@
 """``zenith retry|delete``: many jobs at once, by id or by filter, with a dry run, a prompt and a progress bar.
 
-Also the job rendering (table rows, JSON) and the confirmation prompt the other job commands share.
+Ids without ``--state`` are looked for wherever they are (as ``zenith job`` finds a job), and the
+command exits 1 naming the ids it found nowhere. Also the job rendering (table rows, JSON) and
+the confirmation prompt the other job commands share.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,8 +18,9 @@ import redis
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
-from zenith_protocol import KeySpace
+from zenith_protocol import ConfigError, KeySpace, NotFoundError
 from zenith_sdk.cli._common import (
     CliSettings,
     add_actor_options,
@@ -24,13 +29,14 @@ from zenith_sdk.cli._common import (
     print_json,
     redis_from,
 )
-from zenith_sdk.control import BulkAction, BulkResult, JobEntry, JobFilter, JobState, bulk
+from zenith_sdk.cli._errors import EXIT_FAILED, EXIT_OK, print_error
+from zenith_sdk.control import BulkAction, BulkResult, JobEntry, JobFilter, JobState, bulk, get_job
 from zenith_sdk.events import EventEmitter
 
 __all__ = [
+    "ACTION_STATES",
     "EXIT_DECLINED",
     "EXIT_OK",
-    "EXIT_USAGE",
     "ask",
     "entry_json",
     "entry_table",
@@ -38,10 +44,17 @@ __all__ = [
     "require_queue",
 ]
 
-EXIT_OK, EXIT_DECLINED, EXIT_USAGE = 0, 1, 2
+EXIT_DECLINED = EXIT_NOT_FOUND = EXIT_FAILED
 SAMPLE_SIZE = 10
 PREVIEW_CHARS = 60
 _ACTION_DONE = {BulkAction.RETRY: "retried", BulkAction.DELETE: "deleted"}
+ACTION_STATES = {
+    BulkAction.RETRY: (JobState.FAILED, JobState.DELAYED),
+    BulkAction.DELETE: (JobState.FAILED, JobState.DELAYED, JobState.WAITING, JobState.GROUPED),
+}
+"""The states each action takes (``bulk`` refuses the others; a test keeps the two in step), in the
+order ``get_job`` looks, as ``retry_job`` and ``delete_job`` do. Also the ``--state`` choices."""
+_DEFAULT_STATE = JobState.FAILED
 
 
 def require_queue(client: redis.Redis, queue: str, space: KeySpace) -> None:
@@ -55,7 +68,7 @@ def require_queue(client: redis.Redis, queue: str, space: KeySpace) -> None:
 def ask(question: str, *, yes_hint: str = "pass --yes") -> str | None:
     """The user's answer to ``question``, or None when standard input is not a terminal (scripts must opt in)."""
     if not sys.stdin.isatty():
-        console(stderr=True).print(f"[red]error[/]: not asking on a non-interactive input; {yes_hint} to go ahead")
+        print_error(f"not asking on a non-interactive input; {yes_hint} to go ahead")
         return None
     try:
         return input(question).strip()
@@ -87,35 +100,45 @@ def entry_json(entry: JobEntry) -> dict[str, Any]:
     return {**head, "valid": True, "name": job.name, "properties": job.properties, "job": fields}
 
 
-def entry_table(entries: list[JobEntry], state: JobState, title: str) -> Table:
-    """A table of entries: id, name, attempts, created, and error (failed) or due time (delayed)."""
+def entry_table(entries: list[JobEntry], state: JobState | None, title: str) -> Table:
+    """A table of entries: id, name, attempts, created, and error (failed) or due time (delayed).
+
+    ``state`` None: the entries come from several states, and a column says which. ``title`` is
+    rich markup (escape data in it); every cell is shown as it is.
+    """
     table = Table(title=title)
-    last = "due" if state is JobState.DELAYED else "error"
-    for column in ("id", "name", "attempts", "created", last):
+    last = "due" if state is JobState.DELAYED else "error" if state is not None else "error / due"
+    columns = ("id", "name", "attempts", "created", last)
+    for column in ("state", *columns) if state is None else columns:
         table.add_column(column)
     for entry in entries:
+        where = [Text(entry.state.value)] if state is None else []
         job = entry.job
         if job is None:
-            table.add_row("?", "[red]invalid[/]", "", "", escape(_preview(entry.raw)))
+            table.add_row(*where, "?", "[red]invalid[/]", "", "", Text(_preview(entry.raw)))
             continue
-        detail = ms_text(entry.due_ms) if state is JobState.DELAYED else (job.error or "")
+        detail = ms_text(entry.due_ms) if entry.state is JobState.DELAYED else (job.error or "")
         attempts = f"{job.attempts or 0}" + (f"/{job.max_attempts}" if job.max_attempts else "")
-        name = job.name or "?"
-        table.add_row(escape(job.id), escape(name), attempts, ms_text(job.created_at_ms), escape(detail))
+        cells = (job.id, job.name or "?", attempts, ms_text(job.created_at_ms), detail)
+        table.add_row(*where, *(Text(cell) for cell in cells))
     return table
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``retry`` and ``delete`` to the command line."""
     retry = commands.add_parser("retry", help="move failed (or delayed) jobs back to waiting, by id or filter")
-    retry.add_argument("--state", choices=("failed", "delayed"), default="failed", help="which jobs (default failed)")
     retry.set_defaults(handler=_run_retry)
     delete = commands.add_parser("delete", help="delete jobs, by id or filter")
-    delete.add_argument(
-        "--state", choices=("waiting", "delayed", "failed"), default="failed", help="which jobs (default failed)"
-    )
     delete.set_defaults(handler=_run_delete)
-    for parser in (retry, delete):
+    for parser, action in ((retry, BulkAction.RETRY), (delete, BulkAction.DELETE)):
+        states = [state.value for state in ACTION_STATES[action]]
+        parser.add_argument(
+            "--state",
+            choices=states,
+            default=None,
+            help=f"which jobs (default {_DEFAULT_STATE.value}; ids without --state: wherever they are, "
+            f"{', '.join(states)})",
+        )
         parser.add_argument("queue", help="queue name")
         parser.add_argument("ids", nargs="*", metavar="ID", help="job ids, right after QUEUE (else --all or a filter)")
         parser.add_argument("--all", action="store_true", help="every job in the state")
@@ -163,21 +186,82 @@ def _job_filter(args: argparse.Namespace) -> JobFilter | None:
     return JobFilter(**fields) if fields else None
 
 
+@dataclass
+class _Plan:
+    """What to work on: per state, the ids to pick (None: every job the filter matches); ids found nowhere."""
+
+    targets: list[tuple[JobState, list[str] | None]]
+    not_found: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    """The bulk results of every state of a plan, added up."""
+
+    action: BulkAction
+    queue: str
+    states: list[JobState]
+    dry_run: bool
+    matched: int = 0
+    moved: int = 0
+    looked_at: int = 0
+    sample: list[JobEntry] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, action: BulkAction, queue: str, plan: _Plan, results: list[BulkResult], *, dry_run: bool) -> _Outcome:
+        outcome = cls(action, queue, [state for state, _ids in plan.targets], dry_run, not_found=plan.not_found)
+        for result in results:
+            outcome.matched += result.matched
+            outcome.moved += result.moved
+            outcome.looked_at += result.looked_at
+            outcome.sample.extend(result.sample)
+        del outcome.sample[SAMPLE_SIZE:]
+        return outcome
+
+    @property
+    def label(self) -> str:
+        """The states worked on, as words."""
+        return _words(self.states or ACTION_STATES[self.action])
+
+
+def _words(states: Sequence[JobState]) -> str:
+    """States as words: ``failed``, ``failed or delayed``, ``failed, delayed or waiting``."""
+    names = [state.value for state in states]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def _run_bulk(args: argparse.Namespace, settings: CliSettings, action: BulkAction) -> int:
-    err = console(stderr=True)
-    try:
-        job_filter = _job_filter(args)
-    except ValueError as exc:
-        err.print(f"[red]error[/]: {escape(str(exc))}")
-        return EXIT_USAGE
+    job_filter = _job_filter(args)
     if not args.ids and not args.all and job_filter is None:
-        err.print("[red]error[/]: name job ids, or pass --all or a filter (--name, --error, --match, --from, --to)")
-        return EXIT_USAGE
+        raise ConfigError("name job ids, or pass --all or a filter (--name, --error, --match, --from, --to)")
     client, _ = redis_from(args, settings)
     try:
         return _bulk_steps(args, settings, client, action, job_filter)
     finally:
         client.close()
+
+
+def _plan(args: argparse.Namespace, client: redis.Redis, space: KeySpace, action: BulkAction) -> _Plan:
+    """The states to work on; ids without --state are looked up one by one, as `zenith job` does."""
+    ids = list(dict.fromkeys(args.ids))
+    if args.state is not None or not ids:
+        return _Plan([(JobState(args.state or _DEFAULT_STATE), ids or None)])
+    found: dict[JobState, list[str]] = {}
+    not_found: list[str] = []
+    for job_id in ids:
+        try:
+            entry = get_job(client, args.queue, job_id, keyspace=space)
+        except NotFoundError as exc:
+            if exc.what != "job":
+                raise  # the queue itself does not exist
+            not_found.append(job_id)
+            continue
+        if entry.state in ACTION_STATES[action]:
+            found.setdefault(entry.state, []).append(job_id)
+        else:  # a state the action does not take: a waiting job is not retried, a running one never moved
+            not_found.append(job_id)
+    return _Plan([(state, found[state]) for state in ACTION_STATES[action] if state in found], not_found)
 
 
 def _bulk_steps(
@@ -189,63 +273,80 @@ def _bulk_steps(
 ) -> int:
     """Dry run first; then stop (--dry-run), ask, or go ahead with a progress bar."""
     space = keyspace_from(args, settings)
-    state = JobState(args.state)
-    ids = args.ids or None
-    options: dict[str, Any] = {"keyspace": space, "job_filter": job_filter, "ids": ids, "actor": args.actor}
-    preview = bulk(client, args.queue, state, action, dry_run=True, sample=SAMPLE_SIZE, **options)
+    plan = _plan(args, client, space, action)
+    options: dict[str, Any] = {"keyspace": space, "job_filter": job_filter, "actor": args.actor}
+    previews = [
+        bulk(client, args.queue, state, action, ids=ids, dry_run=True, sample=SAMPLE_SIZE, **options)
+        for state, ids in plan.targets
+    ]
+    preview = _Outcome.of(action, args.queue, plan, previews, dry_run=True)
     if args.dry_run:
         return _report(args, preview)
     if not args.yes and preview.matched:
         console(stderr=True).print(_preview_table(preview))
-        answer = ask(f"{action.value.capitalize()} {preview.matched} {state.value} jobs of {args.queue!r}? [y/N] ")
+        answer = ask(f"{action.value.capitalize()} {preview.matched} {preview.label} jobs of {args.queue!r}? [y/N] ")
         if answer is None or answer.lower() not in ("y", "yes"):
             console(stderr=True).print("nothing changed")
             return EXIT_DECLINED
+    results: list[BulkResult] = []
     with EventEmitter(client, keyspace=space) as events, _progress_bar() as bar:
-        task = bar.add_task(f"{action.value} {state.value}", total=preview.looked_at or None)
-        result = bulk(
-            client,
-            args.queue,
-            state,
-            action,
-            events=events,
-            sample=0,
-            progress=lambda looked_at: bar.update(task, completed=looked_at),
-            **options,
-        )
-    return _report(args, result)
+        task = bar.add_task(f"{action.value} {preview.label}", total=preview.looked_at or None)
+        for state, ids in plan.targets:
+            before = sum(result.looked_at for result in results)
+
+            def advance(looked_at: int, before: int = before) -> None:
+                bar.update(task, completed=before + looked_at)
+
+            results.append(
+                bulk(client, args.queue, state, action, ids=ids, events=events, sample=0, progress=advance, **options)
+            )
+    return _report(args, _Outcome.of(action, args.queue, plan, results, dry_run=False))
 
 
 def _progress_bar() -> Progress:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    return Progress(*columns, console=console(stderr=True), transient=True)
+    err = console(stderr=True)
+    # Only on a terminal: elsewhere a transient bar leaves an empty line before any error line.
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
-def _preview_table(result: BulkResult) -> Table:
-    title = f"{result.matched} matching {result.state.value} jobs in {result.queue!r} (showing {len(result.sample)})"
-    return entry_table(result.sample, result.state, escape(title))
+def _preview_table(outcome: _Outcome) -> Table:
+    title = f"{outcome.matched} matching {outcome.label} jobs in {outcome.queue!r} (showing {len(outcome.sample)})"
+    state = outcome.states[0] if len(outcome.states) == 1 else None
+    return entry_table(outcome.sample, state, escape(title))
 
 
-def _report(args: argparse.Namespace, result: BulkResult) -> int:
+def _report(args: argparse.Namespace, outcome: _Outcome) -> int:
+    """Print what was (or would be) done; exit 1 when an id was found nowhere, in both forms."""
     if args.json:
         print_json(
             {
-                "action": result.action.value,
-                "queue": result.queue,
-                "state": result.state.value,
-                "dryRun": result.dry_run,
-                "matched": result.matched,
-                "moved": result.moved,
-                "lookedAt": result.looked_at,
-                "sample": [entry_json(entry) for entry in result.sample],
+                "action": outcome.action.value,
+                "queue": outcome.queue,
+                "state": outcome.states[0].value if len(outcome.states) == 1 else None,
+                "states": [state.value for state in outcome.states],
+                "dryRun": outcome.dry_run,
+                "matched": outcome.matched,
+                "moved": outcome.moved,
+                "lookedAt": outcome.looked_at,
+                "sample": [entry_json(entry) for entry in outcome.sample],
+                "notFound": outcome.not_found,
             }
         )
-        return EXIT_OK
-    out = console()
-    where = f"{result.state.value} jobs of {escape(repr(result.queue))}"
-    if result.dry_run:
-        out.print(_preview_table(result))
-        out.print(f"dry run: {result.matched} {where} would be {_ACTION_DONE[result.action]}; nothing changed")
     else:
-        out.print(f"{_ACTION_DONE[result.action]} {result.moved} of {result.matched} matching {where}")
-    return EXIT_OK
+        out = console()
+        where = f"{outcome.label} jobs of {escape(repr(outcome.queue))}"
+        if outcome.dry_run:
+            out.print(_preview_table(outcome))
+            done = _ACTION_DONE[outcome.action]
+            out.print(f"dry run: {outcome.matched} {where} would be {done}; nothing changed")
+        else:
+            out.print(f"{_ACTION_DONE[outcome.action]} {outcome.moved} of {outcome.matched} matching {where}")
+    if not outcome.not_found:
+        return EXIT_OK
+    states = _words(ACTION_STATES[outcome.action])
+    missing = ", ".join(repr(job_id) for job_id in outcome.not_found)
+    which = "this id" if len(outcome.not_found) == 1 else "these ids"
+    hint = f"`zenith job {outcome.queue} ID` shows where a job is"
+    print_error(f"{missing}: no {states} job of {outcome.queue!r} has {which}; {hint}")
+    return EXIT_NOT_FOUND

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from zenith_protocol import CommandPayload
 from zenith_protocol.commands import BROADCAST_NODE, CommandType
@@ -78,17 +80,19 @@ def _as_json(result: CommandResult) -> dict[str, object]:
 def _print_table(result: CommandResult, channel: str) -> None:
     out = console()
     command = result.command
-    out.print(f"command {command.id} ({command.type.value if isinstance(command.type, CommandType) else command.type})")
+    kind = command.type.value if isinstance(command.type, CommandType) else command.type
+    out.print(escape(f"command {command.id} ({kind})"))
     if result.delivered == 0:
         out.print(
-            f"[red]no node is subscribed to {channel}[/]: check the service name, the node id and --command-prefix"
+            f"[red]no node is subscribed to {escape(channel)}[/]: check the service name, the node id and "
+            "--command-prefix"
         )
         return
-    out.print(f"reached {result.delivered} subscriber(s) on {channel}; {len(result.replies)} replied")
+    out.print(escape(f"reached {result.delivered} subscriber(s) on {channel}; {len(result.replies)} replied"))
     if not result.replies:
         out.print("no replies (legacy agents carry out commands without replying)")
         return
     table = Table("node", "ok", "message")
     for reply in sorted(result.replies, key=lambda reply: reply.node_id):
-        table.add_row(reply.node_id, "[green]yes[/]" if reply.ok else "[red]no[/]", reply.message)
+        table.add_row(Text(reply.node_id), "[green]yes[/]" if reply.ok else "[red]no[/]", Text(reply.message or ""))
     out.print(table)

@@ -1,4 +1,9 @@
-"""What every ``zenith`` subcommand shares: environment settings, Redis and prefix options, output."""
+"""What every ``zenith`` subcommand shares: environment settings, Redis and prefix options, input, output.
+
+Output rule (STYLE 11): whatever comes from Redis or the command line is data, never rich markup
+or emoji codes. Pass it as :class:`rich.text.Text` or through :func:`rich.markup.escape`; the
+consoles made here never turn ``:lock:`` into an emoji.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -13,20 +20,27 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
-from zenith_protocol import KeySpace
+from zenith_protocol import ConfigError, KeySpace, ZenithError
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
 
 __all__ = [
     "CliSettings",
     "add_actor_options",
+    "add_data_option",
     "add_output_options",
     "add_redis_options",
     "console",
     "default_actor",
     "keyspace_from",
     "print_json",
+    "read_json_object",
     "redis_from",
+    "redis_location",
+    "whole_number",
 ]
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+_OBJECT_EXAMPLE = """'{"email": "a@b.c"}'"""
 
 _PREFIX_OPTIONS = (
     ("queue_prefix", "--queue-prefix", "prefix of queue keys"),
@@ -93,26 +107,94 @@ def keyspace_from(args: argparse.Namespace, settings: CliSettings) -> KeySpace:
     return KeySpace(**values)
 
 
+def _redis_settings(args: argparse.Namespace, settings: CliSettings) -> RedisSettings:
+    return RedisSettings.from_url(getattr(args, "redis", None) or settings.redis_url)
+
+
 def redis_from(args: argparse.Namespace, settings: CliSettings) -> tuple[redis.Redis, str]:
-    """A client for ``--redis`` (or the environment) and the URL with any password hidden."""
-    url = getattr(args, "redis", None) or settings.redis_url
-    client = RedisSettings.from_url(url).client()
-    kwargs = client.connection_pool.connection_kwargs
-    where = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-    return client, f"{where} db {kwargs.get('db', 0)}"
+    """A client for ``--redis`` (or the environment) and where it points (``host:port db N``, no password)."""
+    redis_settings = _redis_settings(args, settings)
+    return redis_settings.client(), redis_settings.location()
+
+
+def redis_location(args: argparse.Namespace, settings: CliSettings | None) -> str | None:
+    """Where ``--redis`` (or the environment) points, for an error message; None when that is unknown."""
+    if settings is None:
+        return None
+    try:
+        return _redis_settings(args, settings).location()
+    except ZenithError:
+        return None
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``low`` to ``high`` (no upper bound when None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+        if value < low or (high is not None and value > high):
+            allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    return parse
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    """``--data``: the job's properties, read by :func:`read_json_object`."""
+    parser.add_argument(
+        "--data",
+        default="{}",
+        metavar="JSON|@FILE|-",
+        help="job properties: a JSON object, @FILE to read it from a file, - to read standard input (default {})",
+    )
+
+
+def read_json_object(value: str, *, option: str = "--data") -> dict[str, Any]:
+    """The JSON object ``value`` gives: inline JSON, ``@PATH`` (read that file) or ``-`` (read standard input).
+
+    Raises:
+        ConfigError: the file cannot be read, or the text is not JSON, or not a JSON object.
+    """
+    if value == "-":
+        text, source = sys.stdin.read(), f"{option} - (standard input)"
+    elif value.startswith("@"):
+        path, source = Path(value[1:]), f"{option} {value}"
+        try:
+            text = path.read_text(encoding="utf-8-sig")  # a byte order mark, as some editors write, is fine
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"{source}: cannot read {str(path)!r}: {reason}; pass JSON, @FILE or -") from exc
+    else:
+        text, source = value, option
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source} is not JSON ({exc}); pass an object such as {_OBJECT_EXAMPLE}") from exc
+    if not isinstance(data, dict):
+        kind = "null" if data is None else _JSON_TYPES.get(type(data), type(data).__name__)
+        raise ConfigError(f"{source} must be a JSON object such as {_OBJECT_EXAMPLE}, got {kind}")
+    return data
 
 
 def print_json(data: Any) -> None:
     """Write ``data`` as indented JSON to standard output."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()  # a closed pipe fails here, where main() reports it, not at interpreter exit
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console (colour only on a terminal)."""
+    """A rich console (colour only on a terminal) that never turns ``:name:`` codes into emoji.
+
+    Markup stays on for our own colours: escape data (``rich.markup.escape``) or pass it as ``Text``.
+    """
     stream = sys.stderr if stderr else sys.stdout
     # Piped into a file or another program, tables keep their full key patterns instead of 80 columns.
     width = None if stream.isatty() else 200
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=True, width=width)
 
 
 def default_actor() -> str:

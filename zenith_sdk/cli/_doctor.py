@@ -6,9 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-import redis
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from zenith_protocol.vectors import VectorResult, check_document
 from zenith_sdk.cli._common import (
@@ -19,13 +20,14 @@ from zenith_sdk.cli._common import (
     keyspace_from,
     print_json,
     redis_from,
+    whole_number,
 )
 from zenith_sdk.doctor import DoctorReport, run_doctor
 from zenith_sdk.spec_files import load_vector_documents
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_INVALID, EXIT_UNREACHABLE = 0, 1, 2
+EXIT_OK, EXIT_INVALID = 0, 1  # an unreachable Redis is main()'s: exit 2, like every command
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,11 +36,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "doctor",
         help="check every Zenith structure in a Redis, or run the golden vectors",
         description="Read every Zenith key (SCAN, never KEYS) and validate each entry with the protocol decoders. "
-        "Exit status 0 when nothing is invalid.",
+        "Exit status 0 when nothing is invalid, 1 when something is, 2 when Redis cannot be reached.",
     )
     add_redis_options(parser)
     add_output_options(parser)
-    parser.add_argument("--sample", type=int, metavar="N", help="read at most N entries of each list, set or stream")
+    parser.add_argument(
+        "--sample", type=whole_number(1), metavar="N", help="read at most N entries of each list, set or stream"
+    )
     parser.add_argument("--vectors", action="store_true", help="run the spec's golden vectors offline (no Redis)")
     parser.add_argument("--vectors-dir", type=Path, metavar="DIR", help="vector folder (default: the spec's)")
     parser.set_defaults(handler=_run)
@@ -71,11 +75,11 @@ def _run_vectors(args: argparse.Namespace) -> int:
     for structure in sorted({result.structure for result in results}):
         mine = [result for result in results if result.structure == structure]
         bad = sum(1 for result in mine if not result.ok)
-        table.add_row(structure, str(len(mine)), str(len(mine) - bad), f"[red]{bad}[/]" if bad else "0")
+        table.add_row(Text(structure), str(len(mine)), str(len(mine) - bad), f"[red]{bad}[/]" if bad else "0")
     out = console()
     out.print(table)
     for result in failed:
-        out.print(f"[red]FAIL[/] {result.structure}/{result.name}: {result.detail}")
+        out.print(f"[red]FAIL[/] {escape(f'{result.structure}/{result.name}: {result.detail}')}")
     out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return EXIT_INVALID if failed else EXIT_OK
 
@@ -85,19 +89,15 @@ def _run_redis(args: argparse.Namespace, settings: CliSettings) -> int:
     client, where = redis_from(args, settings)
     err = console(stderr=True)
     try:
-        client.ping()
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
-        ) as progress:
-            task = progress.add_task(f"scanning {where}", total=None)
+        client.ping()  # an unreachable Redis fails here, before the spinner starts
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task(escape(f"scanning {where}"), total=None)
 
             def advance(keys: int) -> None:
-                progress.update(task, description=f"scanning {where}: {keys} keys checked")
+                progress.update(task, description=escape(f"scanning {where}: {keys} keys checked"))
 
             report = run_doctor(client, space, sample=args.sample, now_ms=int(time.time() * 1000), progress=advance)
-    except redis.ConnectionError as exc:
-        err.print(f"[red]cannot reach Redis at {where}[/]: {exc}. Is it running? Check --redis or $REDIS_URL.")
-        return EXIT_UNREACHABLE
     finally:
         client.close()
     if args.json:
@@ -109,25 +109,26 @@ def _run_redis(args: argparse.Namespace, settings: CliSettings) -> int:
 
 def _print_report(report: DoctorReport, where: str) -> None:
     out = console()
-    out.print(f"Redis {report.redis_version} at {where}: {report.keys_scanned} Zenith keys checked")
+    out.print(escape(f"Redis {report.redis_version} at {where}: {report.keys_scanned} Zenith keys checked"))
     table = Table()
     for column in ("key pattern", "type", "keys", "entries", "canonical", "legacy", "invalid"):
         table.add_column(column, justify="left" if column in ("key pattern", "type") else "right")
     for stats in report.patterns.values():
         invalid = f"[red]{stats.invalid}[/]" if stats.invalid else "0"
         counts = (stats.keys, stats.entries, stats.canonical, stats.legacy)
-        table.add_row(stats.pattern, stats.redis_type, *(str(n) for n in counts), invalid)
+        table.add_row(Text(stats.pattern), Text(stats.redis_type), *(str(n) for n in counts), invalid)
     out.print(table)
     for stats in report.patterns.values():
         for finding in stats.findings:
             where_in_key = f" ({finding.where})" if finding.where else ""
-            out.print(f"[red]invalid[/] {finding.key}{where_in_key}: {finding.kind}: {finding.reason}")
+            detail = escape(f"{finding.key}{where_in_key}: {finding.kind}: {finding.reason}")
+            out.print(f"[red]invalid[/] {detail}")
         if stats.invalid > len(stats.findings):
-            out.print(f"  ... and {stats.invalid - len(stats.findings)} more under {stats.pattern}")
+            out.print(escape(f"  ... and {stats.invalid - len(stats.findings)} more under {stats.pattern}"))
     for warning in report.warnings:
-        out.print(f"[yellow]warning[/] {warning}")
+        out.print(f"[yellow]warning[/] {escape(warning)}")
     if report.unrecognised_count:
         listed = ", ".join(report.unrecognised[:10])
-        out.print(f"{report.unrecognised_count} keys under Zenith prefixes are not Zenith structures: {listed}")
+        out.print(escape(f"{report.unrecognised_count} keys under Zenith prefixes are not Zenith structures: {listed}"))
     verdict = "[green]OK[/]: nothing invalid" if report.ok else f"[red]{report.invalid} invalid entries[/]"
     out.print(verdict)

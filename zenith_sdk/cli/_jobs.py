@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from typing import Any
 
 import redis
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from zenith_protocol import KeySpace
+from zenith_protocol import PRIORITY_LANES, KeySpace
 from zenith_sdk.cli import _bulk_cli
 from zenith_sdk.cli._bulk_cli import (
     EXIT_DECLINED,
     EXIT_OK,
-    EXIT_USAGE,
     ask,
     entry_json,
     entry_table,
@@ -26,12 +25,15 @@ from zenith_sdk.cli._bulk_cli import (
 from zenith_sdk.cli._common import (
     CliSettings,
     add_actor_options,
+    add_data_option,
     add_output_options,
     add_redis_options,
     console,
     keyspace_from,
     print_json,
+    read_json_object,
     redis_from,
+    whole_number,
 )
 from zenith_sdk.control import JobState, clear_failed, get_job, list_jobs, pause, purge, resume
 from zenith_sdk.control.jobs import MAX_PAGE
@@ -46,8 +48,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing = commands.add_parser("jobs", help="a page of a queue's waiting, delayed or failed jobs")
     listing.add_argument("queue", help="queue name")
     listing.add_argument("--state", choices=[s.value for s in JobState], default="waiting", help="default waiting")
-    listing.add_argument("--offset", type=int, default=0, metavar="N", help="skip N jobs (default 0)")
-    listing.add_argument("--limit", type=int, default=50, metavar="N", help=f"show N jobs, 1..{MAX_PAGE} (default 50)")
+    listing.add_argument("--offset", type=whole_number(0), default=0, metavar="N", help="skip N jobs (default 0)")
+    listing.add_argument(
+        "--limit",
+        type=whole_number(1, MAX_PAGE),
+        default=50,
+        metavar="N",
+        help=f"show N jobs, 1..{MAX_PAGE} (default 50)",
+    )
     listing.add_argument("--oldest-first", action="store_true", help="oldest (or soonest due) first")
     add_redis_options(listing)
     add_output_options(listing)
@@ -84,9 +92,11 @@ def _register_push(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     push = commands.add_parser("push", help="enqueue one job; prints its id")
     push.add_argument("queue", help="queue name")
     push.add_argument("name", help="job name")
-    push.add_argument("--data", default="{}", metavar="JSON", help="job properties as a JSON object (default {})")
+    add_data_option(push)
     push.add_argument("--delay", type=float, default=None, metavar="S", help="run after S seconds")
-    push.add_argument("--priority", default=None, metavar="P", help="critical, high or low picks a lane")
+    push.add_argument(
+        "--priority", choices=PRIORITY_LANES, default=None, help="push onto this lane (default: the base list)"
+    )
     push.add_argument("--group", default=None, metavar="G", help="group id")
     push.add_argument("--max-attempts", type=int, default=None, metavar="N", help="attempts before dead-lettering")
     add_actor_options(push)
@@ -127,10 +137,7 @@ def _run_jobs(args: argparse.Namespace, settings: CliSettings) -> int:
 def _run_job(args: argparse.Namespace, settings: CliSettings) -> int:
     client, space = _connect(args, settings)
     try:
-        entry = get_job(client, args.queue, args.id, keyspace=space)
-        if entry.state is JobState.DELAYED:
-            due = client.zscore(space.delayed(args.queue), entry.raw)
-            entry = replace(entry, due_ms=None if due is None else int(due))
+        entry = get_job(client, args.queue, args.id, keyspace=space)  # a delayed job comes with its due time
     finally:
         client.close()
     data = entry_json(entry)
@@ -221,23 +228,17 @@ def _run_clear_failed(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def _push_options(args: argparse.Namespace) -> dict[str, Any]:
-    priority: str | int | None = args.priority
-    if isinstance(priority, str) and priority.lstrip("-").isdigit():
-        priority = int(priority)  # numeric priorities are kept as numbers, as other producers write them
-    options = {"delay_s": args.delay, "priority": priority, "group_id": args.group, "max_attempts": args.max_attempts}
+    options = {
+        "delay_s": args.delay,
+        "priority": args.priority,
+        "group_id": args.group,
+        "max_attempts": args.max_attempts,
+    }
     return {key: value for key, value in options.items() if value is not None}
 
 
 def _run_push(args: argparse.Namespace, settings: CliSettings) -> int:
-    err = console(stderr=True)
-    try:
-        properties = json.loads(args.data)
-    except ValueError as exc:
-        err.print(f"[red]error[/]: --data is not JSON ({escape(str(exc))}); pass an object like '{{}}'")
-        return EXIT_USAGE
-    if not isinstance(properties, dict):
-        err.print('[red]error[/]: --data must be a JSON object such as \'{"email": "a@b.c"}\'')
-        return EXIT_USAGE
+    properties = read_json_object(args.data)  # before connecting: bad input changes nothing
     client, space = _connect(args, settings)
     try:
         with Producer(client, keyspace=space) as producer:
@@ -247,5 +248,5 @@ def _run_push(args: argparse.Namespace, settings: CliSettings) -> int:
     if args.json:
         print_json({"queue": args.queue, "id": job_id})
     else:
-        console().print(job_id)
+        console().print(Text(job_id))
     return EXIT_OK

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-import redis
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from zenith_protocol import PulseNode, encode_pulse
 from zenith_protocol.pulse import PULSE_INTERVAL_S, PULSE_TTL_S
@@ -29,7 +30,7 @@ from zenith_sdk.pulse import CPU_WARMUP_S, Pulse
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 2, 2
+EXIT_OK = 0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -69,7 +70,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _run(args: argparse.Namespace, settings: CliSettings) -> int:
     client, where = redis_from(args, settings)
     err = console(stderr=True)
-    try:
+    try:  # bad options (ValueError) and an unreachable Redis are main()'s to report
         pulse = Pulse(
             args.service,
             client,
@@ -80,8 +81,9 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
             framework=args.framework,
         )
         if args.once:
-            return _run_once(pulse, where, as_json=args.json)
-        err.print(f"pulse: writing {pulse.key} to {where} every {pulse.interval_s:g} s; stop with Ctrl-C or SIGTERM")
+            return _run_once(pulse, as_json=args.json)
+        every = f"every {pulse.interval_s:g} s"
+        err.print(escape(f"pulse: writing {pulse.key} to {where} {every}; stop with Ctrl-C or SIGTERM"))
         with _stop_on_signals() as stop_requested:
             pulse.start()
             try:
@@ -90,11 +92,8 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
                     pass
             finally:
                 pulse.stop()
-        err.print(f"pulse: stopped, {pulse.key} deleted")
+        err.print(escape(f"pulse: stopped, {pulse.key} deleted"))
         return EXIT_OK
-    except ValueError as exc:
-        err.print(f"[red]error[/]: {exc}")
-        return EXIT_USAGE
     finally:
         client.close()
 
@@ -115,16 +114,10 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(signum, handler)
 
 
-def _run_once(pulse: Pulse, where: str, *, as_json: bool) -> int:
+def _run_once(pulse: Pulse, *, as_json: bool) -> int:
     # A CPU percentage needs a window: let one pass after the meters were primed.
     time.sleep(CPU_WARMUP_S)
-    try:
-        node = pulse.beat()
-    except redis.ConnectionError as exc:
-        console(stderr=True).print(
-            f"[red]cannot reach Redis at {where}[/]: {exc}. Is it running? Check --redis or $REDIS_URL."
-        )
-        return EXIT_UNREACHABLE
+    node = pulse.beat()
     if as_json:
         print_json(json.loads(encode_pulse(node)))
     else:
@@ -141,7 +134,7 @@ def _bytes(count: int) -> str:
 
 
 def _print_node(node: PulseNode, key: str, ttl_s: int) -> None:
-    table = Table(title=f"{key} (expires in {ttl_s} s)", show_header=False)
+    table = Table(title=escape(f"{key} (expires in {ttl_s} s)"), show_header=False)
     table.add_column("field")
     table.add_column("value")
     system, process = node.memory.system, node.memory.process
@@ -158,5 +151,5 @@ def _print_node(node: PulseNode, key: str, ttl_s: int) -> None:
     for disk in node.disk or []:
         rows.append((f"disk {disk.path}", f"{_bytes(disk.used)} used of {_bytes(disk.total)} ({disk.percent:.1f}%)"))
     for field, value in rows:
-        table.add_row(field, value)
+        table.add_row(Text(field), Text(value))
     console().print(table)

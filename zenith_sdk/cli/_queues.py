@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from zenith_sdk.cli._common import (
     CliSettings,
@@ -37,12 +39,12 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
     if args.json:
         print_json([snapshot.model_dump(mode="json", by_alias=True) for snapshot in snapshots])
         return 0
-    table = Table(title=f"Queues at {where}")
+    table = Table(title=escape(f"Queues at {where}"))
     for column in ("queue", "waiting", "delayed", "failed", "active", "paused", "lanes"):
         table.add_column(column, justify="left" if column in ("queue", "lanes") else "right")
     for s in snapshots:
         lanes = ", ".join(f"{lane} {count}" for lane, count in s.lanes.items())
         counts = (s.waiting, s.delayed, s.failed, s.active)
-        table.add_row(s.name, *(str(n) for n in counts), "yes" if s.paused else "", lanes)
+        table.add_row(Text(s.name), *(str(n) for n in counts), "yes" if s.paused else "", Text(lanes))
     console().print(table)
     return 0

@@ -12,25 +12,30 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from zenith_protocol import Schedule, encode_schedule
 from zenith_sdk._background import BackgroundLoop
 from zenith_sdk.cli._common import (
     CliSettings,
     add_actor_options,
+    add_data_option,
     add_output_options,
     add_redis_options,
     console,
     keyspace_from,
     print_json,
+    read_json_object,
     redis_from,
 )
+from zenith_sdk.cli._errors import print_error
 from zenith_sdk.schedules import InvalidScheduleEntry, Scheduler
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_DECLINED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_DECLINED = 0, 1
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -49,7 +54,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("cron", help="cron expression, five fields, e.g. '0 3 * * *'")
     add.add_argument("queue", help="queue the job is pushed onto")
     add.add_argument("job", help="job name")
-    add.add_argument("--properties", default="{}", metavar="JSON", help="job properties as a JSON object")
+    add_data_option(add)
+    add.add_argument("--properties", dest="data", help=argparse.SUPPRESS)  # the former name, kept for scripts
     add.add_argument("--timezone", default=None, metavar="ZONE", help="IANA zone the cron is read in (default UTC)")
     add.add_argument("--priority", choices=("critical", "high", "low"), default=None, help="lane to push onto")
     add.add_argument("--paused", action="store_true", help="register it paused")
@@ -74,10 +80,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="fire due schedules (run one or more anywhere: each run fires once)",
         description="Fire due cron schedules every --interval seconds until SIGTERM or Ctrl-C.",
     )
-    ticker.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between ticks (default 1)")
+    ticker.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="seconds between ticks (default 1)")
     ticker.add_argument("--no-events", action="store_true", help="do not write lifecycle events")
     add_redis_options(ticker)
     ticker.set_defaults(handler=_run_scheduler)
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from exc
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _scheduler(args: argparse.Namespace, settings: CliSettings, *, events: bool = True) -> Scheduler:
@@ -111,28 +128,22 @@ def _run_list(args: argparse.Namespace, settings: CliSettings) -> int:
         table.add_column(column)
     for entry in entries:
         if isinstance(entry, InvalidScheduleEntry):
-            table.add_row(entry.id, entry.raw.get("cron", "?"), "", entry.raw.get("queue", "?"), "", "[red]invalid[/]")
+            cells = (entry.id, entry.raw.get("cron", "?"), "", entry.raw.get("queue", "?"), "")
+            table.add_row(*(Text(cell) for cell in cells), "[red]invalid[/]")
             continue
         state = "enabled" if entry.enabled else "[yellow]paused[/]"
-        zone = entry.timezone or "UTC"
+        cells = (entry.id, entry.cron, entry.timezone or "UTC", entry.queue, entry.job.name or "?")
         times = (_ms_text(entry.next_run_ms) if entry.enabled else "-", _ms_text(entry.last_run_ms))
-        table.add_row(entry.id, entry.cron, zone, entry.queue, entry.job.name or "?", state, *times)
+        table.add_row(*(Text(cell) for cell in cells), state, *times)
     console().print(table)
     for entry in entries:
         if isinstance(entry, InvalidScheduleEntry):
-            console(stderr=True).print(f"[red]{entry.id}[/]: {entry.error}")
+            print_error(entry.error, label=f"schedule {entry.id!r} is invalid")
     return EXIT_OK
 
 
 def _run_add(args: argparse.Namespace, settings: CliSettings) -> int:
-    try:
-        properties = json.loads(args.properties)
-    except ValueError as exc:
-        console(stderr=True).print(f"[red]error[/]: --properties is not JSON ({exc}); pass an object like '{{}}'")
-        return EXIT_USAGE
-    if not isinstance(properties, dict):
-        console(stderr=True).print('[red]error[/]: --properties must be a JSON object such as \'{"kind": "daily"}\'')
-        return EXIT_USAGE
+    properties = read_json_object(args.data)  # before connecting: bad input changes nothing
     with _scheduler(args, settings) as scheduler:
         schedule = scheduler.register(
             args.id,
@@ -191,14 +202,11 @@ def _done(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
     if args.json:
         print_json(data)
     else:
-        console().print(f"schedule {args.id}: {text}")
+        console().print(escape(f"schedule {args.id}: {text}"))
     return EXIT_OK
 
 
 def _run_scheduler(args: argparse.Namespace, settings: CliSettings) -> int:
-    if args.interval <= 0:
-        console(stderr=True).print(f"[red]error[/]: --interval must be positive, got {args.interval}")
-        return EXIT_USAGE
     client, where = redis_from(args, settings)
     scheduler = Scheduler(client, keyspace=keyspace_from(args, settings), events=not args.no_events)
 
@@ -208,7 +216,8 @@ def _run_scheduler(args: argparse.Namespace, settings: CliSettings) -> int:
     # BackgroundLoop logs Redis outages once and retries with backoff instead of exiting.
     loop = BackgroundLoop("scheduler", args.interval, tick)
     err = console(stderr=True)
-    err.print(f"scheduler: firing due schedules in {where} every {args.interval:g} s; stop with Ctrl-C or SIGTERM")
+    every = f"every {args.interval:g} s"
+    err.print(escape(f"scheduler: firing due schedules in {where} {every}; stop with Ctrl-C or SIGTERM"))
     with _stop_on_signals() as stop_requested:
         loop.start()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -16,6 +17,7 @@ from zenith_sdk.cli._common import (
     keyspace_from,
     print_json,
     redis_from,
+    whole_number,
 )
 from zenith_sdk.control import JobEntry, JobState, search
 from zenith_sdk.control.search import DEFAULT_SEARCH_STATES
@@ -42,21 +44,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=[state.value for state in DEFAULT_SEARCH_STATES],
         help="search this state (repeatable; default: waiting, delayed and failed)",
     )
-    parser.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, metavar="N", help="stop after N matches")
+    parser.add_argument(
+        "--limit", type=whole_number(1), default=DEFAULT_LIMIT, metavar="N", help="stop after N matches"
+    )
     add_redis_options(parser)
     add_output_options(parser)
     parser.set_defaults(handler=_run)
-
-
-def _positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"the limit must be at least 1, got {value}")
-    return value
 
 
 def _row(entry: JobEntry) -> dict[str, Any]:
@@ -89,7 +82,7 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
     if args.json:
         print_json(rows)
         return 0
-    table = Table(title=f"Jobs matching {args.query!r} at {where}")
+    table = Table(title=escape(f"Jobs matching {args.query!r} at {where}"))
     for column in ("queue", "state", "id", "name", "attempts", "error"):
         table.add_column(column, justify="right" if column == "attempts" else "left")
     for row in rows:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.markup import escape
+
 from zenith_sdk.cli._common import CliSettings, console
 from zenith_sdk.spec_files import spec_dir, stale_schemas, write_schemas
 
@@ -27,9 +29,9 @@ def _schemas(args: argparse.Namespace, settings: CliSettings) -> int:
     if args.check:
         stale = stale_schemas(folder)
         for name in stale:
-            out.print(f"[red]stale[/] {folder / name}")
+            out.print(f"[red]stale[/] {escape(str(folder / name))}")
         out.print("schemas are up to date" if not stale else "run `zenith spec schemas` to regenerate")
         return 1 if stale else 0
     written = write_schemas(folder)
-    out.print(f"wrote {len(written)} schemas to {folder}")
+    out.print(escape(f"wrote {len(written)} schemas to {folder}"))
     return 0

@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Mapping
 
+from rich.markup import escape
+
 from zenith_protocol import ConfigError
 from zenith_sdk.cli._common import (
     CliSettings,
@@ -87,17 +89,21 @@ def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
     options = WorkerOptions(**fields)
     client, where = redis_from(args, settings)
     out = console(stderr=True)
-    out.print(f"worker {options.worker_id}: {len(app)} handlers {app.names()}, queues {list(queues)}, Redis {where}")
+    handlers = f"{len(app)} handlers {app.names()}"
+    out.print(escape(f"worker {options.worker_id}: {handlers}, queues {list(queues)}, Redis {where}"))
     worker = Worker(app, client, keyspace=keyspace_from(args, settings), options=options)
     worker.run()
-    out.print(f"worker {options.worker_id} stopped: {worker.processed} jobs, {worker.failed} failed")
+    out.print(escape(f"worker {options.worker_id} stopped: {worker.processed} jobs, {worker.failed} failed"))
     return 0
 
 
 def _run_recover(args: argparse.Namespace, settings: CliSettings) -> int:
     client, _ = redis_from(args, settings)
     space = keyspace_from(args, settings)
-    recovered = recover_dead_workers(client, space, actor="zenith-cli", events=EventEmitter(client, keyspace=space))
+    try:
+        recovered = recover_dead_workers(client, space, actor="zenith-cli", events=EventEmitter(client, keyspace=space))
+    finally:
+        client.close()
     if args.json:
         print_json(recovered)
         return 0
@@ -105,5 +111,5 @@ def _run_recover(args: argparse.Namespace, settings: CliSettings) -> int:
     if not recovered:
         out.print("no dead workers")
     for worker_id, moved in recovered.items():
-        out.print(f"{worker_id}: put back {sum(moved.values())} jobs {moved}")
+        out.print(escape(f"{worker_id}: put back {sum(moved.values())} jobs {moved}"))
     return 0
