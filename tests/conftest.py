@@ -32,6 +32,8 @@ from redis.retry import Retry
 
 from zenith_protocol import KeySpace
 
+pytest_plugins = ["worker_fixtures"]  # start_worker, producer, gate
+
 URL_ENV = "ZENITH_TEST_REDIS_URL"
 OWN_KEY_PREFIX = "zenith-tests:"  # the only keys the suite writes outside its per-test prefixes
 DB_LOCK_PREFIX = f"{OWN_KEY_PREFIX}db-lock:"

@@ -2,7 +2,9 @@
 
 It SCANs (never KEYS) each prefix of a :class:`~zenith_protocol.KeySpace`, classifies every
 key, reads its entries in bounded chunks and reports, per key pattern, how many entries are
-canonical, how many are accepted legacy forms and which are invalid and why. Reads only.
+canonical, how many are accepted legacy forms and which are invalid and why. It also reports
+what no entry shows alone: FIFO groups that are stuck (jobs wait behind a group that nothing
+will release) and processing lists whose worker is gone. Reads only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import redis
 
 from zenith_protocol import CODECS, KeyKind, KeySpace, ProtocolError
 from zenith_protocol.pulse import PULSE_STALE_AFTER_MS
+from zenith_sdk.control.groups import GroupStatus, stuck_groups
+from zenith_sdk.worker._recovery import orphaned_processing_lists
 
 __all__ = ["DoctorReport", "Finding", "PatternStats", "run_doctor"]
 
@@ -84,6 +88,10 @@ class DoctorReport:
     unrecognised: list[str] = field(default_factory=list)
     unrecognised_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    stuck_groups: list[GroupStatus] = field(default_factory=list)
+    """FIFO groups whose jobs nothing will run (``zenith recover`` lets them go on)."""
+    orphaned: dict[str, list[str]] = field(default_factory=dict)
+    """Processing lists whose worker is gone: worker id -> queues (running workers recover them)."""
 
     @property
     def invalid(self) -> int:
@@ -92,8 +100,8 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing is invalid (warnings do not count)."""
-        return self.invalid == 0
+        """True when nothing is invalid and no group is stuck (warnings do not count)."""
+        return self.invalid == 0 and not self.stuck_groups
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -106,6 +114,12 @@ class DoctorReport:
             "unrecognisedCount": self.unrecognised_count,
             "unrecognised": self.unrecognised,
             "warnings": self.warnings,
+            "stuckGroups": [
+                {"group": g.id, "queue": g.queue, "held": g.held, "pending": g.pending} for g in self.stuck_groups
+            ],
+            "orphanedProcessingLists": [
+                {"workerId": worker_id, "queues": queues} for worker_id, queues in self.orphaned.items()
+            ],
         }
 
 
@@ -158,29 +172,32 @@ class _Doctor:
         self.now_ms = now_ms
         self.report = DoctorReport(redis_version=_server_version(client))
 
-    def stats(self, kind: KeyKind, key: str) -> PatternStats:
+    def stats(self, kind: KeyKind, key: str, part: str | None = None) -> PatternStats:
         rule = _RULES[kind]
         pattern = rule.pattern(self.space)
         if kind is KeyKind.LOG_HISTORY:
             pattern = key  # two fixed keys: the console's history and a Node consumer's own
+        if kind in (KeyKind.DELAYED, KeyKind.PAUSED) and part:  # a lane's own delayed set or paused flag
+            suffix = pattern.rsplit(":", 1)[1]
+            pattern = f"{self.space.lane('<name>', '<priority>')}:{suffix}"
         if pattern not in self.report.patterns:
             self.report.patterns[pattern] = PatternStats(pattern, rule.structure, rule.redis_type)
         return self.report.patterns[pattern]
 
     def check_batch(self, keys: list[str]) -> None:
         parsed = [(key, self.space.parse(key)) for key in keys]
-        known = [(key, p.kind) for key, p in parsed if p is not None and p.kind in _RULES]
+        known = [(key, p.kind, p.part) for key, p in parsed if p is not None and p.kind in _RULES]
         for key, p in parsed:
             if p is None or p.kind not in _RULES:
                 self._unrecognised(key)
         pipe = self.client.pipeline(transaction=False)
-        for key, _ in known:
+        for key, _, _ in known:
             pipe.type(key)
         types = [_text(t) for t in pipe.execute()] if known else []
-        for (key, kind), found_type in zip(known, types):
+        for (key, kind, part), found_type in zip(known, types):
             if found_type == "none":
                 continue  # expired between SCAN and TYPE: nothing to check
-            stats = self.stats(kind, key)
+            stats = self.stats(kind, key, part)
             stats.keys += 1
             if found_type != stats.redis_type:
                 reason = f"expected a {stats.redis_type.upper()}, found a {found_type.upper()}"
@@ -351,4 +368,17 @@ def run_doctor(
         if progress is not None:
             progress(report.keys_scanned)
     report.patterns = dict(sorted(report.patterns.items()))
+    _check_workers_and_groups(client, doctor.space, report, now_ms)
     return report
+
+
+def _check_workers_and_groups(client: redis.Redis, space: KeySpace, report: DoctorReport, now_ms: int | None) -> None:
+    """What no single entry shows: processing lists whose worker is gone, and stuck FIFO groups."""
+    report.orphaned = orphaned_processing_lists(client, space, now_ms=now_ms)
+    for worker_id, queues in report.orphaned.items():
+        report.warnings.append(
+            f"worker {worker_id} is gone (no heartbeat) but holds jobs in the processing lists of "
+            f"{', '.join(queues)}: a running worker puts them back within its recovery interval, "
+            "or run `zenith recover`"
+        )
+    report.stuck_groups = stuck_groups(client, space)

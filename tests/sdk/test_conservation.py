@@ -221,7 +221,8 @@ class ConservationMachine(RuleBasedStateMachine):
         keys += [*space.paused_in_poll_order(QUEUE), space.processing(QUEUE, worker), space.rate_limit(QUEUE, 0)]
         pipe = self.r.pipeline(transaction=False)
         self.scripts.queue_call(pipe, self.scripts.fetch, keys, [want, promote, 0, 0])
-        (fetched,) = cast("list[list[bytes]]", pipe.execute())
+        (reply,) = cast("list[list[bytes]]", pipe.execute())
+        fetched = reply[1::2]  # lane, raw, lane, raw, ...
         assert len(fetched) <= want
         if self.paused:
             assert fetched == []
@@ -327,15 +328,24 @@ class ConservationMachine(RuleBasedStateMachine):
             with pytest.raises(NotFoundError):
                 bulk(self.r, QUEUE, state, action, actor=ACTOR, **call)  # type: ignore[arg-type]
             return
+        grouped_before = set(self._in_state(self._where(), JobState.GROUPED))
         result = bulk(self.r, QUEUE, state, action, actor=ACTOR, **call)  # type: ignore[arg-type]
+        after = self._where()
+        if action is BulkAction.DELETE and not dry_run:
+            gone = (
+                self.pushed - self.completed - self.deleted - {job_id for rows in after.values() for job_id, _ in rows}
+            )
+            # By id, a selected job that its group released into the state during the walk goes too.
+            released = gone - set(expected)
+            assert set(expected) <= gone and (not released or (ids is not None and released <= grouped_before))
+            assert released <= set(ids or ()), f"deleted jobs nobody selected: {sorted(released)}"
+            assert result.matched == result.moved == len(gone)
+            self.deleted.update(gone)
+            return
         assert result.matched == len(expected)
         assert result.moved == (0 if dry_run else len(expected))
         if dry_run:
             return
-        if action is BulkAction.DELETE:
-            self.deleted.update(expected)
-            return
-        after = self._where()
         for job_id in expected:
             place, raw = self._place_of(after, job_id)
             group = self.groups.get(job_id)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -15,6 +14,7 @@ from counting import CountingRedis
 from event_stream import stream_events
 from node_consumer import NodeConsumer, NodeJob
 from wire_data import CANONICAL_JOB_ORDER, node_class_job, node_job
+from worker_helpers import lrange, now_ms, wait_for, zrange_scores
 
 from zenith_protocol import (
     ConfigError,
@@ -32,67 +32,14 @@ from zenith_sdk.worker import App, JobContext, Worker
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def producer(r: redis.Redis, keyspace: KeySpace) -> Producer:
-    return Producer(r, keyspace=keyspace)
-
-
-@pytest.fixture
-def start_worker(r: redis.Redis, keyspace: KeySpace) -> Iterator[Callable[..., Worker]]:
-    """Starts workers on the test's key space; every one is stopped afterwards."""
-    workers: list[Worker] = []
-
-    def start(app: App, **options: Any) -> Worker:
-        options.setdefault("poll_interval_s", 0.05)
-        options.setdefault("shutdown_timeout_s", 2.0)
-        worker = Worker(app, r, keyspace=keyspace, **options)
-        workers.append(worker)
-        worker.start()
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.request_stop(force=True)
-        worker.stop(timeout_s=5)
-        worker.client.connection_pool.disconnect()
-
-
-def wait_for(condition: Callable[[], bool], *, timeout_s: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def warm_scripts(client: CountingRedis) -> None:
     """Load the scripts (so a call is one round trip, not NOSCRIPT + load + retry) and forget that round trip."""
     Scripts(client).load(client)
     client.round_trips.clear()
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def all_keys(r: redis.Redis, space: KeySpace) -> list[bytes]:
     return [key for pattern in space.scan_patterns() for key in r.scan_iter(match=pattern, count=1000)]
-
-
-def lrange(r: redis.Redis, key: str) -> list[bytes]:
-    """A whole list, newest (left) first."""
-    values = r.lrange(key, 0, -1)
-    assert all(isinstance(value, bytes) for value in values)
-    return [value for value in values if isinstance(value, bytes)]
-
-
-def zrange_scores(r: redis.Redis, key: str) -> list[tuple[bytes, int]]:
-    """A whole sorted set with integer scores, lowest first."""
-    out: list[tuple[bytes, int]] = []
-    for member, score in cast(list[tuple[bytes, float]], r.zrange(key, 0, -1, withscores=True)):
-        assert isinstance(member, bytes)
-        out.append((member, int(score)))
-    return out
 
 
 def fields_of(raw: bytes) -> dict[str, Any]:

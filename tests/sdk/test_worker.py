@@ -9,8 +9,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -19,6 +19,19 @@ from node_consumer import NodeConsumer, NodeJob
 from redis.client import Pipeline
 from redis.crc import key_slot
 from wire_data import node_class_job, node_job
+from worker_helpers import (
+    Recorder,
+    dead_worker,
+    fields_of,
+    idle,
+    lrange,
+    make_due,
+    node_raws,
+    retry_attempts,
+    server_ms,
+    wait_for,
+    zrange_scores,
+)
 
 from zenith_protocol import (
     EventType,
@@ -31,111 +44,9 @@ from zenith_protocol import (
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.scripts import Scripts
-from zenith_sdk.worker import App, JobContext, RateLimit, Worker, WorkerOptions, recover_dead_workers
+from zenith_sdk.worker import App, JobContext, RateLimit, Worker, recover_dead_workers
 
 StartWorker = Callable[..., Worker]
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-class Recorder:
-    """A handler that records every job it runs (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.runs: list[JobContext] = []
-
-    def __call__(self, job: JobContext) -> None:
-        with self.lock:
-            self.runs.append(job)
-
-    def ids(self) -> list[str]:
-        with self.lock:
-            return [job.id for job in self.runs]
-
-    def __len__(self) -> int:
-        with self.lock:
-            return len(self.runs)
-
-
-@pytest.fixture
-def gate() -> threading.Event:
-    """Blocked handlers wait on this; the worker fixture opens it before stopping workers."""
-    return threading.Event()
-
-
-@pytest.fixture
-def start_worker(r: redis.Redis, keyspace: KeySpace, gate: threading.Event) -> Iterator[StartWorker]:
-    """Starts in-process workers on the test's key space; each is stopped (and its pool closed) afterwards."""
-    workers: list[Worker] = []
-
-    def start(app: App, **options: Any) -> Worker:
-        options.setdefault("poll_interval_s", 0.05)
-        options.setdefault("shutdown_timeout_s", 2.0)
-        worker = Worker(app, r, keyspace=keyspace, options=WorkerOptions(**options))
-        workers.append(worker)
-        worker.start()
-        return worker
-
-    yield start
-    gate.set()
-    for worker in workers:
-        worker.request_stop(force=True)
-        worker.stop(timeout_s=5)
-        worker.client.connection_pool.disconnect()
-
-
-@pytest.fixture
-def producer(r: redis.Redis, keyspace: KeySpace) -> Producer:
-    return Producer(r, keyspace=keyspace)
-
-
-def wait_for(condition: Callable[[], object], *, timeout_s: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def server_ms(r: redis.Redis) -> int:
-    seconds, micros = r.time()
-    return seconds * 1000 + micros // 1000
-
-
-def lrange(r: redis.Redis, key: str) -> list[bytes]:
-    values = r.lrange(key, 0, -1)
-    assert all(isinstance(value, bytes) for value in values)
-    return [value for value in values if isinstance(value, bytes)]
-
-
-def zrange_scores(r: redis.Redis, key: str) -> list[tuple[bytes, int]]:
-    return [
-        (member, int(score)) for member, score in cast(list[tuple[bytes, float]], r.zrange(key, 0, -1, withscores=True))
-    ]
-
-
-def fields_of(raw: bytes) -> dict[str, Any]:
-    parsed = json.loads(raw)
-    assert isinstance(parsed, dict)
-    return parsed
-
-
-def make_due(r: redis.Redis, key: str) -> None:
-    """Let time pass for a delayed set: every member becomes due now."""
-    for member, _score in zrange_scores(r, key):
-        r.zadd(key, {member: 0}, xx=True)
-
-
-def retry_attempts(r: redis.Redis, key: str) -> list[int]:
-    """The ``attempts`` of each member of a delayed set."""
-    return [fields_of(member)["attempts"] for member, _score in zrange_scores(r, key)]
-
-
-def idle(r: redis.Redis, space: KeySpace, worker: Worker, *queues: str) -> bool:
-    """True once the worker holds nothing fetched from ``queues``."""
-    return all(r.llen(space.processing(queue, worker.id)) == 0 for queue in queues)
 
 
 # -- running Node-shaped and Python jobs -----------------------------------------------------------
@@ -332,50 +243,6 @@ def test_a_rate_limit_caps_the_jobs_run_per_window(
     counter = keyspace.rate_limit("limited", window)
     assert r.get(counter) == b"5"
     assert 0 < r.ttl(counter) <= 60
-
-
-# -- group FIFO ------------------------------------------------------------------------------------
-
-
-def test_jobs_of_a_group_run_one_at_a_time_in_order_while_groups_run_in_parallel(
-    r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
-) -> None:
-    lock = threading.Lock()
-    running: dict[str, int] = {"g1": 0, "g2": 0, "-": 0}
-    most: dict[str, int] = dict(running)
-    order: dict[str, list[int]] = {"g1": [], "g2": [], "-": []}
-    g2_started = threading.Event()
-    overlapped: list[bool] = []
-
-    def step(job: JobContext) -> None:
-        group = job.payload.group_id or "-"
-        with lock:
-            running[group] += 1
-            most[group] = max(most[group], running[group])
-            order[group].append(job.properties["seq"])
-        if group == "g2":
-            g2_started.set()
-        if group == "g1" and job.properties["seq"] == 0:
-            overlapped.append(g2_started.wait(3))  # only true if a g2 job starts while this one runs
-        time.sleep(0.02)
-        with lock:
-            running[group] -= 1
-
-    specs = []
-    for seq in range(5):
-        specs.append(JobSpec(name="step", properties={"seq": seq}, queue="q", group_id="g1"))
-        specs.append(JobSpec(name="step", properties={"seq": seq}, queue="q", group_id="g2"))
-        if seq < 2:
-            specs.append(JobSpec(name="step", properties={"seq": seq}, queue="q"))
-    producer.push_many(specs)
-    worker = start_worker(App({"step": step}), queues=("q",), concurrency=4)
-
-    wait_for(lambda: sum(len(v) for v in order.values()) == 12 and idle(r, keyspace, worker, "q"), what="12 jobs")
-    assert order == {"g1": [0, 1, 2, 3, 4], "g2": [0, 1, 2, 3, 4], "-": [0, 1]}
-    assert most["g1"] == 1 and most["g2"] == 1
-    assert overlapped == [True]
-    wait_for(lambda: r.scard(keyspace.group_active("q")) == 0, what="the groups to be released")
-    assert r.exists(keyspace.group_pending("q", "g1"), keyspace.group_pending("q", "g2")) == 0
 
 
 # -- failures --------------------------------------------------------------------------------------
@@ -704,7 +571,7 @@ def test_every_script_call_stays_in_one_slot_in_the_cluster_safe_layout(
     producer.push("step", queue="q", delay_s=600)
     producer.push("boom", queue="q", max_attempts=2, retry_after_s=0)
     make_due(r, space.delayed("q"))
-    _dead_worker(r, space, "dead-1", {"q": _raws("orphan", 2)}, age_ms=60_000)
+    dead_worker(r, space, "dead-1", {"q": node_raws("orphan", 2)}, age_ms=60_000)
     recover_dead_workers(r, space, events=EventEmitter(r, keyspace=space))
     worker = Worker(App({"step": record, "boom": boom}), r, keyspace=space, queues=("q",), poll_interval_s=0.05)
     worker.start()
@@ -994,127 +861,3 @@ def test_the_worker_survives_a_script_flush(
     assert sorted(flushes) == sorted([*grouped, failing])
     assert decode_job(lrange(r, keyspace.failed("q"))[0]).id == failing
     assert r.llen(keyspace.queue("q")) == 0 and r.zcard(keyspace.delayed("q")) == 0
-
-
-# -- recovery of dead workers ----------------------------------------------------------------------
-
-
-def _dead_worker(r: redis.Redis, space: KeySpace, worker_id: str, jobs: dict[str, list[bytes]], age_ms: int) -> None:
-    """A worker whose fetches are in its processing lists (oldest at the right) and whose heartbeat is gone."""
-    for queue, raws in jobs.items():
-        r.lpush(space.processing(queue, worker_id), *raws)
-    r.zadd(space.worker_index(), {worker_id: server_ms(r) - age_ms})
-    r.hset(space.worker_queues(), worker_id, json.dumps(list(jobs)))
-
-
-def _raws(prefix: str, count: int) -> list[bytes]:
-    return [node_job(f"{prefix}-{n}", "step", {"n": n}, created_at=1).encode() for n in range(count)]
-
-
-def test_recovery_puts_each_job_of_a_dead_worker_back_once(r: redis.Redis, keyspace: KeySpace) -> None:
-    emails, reports = _raws("e", 1100), _raws("r", 4)  # more than two requeue batches of 500
-    _dead_worker(r, keyspace, "dead-1", {"emails": emails, "reports": reports}, age_ms=60_000)
-    live = _raws("live", 2)
-    _dead_worker(r, keyspace, "live-1", {"emails": live}, age_ms=60_000)
-    r.set(keyspace.worker("live-1"), "{}", ex=30)  # its heartbeat still exists: alive, whatever the index says
-    recent = _raws("recent", 1)
-    _dead_worker(r, keyspace, "recent-1", {"emails": recent}, age_ms=0)
-    barrier = threading.Barrier(2)
-    results: list[dict[str, dict[str, int]]] = []
-    errors: list[BaseException] = []
-
-    def recover(actor: str) -> None:
-        client = redis.Redis(connection_pool=r.connection_pool)
-        try:
-            barrier.wait(5)
-            results.append(
-                recover_dead_workers(client, keyspace, actor=actor, events=EventEmitter(client, keyspace=keyspace))
-            )
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=recover, args=(f"recoverer-{n}",)) for n in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
-    assert errors == []
-    moved = {"emails": 0, "reports": 0}
-    for result in results:
-        assert set(result) <= {"dead-1"}
-        for queue, count in result.get("dead-1", {}).items():
-            moved[queue] += count
-    assert moved == {"emails": 1100, "reports": 4}
-    assert sorted(lrange(r, keyspace.queue("emails"))) == sorted(emails)
-    assert sorted(lrange(r, keyspace.queue("reports"))) == sorted(reports)
-    assert r.exists(keyspace.processing("emails", "dead-1"), keyspace.processing("reports", "dead-1")) == 0
-    assert lrange(r, keyspace.processing("emails", "live-1")) == list(reversed(live))
-    assert lrange(r, keyspace.processing("emails", "recent-1")) == recent
-    assert r.zscore(keyspace.worker_index(), "dead-1") is None
-    assert r.zscore(keyspace.worker_index(), "live-1") is not None
-    assert r.hget(keyspace.worker_queues(), "dead-1") is None
-    recovered = [e for e in stream_events(r, keyspace) if e.type is EventType.RECOVERED]
-    assert all(e.worker_id == "dead-1" and (e.actor or "").startswith("recoverer-") for e in recovered)
-    counted = {"emails": 0, "reports": 0}
-    for event in recovered:
-        counted[event.queue] += event.count or 0
-    assert counted == {"emails": 1100, "reports": 4}
-
-
-def test_recovery_with_events_works_after_redis_lost_its_scripts(r: redis.Redis, keyspace: KeySpace) -> None:
-    raws = _raws("e", 2)
-    _dead_worker(r, keyspace, "dead-1", {"emails": raws}, age_ms=60_000)
-    r.script_flush()
-
-    result = recover_dead_workers(r, keyspace, actor="cold", events=EventEmitter(r, keyspace=keyspace))
-
-    assert result == {"dead-1": {"emails": 2}}
-    assert sorted(lrange(r, keyspace.queue("emails"))) == sorted(raws)
-    (event,) = stream_events(r, keyspace)
-    assert (event.type, event.worker_id, event.count, event.actor) == (EventType.RECOVERED, "dead-1", 2, "cold")
-
-
-def test_recovery_keeps_the_groups_of_the_jobs_it_puts_back(r: redis.Redis, keyspace: KeySpace) -> None:
-    # The job put back is still its group's one fetchable job: the group stays held, and the
-    # job waiting behind it stays there until the job put back is done.
-    grouped = node_job("g-job", "step", {}, created_at=1, groupId="tenant-1").encode()
-    behind = node_job("g-next", "step", {}, created_at=2, groupId="tenant-1").encode()
-    _dead_worker(r, keyspace, "dead-1", {"emails": [grouped]}, age_ms=60_000)
-    r.sadd(keyspace.group_active("emails"), "tenant-1", "tenant-2")
-    r.rpush(keyspace.group_pending("emails", "tenant-1"), behind)
-
-    assert recover_dead_workers(r, keyspace) == {"dead-1": {"emails": 1}}
-
-    assert lrange(r, keyspace.queue("emails")) == [grouped]
-    assert r.smembers(keyspace.group_active("emails")) == {b"tenant-1", b"tenant-2"}
-    assert lrange(r, keyspace.group_pending("emails", "tenant-1")) == [behind]
-
-
-def test_recovered_jobs_run_in_their_original_order(r: redis.Redis, keyspace: KeySpace) -> None:
-    raws = _raws("e", 4)  # fetched oldest first: e-0 is at the right end of the processing list
-    _dead_worker(r, keyspace, "dead-1", {"emails": raws}, age_ms=60_000)
-    ran: list[NodeJob] = []
-
-    recover_dead_workers(r, keyspace)
-    NodeConsumer(r, keyspace, ["emails"], {"step": ran.append}).drain()
-
-    assert [job.id for job in ran] == ["e-0", "e-1", "e-2", "e-3"]
-
-
-def test_a_running_worker_recovers_a_dead_workers_jobs(
-    r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker
-) -> None:
-    record = Recorder()
-    raws = _raws("orphan", 3)
-    _dead_worker(r, keyspace, "dead-1", {"q": raws}, age_ms=60_000)
-
-    worker = start_worker(
-        App({"step": record}), queues=("q",), heartbeat_interval_s=0.05, heartbeat_ttl_s=2, recovery_interval_s=0.1
-    )
-
-    wait_for(lambda: len(record) == 3 and idle(r, keyspace, worker, "q"), what="the orphans")
-    assert sorted(record.ids()) == ["orphan-0", "orphan-1", "orphan-2"]
-    assert r.zscore(keyspace.worker_index(), "dead-1") is None
-    (event,) = [e for e in stream_events(r, keyspace) if e.type is EventType.RECOVERED]
-    assert (event.worker_id, event.actor, event.count, event.queue) == ("dead-1", worker.id, 3, "q")

@@ -2,6 +2,7 @@
 
 from zenith_sdk.control._entries import JobEntry, JobState
 from zenith_sdk.control.bulk import BulkAction, BulkResult, JobFilter, bulk
+from zenith_sdk.control.groups import GroupRepair, GroupStatus, group_survey, repair_groups, stuck_groups
 from zenith_sdk.control.jobs import (
     clear_failed,
     delete_job,
@@ -20,6 +21,8 @@ from zenith_sdk.control.search import search
 __all__ = [
     "BulkAction",
     "BulkResult",
+    "GroupRepair",
+    "GroupStatus",
     "JobEntry",
     "JobFilter",
     "JobState",
@@ -29,13 +32,16 @@ __all__ = [
     "delete_job",
     "discover_queues",
     "get_job",
+    "group_survey",
     "job_command_handlers",
     "list_jobs",
     "pause",
     "promote_job",
     "purge",
     "queue_snapshots",
+    "repair_groups",
     "resume",
     "retry_job",
     "search",
+    "stuck_groups",
 ]

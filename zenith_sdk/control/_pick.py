@@ -20,6 +20,7 @@ from redis.exceptions import NoScriptError
 
 from zenith_protocol import LANES_IN_POLL_ORDER, lane_for
 from zenith_sdk._wire import storable
+from zenith_sdk.control._entries import JobState, Source
 from zenith_sdk.scripts import Scripts
 
 PAGE = 10_000
@@ -39,16 +40,18 @@ _CONTAINERS = frozenset({dict, list})
 
 Match = tuple[int, bytes, bytes, int, str]
 """A picked entry: its position counted from the oldest end (1 = the oldest) when read, its bytes,
-its bytes retried when they are computed here (see :func:`plain_retry`) else b"", the lane it goes
-to when retried or promoted (1..4: critical, high, base, low) and its FIFO group ("" for none)."""
+its bytes retried when they are computed here (see :func:`plain_retry`) else b"", the lane its
+priority names (see :func:`route`) and its FIFO group ("" for none)."""
 
-_LANE_NUMBERS = {lane: number for number, lane in enumerate(LANES_IN_POLL_ORDER, start=1)}
+LANE_NUMBERS = {lane: number for number, lane in enumerate(LANES_IN_POLL_ORDER, start=1)}
+"""The number of each lane in the scripts' KEYS order (critical, high, base, low: 1..4)."""
 
 
 def route(job: dict[str, Any]) -> tuple[int, str]:
-    """Where a decoded job goes when retried or promoted (its lane's number), and its FIFO group."""
+    """The lane a decoded job's priority names (its number; 0 when it names none) and its FIFO group."""
     group = job.get("groupId")
-    return _LANE_NUMBERS[lane_for(job.get("priority"))], storable(group) if isinstance(group, str) else ""
+    lane = lane_for(job.get("priority"))
+    return (LANE_NUMBERS[lane] if lane else 0), storable(group) if isinstance(group, str) else ""
 
 
 def matches_of(raws: Sequence[bytes]) -> list[Match]:
@@ -56,7 +59,7 @@ def matches_of(raws: Sequence[bytes]) -> list[Match]:
     found: list[Match] = []
     for raw in raws:
         job = decode_object(raw)
-        found.append((0, raw, b"", *(route(job) if job is not None else (_LANE_NUMBERS[None], ""))))
+        found.append((0, raw, b"", *(route(job) if job is not None else (0, ""))))
     return found
 
 
@@ -97,6 +100,12 @@ class GroupKeys:
     active: str
     pending: Callable[[str], str]
     """The pending list of a group, by group id."""
+
+
+def fallback_lane(source: Source) -> int:
+    """Where a job whose priority names no lane goes when it leaves ``source``: a delayed set's own
+    lane (a Node writer puts the lane in the key, not in the job), else the base list."""
+    return LANE_NUMBERS[source.lane if source.state is JobState.DELAYED else None]
 
 
 class Matcher(Protocol):
@@ -238,19 +247,19 @@ class PickWalk:
     missing: list[Match] = field(default_factory=list)
     """Picks of the current pass that the pick script did not find."""
 
-    def run(self, source: str, kind: str, matcher: Matcher, *, counted: bool = True) -> None:
+    def run(self, source: Source, matcher: Matcher, *, counted: bool = True) -> None:
         """Walk ``source`` from its oldest entry; then walk again for what could not be found.
 
         ``counted``: report the first walk's entries and matches through ``on_page`` (not for
         entries already counted, such as the grouped matches a filter walk left to this one).
         """
-        self._walk(source, kind, matcher, first=counted)
+        self._walk(source, matcher, first=counted)
         for _ in range(PASSES - 1):
             if not self.missing:
                 break
             again = Exactly(self.missing)
             self.missing = []
-            self._walk(source, kind, again, first=False)
+            self._walk(source, again, first=False)
             self.lost += again.unseen()
         self.lost += len(self.missing)
         self.missing = []
@@ -263,10 +272,10 @@ class PickWalk:
         """False for a dry run without a filter: matching by id needs nothing from Redis but reads."""
         return self.mode != "count" or bool(self.filter_wire)
 
-    def _walk(self, source: str, kind: str, matcher: Matcher, *, first: bool) -> None:
+    def _walk(self, source: Source, matcher: Matcher, *, first: bool) -> None:
         connection = self.client.connection_pool.get_connection()
         try:
-            _Round(self, connection, source, kind, matcher, first).run()
+            _Round(self, connection, source, matcher, first).run()
         except BaseException:
             # A reply may still be unread on this connection: never hand it back to the pool.
             connection.disconnect()  # type: ignore[no-untyped-call]
@@ -289,10 +298,17 @@ class _Round:
 
     walk: PickWalk
     connection: AbstractConnection
-    source: str
-    kind: str
+    where: Source
     matcher: Matcher
     first: bool
+
+    @property
+    def source(self) -> str:
+        return self.where.key
+
+    @property
+    def kind(self) -> str:
+        return self.where.kind
 
     def run(self) -> None:
         offset, asked = 0, min(FIRST_PAGE, PAGE)
@@ -359,8 +375,9 @@ class _Round:
         numbers = {group: number for number, group in enumerate(groups, start=1)}
         args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget, action, len(groups)]
         args += groups
+        fallback = fallback_lane(self.where)
         for position, raw, retried, lane, group in picks:
-            where = [raw, retried, lane, numbers.get(group, 0)]
+            where = [raw, retried, lane or fallback, numbers.get(group, 0)]
             args += [position - shift, *where] if self.kind == "list" else where
         keys = [self.source, *walk.lanes, walk.groups.active, *(walk.groups.pending(group) for group in groups)]
         return ("EVALSHA", walk.scripts.pick.sha, len(keys), *keys, *args)

@@ -31,7 +31,7 @@ from zenith_protocol import (
 )
 from zenith_protocol._json import dumps
 from zenith_sdk.control._entries import JobEntry, JobState, Source
-from zenith_sdk.control._pick import Exactly, GroupKeys, IdMatcher, PickWalk, matches_of
+from zenith_sdk.control._pick import Exactly, GroupKeys, IdMatcher, PickWalk, fallback_lane, matches_of
 from zenith_sdk.control._sources import state_sources
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import Scripts
@@ -188,9 +188,7 @@ def bulk(
     if ids is not None:
         _by_ids(settings, sources, set(ids), job_filter.to_wire() if job_filter else "", result)
     else:
-        walk = _Walk(settings, (job_filter or JobFilter()).to_wire())
-        for source in sources:
-            walk.run(source, result)
+        _by_filter(settings, sources, (job_filter or JobFilter()).to_wire(), result)
     if events is not None and not dry_run and result.moved:
         action_name = OperatorAction(action.value)
         events.emit(job_event(EventType.OPERATOR, queue, actor=actor, action=action_name, count=result.moved))
@@ -245,46 +243,44 @@ def _by_ids(settings: _Settings, sources: list[Source], ids: set[str], filter_wi
     for source in sources:
         if walk.limit_reached():
             break
-        walk.run(source.key, source.kind, matcher)
+        walk.run(source, matcher)
     result.moved = walk.moved
     # Matches that could not be found again, not even in a later pass, had left the state meanwhile.
     result.matched -= walk.lost
 
 
-@dataclass(frozen=True)
-class _Walk:
-    """A bulk operation by filter, applied chunk by chunk to each source key."""
+def _by_filter(settings: _Settings, sources: list[Source], filter_wire: str, result: BulkResult) -> None:
+    """Walk every source with the bulk script, then move the grouped matches it left in place.
 
-    settings: _Settings
-    filter_wire: str
-
-    def run(self, source: Source, result: BulkResult) -> None:
-        """Walk ``source`` from its oldest entry, one atomic script call per chunk.
-
-        Matches whose FIFO group must be admitted or released are left in place by the script
-        (it cannot name their groups' keys) and moved afterwards by the pick script.
-        """
-        settings = self.settings
-        offset = 0
-        grouped: list[bytes] = []
-        while True:
-            left = 0 if settings.limit is None else settings.limit - result.moved
-            if settings.limit is not None and left <= 0:
-                break
-            sample = max(0, settings.sample - len(result.sample))
-            args: list[Any] = [settings.mode, source.kind, offset, settings.chunk, self.filter_wire, sample]
-            args += [settings.tombstone, left, settings.groups.action]
-            keys = [source.key, *settings.lanes]
-            reply = settings.scripts.bulk(keys=keys, args=args, client=settings.client)
-            looked_at, matched, moved, left_over = (int(n) for n in reply[:4])
-            grouped += reply[4 : 4 + left_over]
-            result.moved += moved
-            settings.seen(result, looked_at, matched, reply[4 + left_over :])
-            if looked_at < settings.chunk:
-                break
-            offset += looked_at - moved
+    Those are moved last, once every source was walked: a job of a group released by deleting the
+    group's fetchable job then lands where the walk has been, and is not taken for a match.
+    """
+    left_over = [(source, _walk(settings, source, filter_wire, result)) for source in sources]
+    for source, grouped in left_over:
         if grouped:
             limit = None if settings.limit is None else settings.limit - result.moved
             walk = settings.pick_walk(result, "", limit)
-            walk.run(source.key, source.kind, Exactly(matches_of(grouped)), counted=False)
+            walk.run(source, Exactly(matches_of(grouped)), counted=False)
             result.moved += walk.moved
+
+
+def _walk(settings: _Settings, source: Source, filter_wire: str, result: BulkResult) -> list[bytes]:
+    """Walk ``source`` from its oldest entry, one atomic script call per chunk; returns the grouped
+    matches the script left in place (it cannot name their groups' keys)."""
+    offset = 0
+    grouped: list[bytes] = []
+    while True:
+        left = 0 if settings.limit is None else settings.limit - result.moved
+        if settings.limit is not None and left <= 0:
+            return grouped
+        sample = max(0, settings.sample - len(result.sample))
+        args: list[Any] = [settings.mode, source.kind, offset, settings.chunk, filter_wire, sample]
+        args += [settings.tombstone, left, settings.groups.action, fallback_lane(source)]
+        reply = settings.scripts.bulk(keys=[source.key, *settings.lanes], args=args, client=settings.client)
+        looked_at, matched, moved, deferred = (int(n) for n in reply[:4])
+        grouped += reply[4 : 4 + deferred]
+        result.moved += moved
+        settings.seen(result, looked_at, matched, reply[4 + deferred :])
+        if looked_at < settings.chunk:
+            return grouped
+        offset += looked_at - moved

@@ -126,8 +126,11 @@ class _Found:
         return found
 
 
-def _scan(client: redis.Redis, space: KeySpace) -> _Found:
-    """One complete SCAN pass over the queue prefix, plus the queue index; names in the order found."""
+def _scan(client: redis.Redis, space: KeySpace, *, attribute: bool = True) -> _Found:
+    """One complete SCAN pass over the queue prefix, plus the queue index; names in the order found.
+
+    With ``attribute``, the pending lists found are given to their queues (else left in ``pending``).
+    """
     found = _Found()
     owners: dict[str, int] = {}
     unusable: set[str] = set()
@@ -155,7 +158,8 @@ def _scan(client: redis.Redis, space: KeySpace) -> _Found:
         if name not in owners and _valid(name):
             owners[name] = len(found.names)
             found.names.append(name)
-    found.attribute_pending(client, space)
+    if attribute:
+        found.attribute_pending(client, space)
     return found
 
 

@@ -4,16 +4,17 @@
 -- running at a time (in a lane, a delayed set as a retry, or a processing list), the others
 -- wait in the group's pending list in push order. This is what the Node producer does.
 --
--- lanes: {critical = key, high = key, base = key, low = key}, the lane lists of one queue.
+-- lanes: {critical = key, high = key, base = key, low = key}, the lane lists of one queue, and
+-- optionally fallback = key: where a job whose priority names no lane goes (default: base).
 
 local POLLED = {critical = true, high = true, low = true}
 
--- The lane a decoded job's "priority" names when that lane is polled, else the base list.
+-- The lane a decoded job's "priority" names when that lane is polled, else the fallback lane.
 local function lane_of_job(job, lanes)
   if type(job) == 'table' and type(job.priority) == 'string' and POLLED[job.priority] then
     return lanes[job.priority]
   end
-  return lanes.base
+  return lanes.fallback or lanes.base
 end
 
 -- The same for a job's bytes (the base list when they do not decode).

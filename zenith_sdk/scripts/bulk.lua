@@ -1,6 +1,6 @@
 -- bulk: one bounded chunk of a retry, promotion or delete over one source of one queue, by
 -- filter, atomic. Matched jobs are removed from the source and, for a retry or promotion,
--- pushed to the lane their "priority" names (else the base list); a retry resets attempts to 0
+-- pushed to the lane their "priority" names (else the lane ARGV[10] names); a retry resets attempts to 0
 -- and removes error/failedAt, every other byte unchanged.
 -- A list is walked from its oldest end (negative indexes), which pushes at the head do not move.
 -- Matched jobs of a FIFO group whose group this operation must admit or release are left in
@@ -17,10 +17,12 @@
 -- ARGV[7] tombstone: a value no job can equal, used to remove list entries in one LREM
 -- ARGV[8] most jobs to move in this call (0: no limit); matches past it are counted, not moved
 -- ARGV[9] "admit" or "release" when grouped matches are left to the caller (see pick.lua), or ""
+-- ARGV[10] the lane (1..4, as in KEYS[2..5]) of a moved job whose priority names no lane
 -- Returns: {looked_at, matched, moved, d, the d grouped matches left in place, sample...}; the
 -- caller's next offset is offset + looked_at - moved, and the walk is over when looked_at < chunk.
 local source = KEYS[1]
 local lanes = {critical = KEYS[2], high = KEYS[3], base = KEYS[4], low = KEYS[5]}
+lanes.fallback = KEYS[1 + tonumber(ARGV[10] or 3)]
 local mode, kind = ARGV[1], ARGV[2]
 local offset, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
 local filter = cjson.decode(ARGV[5])

@@ -8,7 +8,8 @@
 -- KEYS[14] rate-limit counter of the current window (ignored when ARGV[3] is 0)
 -- ARGV[1] max jobs to fetch   ARGV[2] max delayed jobs to promote
 -- ARGV[3] rate limit: max jobs per window (0 = none)   ARGV[4] window length in seconds
--- Returns: the fetched raw payloads, oldest first (possibly none).
+-- Returns: for each fetched job, oldest first, the number of its lane (1..4, as in KEYS) and its
+--          exact bytes: {lane, raw, lane, raw, ...} (possibly empty).
 local BASE = 3
 local processing, ratelimit = KEYS[13], KEYS[14]
 local want, promote_max = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -45,19 +46,21 @@ if limit > 0 then
   end
 end
 
-local out = {}
+local out, fetched = {}, 0
 for lane = 1, 4 do
-  while open[lane] and #out < want do
+  while open[lane] and fetched < want do
     local raw = redis.call('LMOVE', KEYS[lane], processing, 'RIGHT', 'LEFT')
     if not raw then
       break
     end
+    out[#out + 1] = lane
     out[#out + 1] = raw
+    fetched = fetched + 1
   end
 end
 
-if limit > 0 and #out > 0 then
-  redis.call('INCRBY', ratelimit, #out)
+if limit > 0 and fetched > 0 then
+  redis.call('INCRBY', ratelimit, fetched)
   redis.call('EXPIRE', ratelimit, window_s)
 end
 return out

@@ -15,7 +15,6 @@ from zenith_protocol import (
     JobPayload,
     KeySpace,
     encode_job,
-    lane_for,
     retry_delay_s,
 )
 from zenith_protocol.jobs import FAILED_LIST_CAP
@@ -37,6 +36,8 @@ class Fetched:
     raw: bytes
     payload: JobPayload | None
     problem: str | None = None
+    lane: str | None = None
+    """The lane it was fetched from (``None``: the base lane; also for jobs adopted after a lost reply)."""
 
 
 @dataclass
@@ -108,8 +109,8 @@ def failure(
 ) -> tuple[list[Op], list[JobEvent]]:
     """Retry a failed job after its backoff, or dead-letter it when attempts run out.
 
-    A retry waits in the delayed set of the job's lane and keeps the job's FIFO group (it is
-    still the group's one job); dead-lettering lets the next job of the group go.
+    A retry waits in the delayed set of the lane the job was fetched from and keeps the job's
+    FIFO group (it is still the group's one job); dead-lettering lets the next job of the group go.
     """
     payload = item.payload
     if payload is None:  # pragma: no cover - invalid payloads go through invalid_payload()
@@ -121,7 +122,7 @@ def failure(
         updated = payload.model_copy(
             update={"attempts": attempt, "delay_seconds": delay_s, "error": error, "protocol_version": PROTOCOL_VERSION}
         )
-        keys = [space.processing(item.queue, worker_id), space.delayed(item.queue, lane_for(payload.priority))]
+        keys = [space.processing(item.queue, worker_id), space.delayed(item.queue, item.lane)]
         args: list[str | bytes | int] = [item.raw, encode_job(updated), "retry", delay_s * 1000, ""]
         op = Op("settle", item.queue, keys, args, raw=item.raw)
         events.append(job_event(EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, **common))  # type: ignore[arg-type]

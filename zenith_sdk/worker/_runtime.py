@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from zenith_protocol import EventType, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
+from zenith_protocol import LANES_IN_POLL_ORDER, EventType, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import NoScriptError, Scripts
@@ -300,20 +300,24 @@ class Worker:
             return 0
         return self._accept(queue, fetched)
 
-    def _accept(self, queue: str, raws: Any) -> int:
-        # A fetched job of a FIFO group runs: the group was admitted when the job was pushed (or
-        # released to it), so finding the group held is expected, not a sign another job runs.
-        if not isinstance(raws, list) or not raws:
+    def _accept(self, queue: str, reply: Any) -> int:
+        """Take the fetch script's ``[lane, raw, lane, raw, ...]`` into the ready queue; returns jobs fetched.
+
+        A fetched job of a FIFO group runs: the group was admitted when the job was pushed (or
+        released to it), so finding the group held is expected, not a sign another job runs.
+        """
+        if not isinstance(reply, list) or not reply:
             return 0
-        self._ready.extend(self._decode(queue, raw) for raw in raws)
-        return len(raws)
+        for number, raw in zip(reply[::2], reply[1::2]):
+            self._ready.append(self._decode(queue, raw, LANES_IN_POLL_ORDER[int(number) - 1]))
+        return len(reply) // 2
 
     @staticmethod
-    def _decode(queue: str, raw: bytes) -> Fetched:
+    def _decode(queue: str, raw: bytes, lane: str | None = None) -> Fetched:
         try:
-            return Fetched(queue, raw, decode_job(raw))
+            return Fetched(queue, raw, decode_job(raw), lane=lane)
         except ProtocolError as exc:
-            return Fetched(queue, raw, None, f"{exc.kind.value}: {exc.reason}")
+            return Fetched(queue, raw, None, f"{exc.kind.value}: {exc.reason}", lane)
 
     # -- running jobs ---------------------------------------------------------------------------
 
