@@ -16,13 +16,14 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from cli_run import ZENITH, child_env, finish, one_line, prefix_options, start, zenith, zenith_all
 from redis.exceptions import ReadOnlyError
 from wire_data import node_job
 
@@ -43,16 +44,12 @@ from zenith_sdk.control import BulkAction, JobState, bulk
 from zenith_sdk.schedules import Scheduler
 from zenith_sdk.worker import WorkerOptions
 
-_SCRIPT = Path(sys.executable).with_name("zenith")
-ZENITH = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "zenith_sdk.cli"]
 UNREACHABLE = "redis://127.0.0.1:1/0"
 UNKNOWN_HOST = "redis://no-such-host.invalid:6379/0"  # .invalid never resolves (RFC 2606)
 SECRET = "not-the-password-7Q"
 # Data that rich would read as markup (a closing tag with nothing open crashes a table) or as an emoji.
 MARKUP = "[/] [bold]b[/bold] :lock:"
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-Result = subprocess.CompletedProcess[str]
 
 APP_MODULE = """
 from zenith_sdk.worker import App, JobContext
@@ -64,69 +61,6 @@ app = App()
 def touch(job: JobContext) -> None:
     pass
 """
-
-
-# -- running the command ---------------------------------------------------------------------------
-
-
-def child_env() -> dict[str, str]:
-    """This environment without settings that would point the command elsewhere, and without colour."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENITH_") and k != "REDIS_URL"}
-    return {**env, "NO_COLOR": "1"}
-
-
-def start(argv: Sequence[str], *, cwd: Path | None = None, stdin: int | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*ZENITH, *argv],
-        cwd=cwd,
-        env=child_env(),
-        stdin=subprocess.DEVNULL if stdin is None else stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str], *, timeout_s: float = 8.0) -> Result:
-    """Wait for ``process``; one still running after ``timeout_s`` is killed (and its output kept)."""
-    try:
-        out, err = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        err = f"(killed after {timeout_s} s)\n{err}"
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
-
-
-def zenith(*argv: str, stdin_text: str | None = None, cwd: Path | None = None) -> Result:
-    """Run ``zenith ARGV`` to completion."""
-    return subprocess.run(
-        [*ZENITH, *argv],
-        cwd=cwd,
-        env=child_env(),
-        input=stdin_text,
-        stdin=subprocess.DEVNULL if stdin_text is None else None,
-        capture_output=True,
-        text=True,
-        timeout=8,
-    )
-
-
-def zenith_all(argvs: Sequence[Sequence[str]], *, cwd: Path | None = None) -> list[Result]:
-    """Run several ``zenith`` commands at once (each is a process of its own) and wait for all."""
-    processes = [start(argv, cwd=cwd) for argv in argvs]
-    return [finish(process) for process in processes]
-
-
-def one_line(result: Result, status: int, *texts: str) -> str:
-    """The single stderr line of ``result``, after checking its exit status, that line and no traceback."""
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.returncode == status, (result.args, result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for text in texts:
-        assert text in lines[0], (text, lines[0])
-    return lines[0]
 
 
 # -- URLs and options ------------------------------------------------------------------------------
@@ -146,15 +80,6 @@ def with_user(url: str, user: str, password: str) -> str:
 def host_port(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}"
-
-
-def prefix_options(space: KeySpace) -> list[str]:
-    return [
-        *("--queue-prefix", space.queue_prefix, "--console-prefix", space.console_prefix),
-        *("--pulse-prefix", space.pulse_prefix, "--legacy-pulse-prefix", space.legacy_pulse_prefix),
-        *("--command-prefix", space.command_prefix, "--settings-prefix", space.settings_prefix),
-        *("--zenith-prefix", space.zenith_prefix),
-    ]
 
 
 @pytest.fixture

@@ -218,7 +218,7 @@ def test_recover_json_puts_back_the_jobs_of_dead_workers(
     second = run_cli("recover", "--json", *prefix_options(redis_url, keyspace))
 
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"dead-1": {"q": 3}}
+    assert json.loads(first.stdout) == {"workers": {"dead-1": {"q": 3}}, "groups": []}
     assert sorted(r.lrange(keyspace.queue("q"), 0, -1)) == sorted(raw.encode() for raw in raws)
     assert r.exists(keyspace.processing("q", "dead-1")) == 0
     assert r.zscore(keyspace.worker_index(), "dead-1") is None
@@ -227,4 +227,4 @@ def test_recover_json_puts_back_the_jobs_of_dead_workers(
         (EventType.RECOVERED, "dead-1", 3, "zenith-cli")
     ]
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout) == {}
+    assert json.loads(second.stdout) == {"workers": {}, "groups": []}

@@ -91,6 +91,10 @@ def _preview(raw: bytes) -> str:
 def entry_json(entry: JobEntry) -> dict[str, Any]:
     """One queue entry as JSON: the job's wire fields plus its state, or why it does not decode."""
     head: dict[str, Any] = {"queue": entry.queue, "state": entry.state.value}
+    if entry.state in (JobState.WAITING, JobState.DELAYED):
+        head["lane"] = entry.lane  # null: the base lane
+    if entry.worker is not None:
+        head["worker"] = entry.worker
     if entry.due_ms is not None:
         head["dueAt"] = entry.due_ms
     if entry.job is None:
@@ -100,27 +104,53 @@ def entry_json(entry: JobEntry) -> dict[str, Any]:
     return {**head, "valid": True, "name": job.name, "properties": job.properties, "job": fields}
 
 
+_WHERE_COLUMN = {
+    JobState.WAITING: "lane",
+    JobState.DELAYED: "lane",
+    JobState.GROUPED: "group",
+    JobState.ACTIVE: "worker",
+}
+"""The column that says where in its state an entry is."""
+
+
+def _where(entry: JobEntry) -> str:
+    if entry.state is JobState.ACTIVE:
+        return entry.worker or ""
+    if entry.state is JobState.GROUPED:
+        return entry.job.group_id or "" if entry.job else ""
+    if entry.state in (JobState.WAITING, JobState.DELAYED):
+        return entry.lane or "base"
+    return ""
+
+
 def entry_table(entries: list[JobEntry], state: JobState | None, title: str) -> Table:
-    """A table of entries: id, name, attempts, created, and error (failed) or due time (delayed).
+    """A table of entries: id, name, where (lane, group or worker), attempts, created, and error or due time.
 
     ``state`` None: the entries come from several states, and a column says which. ``title`` is
     rich markup (escape data in it); every cell is shown as it is.
     """
     table = Table(title=title)
     last = "due" if state is JobState.DELAYED else "error" if state is not None else "error / due"
-    columns = ("id", "name", "attempts", "created", last)
-    for column in ("state", *columns) if state is None else columns:
+    where = "where" if state is None else _WHERE_COLUMN.get(state)
+    columns = ["id", "name", *([where] if where else []), "attempts", "created", last]
+    for column in ["state", *columns] if state is None else columns:
         table.add_column(column)
     for entry in entries:
-        where = [Text(entry.state.value)] if state is None else []
+        head = [Text(entry.state.value)] if state is None else []
+        place = [Text(_where(entry))] if where else []
         job = entry.job
         if job is None:
-            table.add_row(*where, "?", "[red]invalid[/]", "", "", Text(_preview(entry.raw)))
+            table.add_row(*head, "?", "[red]invalid[/]", *place, "", "", Text(_preview(entry.raw)))
             continue
         detail = ms_text(entry.due_ms) if entry.state is JobState.DELAYED else (job.error or "")
         attempts = f"{job.attempts or 0}" + (f"/{job.max_attempts}" if job.max_attempts else "")
-        cells = (job.id, job.name or "?", attempts, ms_text(job.created_at_ms), detail)
-        table.add_row(*where, *(Text(cell) for cell in cells))
+        table.add_row(
+            *head,
+            Text(job.id),
+            Text(job.name or "?"),
+            *place,
+            *(Text(cell) for cell in (attempts, ms_text(job.created_at_ms), detail)),
+        )
     return table
 
 
@@ -261,7 +291,10 @@ def _plan(args: argparse.Namespace, client: redis.Redis, space: KeySpace, action
             found.setdefault(entry.state, []).append(job_id)
         else:  # a state the action does not take: a waiting job is not retried, a running one never moved
             not_found.append(job_id)
-    return _Plan([(state, found[state]) for state in ACTION_STATES[action] if state in found], not_found)
+    # Grouped jobs first: deleting a group's fetchable job releases the next, which would then have
+    # left the state it was found in before its own turn came.
+    order = sorted(ACTION_STATES[action], key=lambda state: state is not JobState.GROUPED)
+    return _Plan([(state, found[state]) for state in order if state in found], not_found)
 
 
 def _bulk_steps(

@@ -22,6 +22,7 @@ from zenith_sdk.cli._common import (
     redis_from,
     whole_number,
 )
+from zenith_sdk.control import GroupStatus
 from zenith_sdk.doctor import DoctorReport, run_doctor
 from zenith_sdk.spec_files import load_vector_documents
 
@@ -125,10 +126,27 @@ def _print_report(report: DoctorReport, where: str) -> None:
             out.print(f"[red]invalid[/] {detail}")
         if stats.invalid > len(stats.findings):
             out.print(escape(f"  ... and {stats.invalid - len(stats.findings)} more under {stats.pattern}"))
+    for group in report.stuck_groups:
+        out.print(f"[red]stuck[/] {escape(_stuck_text(group))}")
     for warning in report.warnings:
         out.print(f"[yellow]warning[/] {escape(warning)}")
     if report.unrecognised_count:
         listed = ", ".join(report.unrecognised[:10])
         out.print(escape(f"{report.unrecognised_count} keys under Zenith prefixes are not Zenith structures: {listed}"))
-    verdict = "[green]OK[/]: nothing invalid" if report.ok else f"[red]{report.invalid} invalid entries[/]"
-    out.print(verdict)
+    if report.ok:
+        out.print("[green]OK[/]: nothing invalid, no stuck group")
+    else:
+        out.print(f"[red]{report.invalid} invalid entries, {len(report.stuck_groups)} stuck groups[/]")
+
+
+def _stuck_text(group: GroupStatus) -> str:
+    """One stuck group and what to do about it."""
+    waiting = "1 job waits" if group.pending == 1 else f"{group.pending} jobs wait"
+    state = f"{waiting} behind it" if group.pending else "it is held with nothing left"
+    where = f" in queue {group.queue!r}" if group.queue else ""
+    hint = (
+        "`zenith recover` lets it go on"
+        if group.queue or not group.pending
+        else (f"its queue is unknown: `zenith recover --group-queue {group.id}=QUEUE` lets it go on")
+    )
+    return f"FIFO group {group.id!r}{where}: {state} and none of its jobs can run; {hint}"

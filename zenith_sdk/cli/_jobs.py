@@ -45,7 +45,9 @@ __all__ = ["register"]
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the job commands (``jobs``, ``job``, ``retry``, ``delete``, queue switches, ``push``)."""
-    listing = commands.add_parser("jobs", help="a page of a queue's waiting, delayed or failed jobs")
+    listing = commands.add_parser(
+        "jobs", help="a page of a queue's waiting (every lane), grouped, delayed, failed or active jobs"
+    )
     listing.add_argument("queue", help="queue name")
     listing.add_argument("--state", choices=[s.value for s in JobState], default="waiting", help="default waiting")
     listing.add_argument("--offset", type=whole_number(0), default=0, metavar="N", help="skip N jobs (default 0)")
@@ -56,7 +58,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="N",
         help=f"show N jobs, 1..{MAX_PAGE} (default 50)",
     )
-    listing.add_argument("--oldest-first", action="store_true", help="oldest (or soonest due) first")
+    listing.add_argument(
+        "--oldest-first",
+        action="store_true",
+        help="oldest (or soonest due) first; waiting: in the order workers take them",
+    )
     add_redis_options(listing)
     add_output_options(listing)
     listing.set_defaults(handler=_run_jobs)
@@ -77,7 +83,12 @@ def _register_switches(commands: argparse._SubParsersAction[argparse.ArgumentPar
     for name, text, handler in (
         ("pause", "stop workers fetching from a queue", _run_pause),
         ("resume", "let workers fetch from a paused queue again", _run_resume),
-        ("purge", "delete every key of a queue: all its jobs, flags and processing lists", _run_purge),
+        (
+            "purge",
+            "delete every key of a queue: all its jobs (those waiting behind its FIFO groups too), flags and "
+            "processing lists",
+            _run_purge,
+        ),
         ("clear-failed", "delete every failed (dead-lettered) job of a queue", _run_clear_failed),
     ):
         parser = commands.add_parser(name, help=text)
@@ -97,7 +108,9 @@ def _register_push(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     push.add_argument(
         "--priority", choices=PRIORITY_LANES, default=None, help="push onto this lane (default: the base list)"
     )
-    push.add_argument("--group", default=None, metavar="G", help="group id")
+    push.add_argument(
+        "--group", default=None, metavar="G", help="FIFO group: its jobs run one at a time, in push order"
+    )
     push.add_argument("--max-attempts", type=int, default=None, metavar="N", help="attempts before dead-lettering")
     add_actor_options(push)
     push.set_defaults(handler=_run_push)

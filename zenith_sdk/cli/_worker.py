@@ -1,4 +1,5 @@
-"""``zenith worker module:app``: run the Python worker; ``zenith recover``: requeue dead workers' jobs."""
+"""``zenith worker module:app``: run the Python worker; ``zenith recover``: requeue dead workers' jobs
+and let stuck FIFO groups go on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 
 from rich.markup import escape
 
-from zenith_protocol import ConfigError
+from zenith_protocol import ConfigError, validate_queue_name
 from zenith_sdk.cli._common import (
     CliSettings,
     add_output_options,
@@ -20,6 +21,7 @@ from zenith_sdk.cli._common import (
     print_json,
     redis_from,
 )
+from zenith_sdk.control import repair_groups
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.worker import App, Worker, WorkerOptions, recover_dead_workers
 
@@ -46,7 +48,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_redis_options(parser)
     parser.set_defaults(handler=_run_worker)
 
-    recover = commands.add_parser("recover", help="put back the in-flight jobs of workers whose heartbeat has expired")
+    recover = commands.add_parser(
+        "recover",
+        help="put back the in-flight jobs of workers that are gone, and let stuck FIFO groups go on",
+        description="Put back the jobs in the processing lists of workers whose heartbeat has expired (or that "
+        "never registered), then let every stuck FIFO group go on: its next pending job becomes fetchable, or a "
+        "held group with nothing left is freed. Exit status 1 when a stuck group's queue cannot be told.",
+    )
+    recover.add_argument(
+        "--group-queue",
+        action="append",
+        default=[],
+        metavar="GROUP=QUEUE",
+        help="the queue of a stuck group whose queue nothing tells (repeatable)",
+    )
     add_redis_options(recover)
     add_output_options(recover)
     recover.set_defaults(handler=_run_recover)
@@ -97,19 +112,50 @@ def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
     return 0
 
 
+def _group_queues(pairs: list[str]) -> dict[str, str]:
+    queues: dict[str, str] = {}
+    for pair in pairs:
+        group, sep, queue = pair.partition("=")
+        if not sep or not group or not queue:
+            raise ConfigError(f"--group-queue takes GROUP=QUEUE, such as tenant-7=emails; got {pair!r}")
+        queues[group] = validate_queue_name(queue)
+    return queues
+
+
+_REPAIRED = {
+    "released": "its next job {job} is fetchable again in queue {queue}",
+    "freed": "it held nothing any more and is free again",
+    "moved": "it moved on while this ran: left alone",
+    "no-queue": "its queue is unknown: pass --group-queue {group}=QUEUE",
+}
+
+
 def _run_recover(args: argparse.Namespace, settings: CliSettings) -> int:
+    queues = _group_queues(args.group_queue)
     client, _ = redis_from(args, settings)
     space = keyspace_from(args, settings)
     try:
-        recovered = recover_dead_workers(client, space, actor="zenith-cli", events=EventEmitter(client, keyspace=space))
+        events = EventEmitter(client, keyspace=space)
+        recovered = recover_dead_workers(client, space, actor="zenith-cli", events=events)
+        repairs = repair_groups(client, space, queues=queues, actor="zenith-cli", events=events)
     finally:
         client.close()
+    status = 1 if any(repair.outcome == "no-queue" for repair in repairs) else 0
     if args.json:
-        print_json(recovered)
-        return 0
+        groups = [
+            {"group": r.group.id, "outcome": r.outcome, "queue": r.queue, "jobId": r.job_id, "pending": r.group.pending}
+            for r in repairs
+        ]
+        print_json({"workers": recovered, "groups": groups})
+        return status
     out = console()
     if not recovered:
         out.print("no dead workers")
     for worker_id, moved in recovered.items():
         out.print(escape(f"{worker_id}: put back {sum(moved.values())} jobs {moved}"))
-    return 0
+    if not repairs:
+        out.print("no stuck groups")
+    for repair in repairs:
+        what = _REPAIRED[repair.outcome].format(job=repair.job_id, queue=repair.queue, group=repair.group.id)
+        out.print(escape(f"group {repair.group.id} ({repair.group.pending} pending): {what}"))
+    return status
