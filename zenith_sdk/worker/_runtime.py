@@ -13,7 +13,6 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
-from queue import Empty
 from types import FrameType
 from typing import Any
 
@@ -30,7 +29,7 @@ from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
 from zenith_sdk.worker._options import WorkerOptions
 from zenith_sdk.worker._outcomes import Fetched, Op, error_text, failure, invalid_payload, success
 from zenith_sdk.worker._recovery import requeue_processing
-from zenith_sdk.worker._slots import Outcome, SlotPool, Task
+from zenith_sdk.worker._slots import SlotPool, Task
 
 __all__ = ["Worker"]
 
@@ -348,14 +347,7 @@ class Worker:
         self._update_busy()
 
     def _collect(self, *, block_s: float) -> None:
-        outcomes: list[Outcome] = []
-        try:
-            if block_s > 0:
-                outcomes.append(self._slots.outcomes.get(timeout=block_s))
-            while True:
-                outcomes.append(self._slots.outcomes.get_nowait())
-        except Empty:
-            pass
+        outcomes = self._slots.collect(block_s)
         for outcome in outcomes:
             run = self._running.pop(outcome.token, None)
             if run is not None:

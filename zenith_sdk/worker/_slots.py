@@ -46,7 +46,10 @@ class SlotPool:
         self.size = size
         self.name = name
         self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
-        self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        # A Queue, not a SimpleQueue: the worker loop waits on it with a timeout in the main thread,
+        # where signal handlers run, and CPython 3.11's SimpleQueue.get(timeout=...) interrupted by
+        # a signal can block for good (a SIGTERM during a 5 ms wait left a worker hanging).
+        self.outcomes: queue.Queue[Outcome] = queue.Queue()
         self._abandoned: set[int] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -72,6 +75,17 @@ class SlotPool:
         with self._lock:
             self._abandoned.add(token)
         self._spawn()
+
+    def collect(self, block_s: float) -> list[Outcome]:
+        """The outcomes ready now, after waiting up to ``block_s`` for the first (0: no wait)."""
+        outcomes: list[Outcome] = []
+        try:
+            if block_s > 0:
+                outcomes.append(self.outcomes.get(timeout=block_s))
+            while True:
+                outcomes.append(self.outcomes.get_nowait())
+        except queue.Empty:
+            return outcomes
 
     def stop(self) -> None:
         """Ask every slot to exit once its current task is done (does not wait)."""
