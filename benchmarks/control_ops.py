@@ -257,7 +257,10 @@ def keys_unchanged(client: redis.Redis, expected: int, row: Row) -> None:
 
 
 def check_moved(client: redis.Redis, queue: str, selected: set[str], total: int) -> str:
-    waiting = cast("list[bytes]", client.lrange(SPACE.queue(queue), 0, -1))
+    # Every lane: ours retries a dead letter to the lane its priority names, the old console to the base list.
+    waiting = [
+        raw for lane in SPACE.lanes_in_poll_order(queue) for raw in cast("list[bytes]", client.lrange(lane, 0, -1))
+    ]
     failed = int(client.llen(SPACE.failed(queue)))
     moved_ids = [json.loads(raw)["id"] for raw in waiting]
     exact = len(moved_ids) == len(selected) and set(moved_ids) == selected and failed == total - len(selected)

@@ -96,6 +96,16 @@ class Worker:
         self.scripts = Scripts(self.client)
         self.events = EventEmitter(self.client, keyspace=self.keyspace) if self.options.events else None
         self.id = self.options.worker_id
+        # The fetch script's keys but the rate-limit window's: lanes, delayed sets, flags, processing list.
+        self._fetch_keys = {
+            queue: [
+                *self.keyspace.lanes_in_poll_order(queue),
+                *self.keyspace.delayed_in_poll_order(queue),
+                *self.keyspace.paused_in_poll_order(queue),
+                self.keyspace.processing(queue, self.id),
+            ]
+            for queue in self.options.queues
+        }
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._ready: deque[Fetched] = deque()
@@ -282,12 +292,10 @@ class Worker:
         return count
 
     def _queue_fetch(self, pipe: redis.client.Pipeline, queue: str, want: int) -> None:
-        space = self.keyspace
         limit = self.options.rate_limits.get(queue)
-        window_key = space.rate_limit(queue, int(time.time()) // limit.window_s if limit else 0)
-        keys = [*space.lanes_in_poll_order(queue), *space.delayed_in_poll_order(queue)]
-        keys += [*space.paused_in_poll_order(queue), space.processing(queue, self.id), window_key]
+        window_key = self.keyspace.rate_limit(queue, int(time.time()) // limit.window_s if limit else 0)
         args: list[str | int] = [want, self.options.promote_batch, limit.max_jobs if limit else 0]
+        keys = [*self._fetch_keys[queue], window_key]
         self.scripts.queue_call(pipe, self.scripts.fetch, keys, [*args, limit.window_s if limit else 0])
 
     def _fetch_more(self, queue: str, want: int) -> int:

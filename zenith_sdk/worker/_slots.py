@@ -46,10 +46,12 @@ class SlotPool:
         self.size = size
         self.name = name
         self.tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
-        # A Queue, not a SimpleQueue: the worker loop waits on it with a timeout in the main thread,
-        # where signal handlers run, and CPython 3.11's SimpleQueue.get(timeout=...) interrupted by
-        # a signal can block for good (a SIGTERM during a 5 ms wait left a worker hanging).
-        self.outcomes: queue.Queue[Outcome] = queue.Queue()
+        self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        # The loop never blocks in SimpleQueue.get(timeout=...): it waits in the main thread, where
+        # signal handlers run, and CPython 3.11's SimpleQueue.get interrupted by a signal can block
+        # for good (a SIGTERM during a 5 ms wait left a worker hanging). It waits on this event
+        # instead, which a slot sets after each outcome it puts.
+        self._arrived = threading.Event()
         self._abandoned: set[int] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -78,10 +80,17 @@ class SlotPool:
 
     def collect(self, block_s: float) -> list[Outcome]:
         """The outcomes ready now, after waiting up to ``block_s`` for the first (0: no wait)."""
+        # Cleared before the drain: an outcome put after it sets the event again, so the wait
+        # below never sleeps through one; one put before it is drained now.
+        self._arrived.clear()
+        outcomes = self._drain()
+        if not outcomes and block_s > 0 and self._arrived.wait(block_s):
+            outcomes = self._drain()
+        return outcomes
+
+    def _drain(self) -> list[Outcome]:
         outcomes: list[Outcome] = []
         try:
-            if block_s > 0:
-                outcomes.append(self.outcomes.get(timeout=block_s))
             while True:
                 outcomes.append(self.outcomes.get_nowait())
         except queue.Empty:
@@ -105,6 +114,7 @@ class SlotPool:
                 logger.warning("job=%s finished after its timeout; its result is dropped", task.context.id)
                 return  # a replacement slot took this thread's place
             self.outcomes.put(outcome)
+            self._arrived.set()
 
 
 def _execute(task: Task) -> Outcome:
