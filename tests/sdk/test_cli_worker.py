@@ -8,17 +8,20 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import redis
 from wire_data import node_job
+from worker_helpers import wait_for as wait_briefly
 
 from zenith_protocol import EventType, KeySpace, decode_event_fields, decode_heartbeat
 from zenith_sdk.producer import JobSpec, Producer
+
+wait_for = partial(wait_briefly, timeout_s=6.0)  # worker processes take a moment to start
 
 APP_MODULE = """
 from pathlib import Path
@@ -109,14 +112,6 @@ def spawn_cli(app_dir: Path) -> Iterator[Spawn]:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=5)
-
-
-def wait_for(condition: Callable[[], object], *, timeout_s: float = 6.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def done_lines(app_dir: Path) -> list[str]:

@@ -34,13 +34,9 @@ local defer_groups = (ARGV[9] or '') ~= ''
 --#include _filter
 --#include _push
 --#include _group
+--#include _chunk
 
-local entries
-if kind == 'list' then
-  entries = redis.call('LRANGE', source, -(offset + chunk), -(offset + 1))
-else
-  entries = redis.call('ZRANGE', source, offset, offset + chunk - 1)
-end
+local entries = read_chunk(source, kind, offset, chunk)
 
 local matched, moved, sample, deferred = 0, 0, {}, {}
 local pushed = {[lanes.critical] = {}, [lanes.high] = {}, [lanes.base] = {}, [lanes.low] = {}}

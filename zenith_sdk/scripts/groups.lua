@@ -8,12 +8,9 @@
 local source, kind = KEYS[1], ARGV[1]
 local offset, chunk = tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local entries
-if kind == 'list' then
-  entries = redis.call('LRANGE', source, -(offset + chunk), -(offset + 1))
-else
-  entries = redis.call('ZRANGE', source, offset, offset + chunk - 1)
-end
+--#include _chunk
+
+local entries = read_chunk(source, kind, offset, chunk)
 local out = {#entries}
 for _, raw in ipairs(entries) do
   if string.find(raw, '"groupId"', 1, true) then
