@@ -220,3 +220,18 @@ def test_a_python_job_delayed_in_a_lane_is_released_there_by_the_node_consumer(
 
     assert [(p.lane, p.outcome) for p in done] == [("high", "completed")]
     assert [job.id for job in ran] == [job_id]
+
+
+def test_running_jobs_are_listed_found_and_searched_with_their_worker(r: redis.Redis, keyspace: KeySpace) -> None:
+    r.lpush(keyspace.processing("q", "w-1"), node_job("run-1", "step", {}, created_at=NOW))
+    r.lpush(keyspace.processing("q", "w-2"), node_job("run-2", "step", {}, created_at=NOW))
+    r.lpush(keyspace.queue("q"), node_job("wait-1", "step", {}, created_at=NOW))
+
+    active = list_jobs(r, "q", JobState.ACTIVE, keyspace=keyspace, oldest_first=True)
+    assert [(e.job.id if e.job else None, e.worker) for e in active] == [("run-1", "w-1"), ("run-2", "w-2")]
+    assert get_job(r, "q", "run-2", keyspace=keyspace).worker == "w-2"
+    assert [(e.state, e.worker) for e in search(r, "run-1", keyspace=keyspace)] == [(JobState.ACTIVE, "w-1")]
+    (snapshot,) = queue_snapshots(r, keyspace)
+    assert (snapshot.waiting, snapshot.active) == (1, 2)
+    with pytest.raises(ValueError, match="active jobs are running"):
+        bulk(r, "q", JobState.ACTIVE, BulkAction.DELETE, keyspace=keyspace, actor="t")
