@@ -14,7 +14,7 @@ from wire_data import node_job
 from worker_fixtures import StartWorker
 from worker_helpers import Recorder, dead_worker, idle, lrange, node_raws, server_ms, wait_for
 
-from zenith_protocol import EventType, KeySpace, WorkerStatus
+from zenith_protocol import EventType, JobEvent, KeySpace, WorkerStatus
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.worker import App, JobContext, WorkerOptions, _runtime, recover_dead_workers
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
@@ -125,10 +125,14 @@ def test_a_running_worker_recovers_a_dead_workers_jobs(
         App({"step": record}), queues=("q",), heartbeat_interval_s=0.05, heartbeat_ttl_s=2, recovery_interval_s=0.1
     )
 
-    wait_for(lambda: len(record) == 3 and idle(r, keyspace, worker, "q"), what="the orphans")
+    def recovered() -> list[JobEvent]:
+        return [e for e in stream_events(r, keyspace) if e.type is EventType.RECOVERED]
+
+    # The requeued jobs can run before the recoverer has written its event: wait for both.
+    wait_for(lambda: len(record) == 3 and idle(r, keyspace, worker, "q") and recovered(), what="the orphans")
     assert sorted(record.ids()) == ["orphan-0", "orphan-1", "orphan-2"]
     assert r.zscore(keyspace.worker_index(), "dead-1") is None
-    (event,) = [e for e in stream_events(r, keyspace) if e.type is EventType.RECOVERED]
+    (event,) = recovered()
     assert (event.worker_id, event.actor, event.count, event.queue) == ("dead-1", worker.id, 3, "q")
 
 
