@@ -36,6 +36,7 @@ import redis
 
 from zenith_protocol import KeySpace
 from zenith_sdk.control import BulkAction, JobState, bulk, queue_snapshots
+from zenith_sdk.events import EventEmitter
 
 # The payload builders the tests use, so the data is byte for byte what the Node system writes.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -267,7 +268,9 @@ def check_moved(client: redis.Redis, queue: str, selected: set[str], total: int)
     return f"{len(moved_ids):,} moved{' (exact)' if exact else f', {failed:,} left: NOT exact'}"
 
 
-def case_bulk_retry(client: redis.Redis, total: int, selected_n: int, slowest: SlowestScript) -> Row:
+def case_bulk_retry(
+    client: redis.Redis, total: int, selected_n: int, slowest: SlowestScript, events: EventEmitter | None
+) -> Row:
     row = Row(f"bulk retry {selected_n:,} of {total:,}", None, None)
     case_slowest = SlowestScript()
     rng = random.Random(1)
@@ -284,7 +287,7 @@ def case_bulk_retry(client: redis.Redis, total: int, selected_n: int, slowest: S
             old_bulk_retry(client, "bulk", [raws[i] for i in picks])
         else:
             with slow_log(client, case_slowest):
-                bulk(client, "bulk", JobState.FAILED, BulkAction.RETRY, ids=selected_ids, actor=ACTOR)
+                bulk(client, "bulk", JobState.FAILED, BulkAction.RETRY, ids=selected_ids, actor=ACTOR, events=events)
         times.append(time.perf_counter() - started)
         checks.append(f"{side} {check_moved(client, 'bulk', set(selected_ids), total)}")
     row.old_s, row.ours_s = times
@@ -293,7 +296,7 @@ def case_bulk_retry(client: redis.Redis, total: int, selected_n: int, slowest: S
     return row
 
 
-def case_retry_all(client: redis.Redis, total: int, slowest: SlowestScript) -> Row:
+def case_retry_all(client: redis.Redis, total: int, slowest: SlowestScript, events: EventEmitter | None) -> Row:
     row = Row(f"retry-all {total:,} failed", None, None)
     rng = random.Random(2)
     client.flushdb()
@@ -310,7 +313,7 @@ def case_retry_all(client: redis.Redis, total: int, slowest: SlowestScript) -> R
     started = time.perf_counter()
     case_slowest = SlowestScript()
     with slow_log(client, case_slowest):
-        result = bulk(client, "all", JobState.FAILED, BulkAction.RETRY, actor=ACTOR)
+        result = bulk(client, "all", JobState.FAILED, BulkAction.RETRY, actor=ACTOR, events=events)
     row.ours_s = time.perf_counter() - started
     row.notes = [
         f"old {old_moved:,} moved in {calls} calls (caps at {OLD_RETRY_ALL_CAP:,}/call)",
@@ -415,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=int, default=14, help="a database of its own (tests use 1-13)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (default 1.0)")
     parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
+    parser.add_argument("--no-events", action="store_true", help="our bulk cases write no lifecycle events")
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
@@ -430,9 +434,11 @@ def main(argv: list[str] | None = None) -> int:
 
     slowest = SlowestScript()
     rows: list[Row] = []
+    # As the CLI does: every operation records its events (the old console wrote none).
+    events = None if args.no_events else EventEmitter(client)
     try:
-        rows.append(case_bulk_retry(client, scaled(100_000), scaled(10_000), slowest))
-        rows.append(case_retry_all(client, scaled(100_000), slowest))
+        rows.append(case_bulk_retry(client, scaled(100_000), scaled(10_000), slowest, events))
+        rows.append(case_retry_all(client, scaled(100_000), slowest, events))
         rows.append(case_list_queues(client, scaled(10_000)))
         rows.append(case_search(client, scaled(100), max(OLD_SEARCH_WINDOW, scaled(1000)), 3))
     finally:

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import redis
-from redis.client import Pipeline
 
 from zenith_protocol import (
     EventType,
@@ -29,7 +28,7 @@ from zenith_protocol import (
 from zenith_protocol.events import EVENTS_STREAM_MAXLEN
 from zenith_protocol.workers import LOG_HISTORY_CAP
 from zenith_sdk.connection import ClientHolder
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import EVENTS, ScriptArg, ScriptPipeline, scripts_for
 
 __all__ = ["EventEmitter", "EventWriter", "job_event", "log_entry_for"]
 
@@ -136,46 +135,53 @@ class EventEmitter(ClientHolder):
         self.keyspace = keyspace or KeySpace()
         self.stream_maxlen = stream_maxlen
         self.live_log = live_log
-        self.scripts = Scripts(self.client)
+        self.scripts = scripts_for(self.client)
 
-    def _call(self, events: Sequence[JobEvent]) -> tuple[list[str], list[str | int]]:
+    def _call(self, events: Sequence[JobEvent]) -> tuple[list[str], list[ScriptArg]]:
         """KEYS and ARGV of the events script for ``events``."""
-        space = self.keyspace
         finished: dict[int, int] = {}
-        pairs: list[str | int] = []
+        pairs: list[ScriptArg] = []
         for event in events:
             if event.type in _FINISHED:
                 minute = event.timestamp // 60_000
                 finished[minute] = finished.get(minute, 0) + 1
             pairs.append(encode_event(event))
             pairs.append(encode_log(log_entry_for(event)) if self.live_log else "")
+        return self._script_call(pairs, finished)
+
+    def _script_call(self, pairs: Sequence[ScriptArg], finished: dict[int, int]) -> tuple[list[str], list[ScriptArg]]:
+        """KEYS and ARGV of the events script: ``pairs`` of event JSON and log line, finished jobs per minute."""
+        space = self.keyspace
         keys = [space.events(), space.logs_history(), *(space.throughput(minute) for minute in finished)]
-        head: list[str | int] = [
+        head: list[ScriptArg] = [
             self.stream_maxlen,
             space.logs_channel(),
             LOG_HISTORY_CAP,
             THROUGHPUT_TTL_S,
-            len(events),
+            len(pairs) // 2,
         ]
         return keys, [*head, *finished.values(), *pairs]
 
-    def write(self, pipe: Pipeline, events: Sequence[JobEvent]) -> bool:
+    def write(self, pipe: ScriptPipeline, events: Sequence[JobEvent]) -> bool:
         """Queue the one script call that records ``events`` on ``pipe`` (nothing is sent).
 
-        Returns whether anything was queued. The call is a bare EVALSHA: a caller that may meet
-        a Redis whose script cache was flushed checks for NOSCRIPT (see :class:`Scripts`).
+        Returns whether anything was queued.
         """
         if not events:
             return False
-        keys, args = self._call(events)
-        self.scripts.queue_call(pipe, self.scripts.events, keys, args)
+        pipe.call(EVENTS, *self._call(events))
         return True
 
     def emit(self, *events: JobEvent) -> None:
         """Record ``events`` in one round trip."""
         if events:
-            keys, args = self._call(events)
-            self.scripts.events(keys=keys, args=args, client=self.client)
+            self.scripts.call(EVENTS, *self._call(events))
+
+    def emit_encoded(self, events: Sequence[str | bytes]) -> None:
+        """Append events already encoded (canonical event JSON) to the stream, without live log lines."""
+        if events:
+            pairs: list[ScriptArg] = [part for event in events for part in (event, "")]
+            self.scripts.call(EVENTS, *self._script_call(pairs, {}))
 
     @classmethod
     def resolve(cls, events: EventEmitter | bool, client: redis.Redis, keyspace: KeySpace) -> EventEmitter | None:

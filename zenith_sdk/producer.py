@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from redis.client import Pipeline
 
 from zenith_protocol import EventType, JobPayload, JobType, encode_job, lane_for, validate_queue_name
 from zenith_sdk._wire import storable
 from zenith_sdk.events import EventWriter, job_event
-from zenith_sdk.scripts import NoScriptError, Scripts
+from zenith_sdk.scripts import ENQUEUE, scripts_for
 
 __all__ = ["DEFAULT_QUEUE", "JobSpec", "Producer"]
 
@@ -64,14 +62,36 @@ class Producer(EventWriter):
     Takes a client or URL, ``keyspace=`` and ``events=`` as :class:`~zenith_sdk.events.EventWriter` does.
     """
 
-    def push(self, name: str, properties: dict[str, Any] | None = None, **options: Any) -> str:
-        """Push one job; returns its id. Options are :class:`JobSpec` fields (``queue``, ``delay_s``, ...)."""
-        return self.push_many([JobSpec(name=name, properties=properties or {}, **options)])[0]
-
-    @cached_property
-    def scripts(self) -> Scripts:
-        """The scripts on this producer's client (the group push)."""
-        return Scripts(self.client)
+    def push(
+        self,
+        name: str,
+        properties: dict[str, Any] | None = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        delay_s: float | None = None,
+        priority: str | int | None = None,
+        group_id: str | None = None,
+        max_attempts: int | None = None,
+        retry_after_s: float | None = None,
+        retry_multiplier: float | None = None,
+        job_id: str | None = None,
+        job_type: JobType = JobType.JSON,
+    ) -> str:
+        """Push one job; returns its id. The options are those of :class:`JobSpec`."""
+        spec = JobSpec(
+            name=name,
+            properties=properties or {},
+            queue=queue,
+            delay_s=delay_s,
+            priority=priority,
+            group_id=group_id,
+            max_attempts=max_attempts,
+            retry_after_s=retry_after_s,
+            retry_multiplier=retry_multiplier,
+            job_id=job_id,
+            job_type=job_type,
+        )
+        return self.push_many([spec])[0]
 
     def push_many(self, specs: Iterable[JobSpec]) -> list[str]:
         """Push many jobs in one round trip; returns their ids in order."""
@@ -79,24 +99,22 @@ class Producer(EventWriter):
         jobs = [(spec, _payload(spec, now_ms)) for spec in specs]
         if not jobs:
             return []
-        pipe = self.client.pipeline(transaction=False)
+        pipe = scripts_for(self.client).pipeline(transaction=False)
         queues = set()
-        grouped: dict[int, tuple[list[str], list[str | bytes | int]]] = {}
         for spec, job in jobs:
             validate_queue_name(spec.queue)
             queues.add(spec.queue)
             raw = encode_job(job)
             lane = lane_for(spec.priority)
             if spec.delay_s:
-                pipe.zadd(self.keyspace.delayed(spec.queue, lane), {raw: now_ms + int(spec.delay_s * 1000)})
+                pipe.commands.zadd(self.keyspace.delayed(spec.queue, lane), {raw: now_ms + int(spec.delay_s * 1000)})
             elif spec.group_id:
                 group = storable(spec.group_id)
                 keys = [self.keyspace.lane(spec.queue, lane), *self._group_keys(spec.queue, group)]
-                grouped[len(pipe)] = (keys, [raw, group])
-                self.scripts.queue_call(pipe, self.scripts.enqueue, *grouped[len(pipe)])
+                pipe.call(ENQUEUE, keys, [raw, group])
             else:
-                pipe.lpush(self.keyspace.lane(spec.queue, lane), raw)
-        pipe.sadd(self.keyspace.queue_index(), *queues)
+                pipe.commands.lpush(self.keyspace.lane(spec.queue, lane), raw)
+        pipe.commands.sadd(self.keyspace.queue_index(), *queues)
         events = []
         if self.events is not None:
             events = [
@@ -110,33 +128,11 @@ class Producer(EventWriter):
                 for spec, job in jobs
             ]
             self.events.write(pipe, events)
-        results = pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
-                raise result
-        redo = [grouped[index] for index, result in enumerate(results) if index in grouped and _lost(result)]
-        if redo:
-            self._enqueue_again(redo)
-        if self.events is not None and _lost(results[-1]):
-            # The jobs are pushed; Redis had lost the events script: record the events again
-            # through the call that reloads it.
-            self.events.emit(*events)
+        pipe.execute()
         return [job.id for _, job in jobs]
 
     def _group_keys(self, queue: str, group_id: str) -> list[str]:
         return [self.keyspace.group_active(queue), self.keyspace.group_pending(queue, group_id)]
-
-    def _enqueue_again(self, calls: list[tuple[list[str], list[str | bytes | int]]]) -> None:
-        """Redo group pushes that met NOSCRIPT (Redis lost its script cache; they did nothing)."""
-        self.scripts.load(self.client)
-        pipe: Pipeline = self.client.pipeline(transaction=False)
-        for keys, args in calls:
-            self.scripts.queue_call(pipe, self.scripts.enqueue, keys, args)
-        pipe.execute()
-
-
-def _lost(result: object) -> bool:
-    return isinstance(result, NoScriptError)
 
 
 def _payload(spec: JobSpec, now_ms: int) -> JobPayload:

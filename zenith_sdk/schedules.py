@@ -42,7 +42,7 @@ from zenith_protocol import (
 from zenith_protocol.schedules import SCHEDULE_LOCK_TTL_S
 from zenith_sdk._wire import storable, text_of
 from zenith_sdk.events import EventEmitter, EventWriter, job_event
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import ENQUEUE, FIRE_SCHEDULE, scripts_for
 
 __all__ = ["InvalidScheduleEntry", "Scheduler", "next_run_ms"]
 
@@ -160,7 +160,7 @@ class Scheduler(EventWriter):
         events: EventEmitter | bool = True,
     ) -> None:
         super().__init__(client, keyspace=keyspace, events=events)
-        self._scripts = Scripts(self.client)
+        self._scripts = scripts_for(self.client)
         self._discovered: set[str] = set()
         self._discovered_at = float("-inf")
         self._reported: set[tuple[str, int]] = set()
@@ -379,7 +379,7 @@ class Scheduler(EventWriter):
         raw_job = encode_job(job)
         expected = int(score) if score.is_integer() else repr(score)
         args = [schedule_id, expected, now_ms, next_run, raw_job, SCHEDULE_LOCK_TTL_S, storable(job.group_id or "")]
-        if not self._scripts.fire_schedule(keys=keys, args=args, client=self.client):
+        if not self._scripts.call(FIRE_SCHEDULE, keys, args):
             logger.debug("schedule run already fired elsewhere id=%s run=%d", schedule_id, int(score))
             return False
         if space.cluster_safe:
@@ -416,7 +416,7 @@ class Scheduler(EventWriter):
         """Push a run's job onto its lane (admitted to its FIFO group, if it has one)."""
         if job.group_id:
             keys = [self._lane(schedule), *self._group_keys(schedule)]
-            self._scripts.enqueue(keys=keys, args=[raw_job, storable(job.group_id)], client=self.client)
+            self._scripts.call(ENQUEUE, keys, [raw_job, storable(job.group_id)])
         else:
             self.client.lpush(self._lane(schedule), raw_job)
         self.client.sadd(self.keyspace.queue_index(), schedule.queue)

@@ -122,7 +122,14 @@ def test_retry_by_ids_with_yes(
     assert "retried 2 of 2" in capsys.readouterr().out
     assert _ids(r, keyspace, JobState.FAILED) == ["f-1"]
     assert _ids(r, keyspace, JobState.WAITING) == ["f-0", "f-2", "w-0", "w-1", "w-2"]
-    assert _operator_events(r, keyspace) == [(OperatorAction.RETRY, 2, "ann")]
+    assert main(["delete", "q", "w-1", "--state", "waiting", "--yes", *opts, "--actor", "bob"]) == 0
+    assert _operator_events(r, keyspace) == [(OperatorAction.RETRY, 2, "ann"), (OperatorAction.DELETE, 1, "bob")]
+    # Each job's history says who retried or deleted it.
+    assert [(e.type, e.job_id, e.actor) for e in stream_events(r, keyspace) if e.type != EventType.OPERATOR] == [
+        (EventType.RETRIED, "f-0", "ann"),
+        (EventType.RETRIED, "f-2", "ann"),
+        (EventType.DELETED, "w-1", "bob"),
+    ]
 
 
 def test_retry_by_filter_with_yes_json(

@@ -46,7 +46,7 @@ from zenith_sdk.control import (
     retry_job,
 )
 from zenith_sdk.producer import JobSpec, Producer
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import FETCH, scripts_for
 from zenith_sdk.worker._outcomes import Fetched, Op, failure, success
 from zenith_sdk.worker._recovery import requeue_processing
 
@@ -93,8 +93,8 @@ class ConservationMachine(RuleBasedStateMachine):
             zenith_prefix=f"{self.tag}:zenith:",
         )
         self.r = redis.Redis.from_url(self.redis_url)
-        self.scripts = Scripts(self.r)
-        self.scripts.load(self.r)
+        self.scripts = scripts_for(self.r)
+        self.scripts.load()
         self.producer = Producer(self.r, keyspace=self.space, events=False)
         self.node = NodeProducer(self.r, self.space)
         # Nothing here ever deletes this key: its absence means another process emptied the database.
@@ -219,9 +219,7 @@ class ConservationMachine(RuleBasedStateMachine):
         space = self.space
         keys = [*space.lanes_in_poll_order(QUEUE), *space.delayed_in_poll_order(QUEUE)]
         keys += [*space.paused_in_poll_order(QUEUE), space.processing(QUEUE, worker), space.rate_limit(QUEUE, 0)]
-        pipe = self.r.pipeline(transaction=False)
-        self.scripts.queue_call(pipe, self.scripts.fetch, keys, [want, promote, 0, 0])
-        (reply,) = cast("list[list[bytes]]", pipe.execute())
+        reply = cast("list[bytes]", self.scripts.call(FETCH, keys, [want, promote, 0, 0]))
         fetched = reply[1::2]  # lane, raw, lane, raw, ...
         assert len(fetched) <= want
         if self.paused:
@@ -230,9 +228,9 @@ class ConservationMachine(RuleBasedStateMachine):
 
     def _run(self, ops: list[Op]) -> int:
         """The worker's writes for one finished job, in one MULTI; returns the first one's reply."""
-        pipe = self.r.pipeline(transaction=True)
+        pipe = self.scripts.pipeline(transaction=True)
         for op in ops:
-            op.queue_on(pipe, self.scripts)
+            op.queue_on(pipe)
         return int(pipe.execute()[0])
 
     def _take(self, data: st.DataObject, pool: list[bytes], label: str) -> bytes:
@@ -290,7 +288,7 @@ class ConservationMachine(RuleBasedStateMachine):
     @rule(worker=st.sampled_from(WORKERS))
     def recover(self, worker: str) -> None:
         """The worker is declared dead: its in-flight jobs go back to their lanes."""
-        moved = requeue_processing(self.r, self.scripts, self.space, QUEUE, worker)
+        moved = requeue_processing(self.r, self.space, QUEUE, worker)
         assert moved == len(self.held[worker])
         self.stale[worker].extend(self.held[worker])
         self.held[worker] = []

@@ -196,8 +196,12 @@ def test_each_bulk_operation_records_who_did_what_to_how_many(r: redis.Redis, ke
     )
     bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, dry_run=True, actor="bob", events=emitter)
 
-    (event,) = stream_events(r, keyspace)
-    assert (event.type, event.action, event.actor, event.count, event.queue) == (
+    *per_job, summary = stream_events(r, keyspace)
+    assert [(e.type, e.job_id, e.actor, e.queue) for e in per_job] == [
+        (EventType.RETRIED, "id-1", "alice", "q"),
+        (EventType.RETRIED, "id-2", "alice", "q"),
+    ]
+    assert (summary.type, summary.action, summary.actor, summary.count, summary.queue) == (
         EventType.OPERATOR,
         OperatorAction.RETRY,
         "alice",

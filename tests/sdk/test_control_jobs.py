@@ -7,7 +7,16 @@ import redis
 from event_stream import stream_events
 from wire_data import dead_letter_job, node_job
 
-from zenith_protocol import ConfigError, JobPayload, KeySpace, NotFoundError, OperatorAction, decode_job, encode_job
+from zenith_protocol import (
+    ConfigError,
+    EventType,
+    JobPayload,
+    KeySpace,
+    NotFoundError,
+    OperatorAction,
+    decode_job,
+    encode_job,
+)
 from zenith_sdk.control import (
     BulkAction,
     JobState,
@@ -86,10 +95,14 @@ def test_retry_delete_and_promote_one_job(r: redis.Redis, keyspace: KeySpace) ->
     (retried,) = [decode_job(raw) for raw in r.lrange(keyspace.lane("q", "high"), 0, -1)]
     assert (retried.id, retried.attempts, retried.error) == ("f-1", 0, None)
     assert r.zcard(keyspace.delayed("q")) == 2
-    assert [(e.action, e.count, e.actor) for e in stream_events(r, keyspace)] == [
-        (OperatorAction.RETRY, 1, "ann"),
-        (OperatorAction.PROMOTE, 1, "ann"),
-        (OperatorAction.DELETE, 1, "ann"),
+    # Each operation: the job's own event, then the operator's summary.
+    assert [(e.type, e.job_id, e.action, e.count, e.actor) for e in stream_events(r, keyspace)] == [
+        (EventType.RETRIED, "f-1", None, None, "ann"),
+        (EventType.OPERATOR, None, OperatorAction.RETRY, 1, "ann"),
+        (EventType.PROMOTED, "d-2", None, None, "ann"),
+        (EventType.OPERATOR, None, OperatorAction.PROMOTE, 1, "ann"),
+        (EventType.DELETED, "w-0", None, None, "ann"),
+        (EventType.OPERATOR, None, OperatorAction.DELETE, 1, "ann"),
     ]
     with pytest.raises(NotFoundError, match="failed or delayed"):
         retry_job(r, "q", "w-1", keyspace=keyspace, actor="ann")

@@ -21,7 +21,7 @@ from wire_data import dead_letter_job, node_job
 from zenith_protocol import JobPayload, KeySpace, decode_job, encode_job, lane_for
 from zenith_sdk.control import BulkAction, JobFilter, JobState, _pick, bulk, get_job
 from zenith_sdk.control._pick import decode_object, plain_retry
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import PICK, scripts_for
 
 NOW = 1_767_225_600_000
 
@@ -140,7 +140,7 @@ def test_a_script_cache_flush_in_the_middle_of_a_walk_is_survived(
     r: redis.Redis, keyspace: KeySpace, small_pages: int
 ) -> None:
     ids = _fill_failed(r, keyspace, 40)
-    Scripts(r).load(r)
+    scripts_for(r).load()
 
     result = bulk(
         r,
@@ -300,11 +300,11 @@ def test_a_retry_computed_here_gives_the_bytes_the_script_gives(
     here = plain_retry(raw, decoded)
     r.delete(keyspace.failed("q"), keyspace.queue("q"))
     r.lpush(keyspace.failed("q"), raw)
-    # No group action, no groups; one pick at position 1, retried bytes left to the script, base lane.
-    args: list[str | bytes | int] = ["retry", "list", "zenith:tombstone:t", "", 0, "", 0, 1, raw, "", 3, 0]
+    # No group action, no events, no groups; one pick at position 1, retried bytes left to the script, base lane.
+    args: list[str | bytes | int] = ["retry", "list", "zenith:tombstone:t", "", 0, "", "", "", 0, 0, 1, raw, "", 3, 0]
     keys = [keyspace.failed("q"), *keyspace.lanes_in_poll_order("q"), keyspace.group_active("q")]
 
-    assert Scripts(r).pick(keys=keys, args=args) == [1, 0]
+    assert scripts_for(r).call(PICK, keys, args) == [1, 0, 0]
     (by_script,) = r.lrange(keyspace.queue("q"), 0, -1)
     assert here is None or here == by_script
     assert json.loads(by_script) == {

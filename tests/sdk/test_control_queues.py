@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from acl_users import READ_ONLY, restricted_client
 from counting import CountingRedis
 from wire_data import seed_wire_facts
 
@@ -141,15 +142,8 @@ def test_counts_spanning_many_script_calls_add_up(
 def test_a_user_that_may_not_run_scripts_still_gets_every_count(r: redis.Redis, keyspace: KeySpace) -> None:
     seed_wire_facts(r, keyspace, int(time.time() * 1000))
     r.set(keyspace.failed("other"), "not a list")
-    user, password = f"reader-{keyspace.queue_prefix[:11]}", "read-only-secret"
-    r.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@read", "+@connection"])
-    kwargs = {**r.connection_pool.connection_kwargs, "username": user, "password": password}
-    reader = redis.Redis(connection_pool=redis.ConnectionPool(**kwargs))
-    try:
+    with restricted_client(r, READ_ONLY) as reader:
         emails, other = queue_snapshots(reader, keyspace)
-    finally:
-        reader.connection_pool.disconnect()
-        r.acl_deluser(user)
 
     assert (emails.waiting, emails.delayed, emails.failed, emails.active, emails.paused) == (6, 1, 1, 1, True)
     assert (other.name, other.failed) == ("other", 0)
@@ -166,4 +160,4 @@ def test_every_count_is_read_in_one_round_trip(counting: CountingRedis, keyspace
 
     counts = [trip for trip in counting.round_trips if trip[0][0] not in ("SCAN", "SMEMBERS")]
     assert [len(s.name) > 0 and s.waiting == s.failed == 1 for s in snapshots] == [True] * 30
-    assert len(counts) == 1 and {str(args[0]).upper() for args in counts[0]} == {"EVALSHA"}
+    assert len(counts) == 1 and {str(args[0]).upper() for args in counts[0]} == {"EVALSHA_RO"}

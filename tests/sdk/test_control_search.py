@@ -12,7 +12,7 @@ from wire_data import dead_letter_job, node_job
 from zenith_protocol import ConfigError, KeySpace, NotFoundError
 from zenith_sdk.cli import main
 from zenith_sdk.control import JobEntry, JobState, search
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import MATCH, scripts_for
 
 NOW = 1_767_225_600_000
 
@@ -104,7 +104,7 @@ def _fill(r: redis.Redis, space: KeySpace, count: int, *, every: int) -> None:
 
 
 def _script_calls(client: CountingRedis) -> int:
-    return sum(1 for trip in client.round_trips for args in trip if str(args[0]).upper() == "EVALSHA")
+    return sum(1 for trip in client.round_trips for args in trip if str(args[0]).upper() == "EVALSHA_RO")
 
 
 @pytest.mark.parametrize(("every", "limit", "calls"), [(1, 5, 1), (10, 3, 3), (10, 1, 1)])
@@ -112,7 +112,7 @@ def test_stops_at_the_limit_without_another_redis_call(
     counting: CountingRedis, keyspace: KeySpace, every: int, limit: int, calls: int
 ) -> None:
     _fill(counting, keyspace, 200, every=every)
-    counting.script_load(Scripts(counting).bulk.script)
+    scripts_for(counting).load(MATCH)
     counting.round_trips.clear()
 
     found = search(
@@ -129,7 +129,7 @@ def test_stops_at_the_limit_without_another_redis_call(
 
 def test_a_full_read_walks_every_chunk_to_the_end(counting: CountingRedis, keyspace: KeySpace) -> None:
     _fill(counting, keyspace, 95, every=10)
-    counting.script_load(Scripts(counting).bulk.script)
+    scripts_for(counting).load(MATCH)
     counting.round_trips.clear()
 
     found = list(search(counting, "tag:hit", keyspace=keyspace, states=[JobState.FAILED], limit=100, chunk=10))

@@ -23,7 +23,7 @@ from zenith_protocol import (
     encode_job,
 )
 from zenith_sdk.events import EventEmitter, job_event, log_entry_for
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import scripts_for
 
 MINUTE_MS = 60_000
 T0 = 1_767_225_600_000
@@ -72,7 +72,7 @@ def next_message(pubsub: PubSub) -> bytes:
 
 def warm_scripts(client: CountingRedis) -> None:
     """Load the scripts (so a call is one round trip, not NOSCRIPT + load + retry) and forget that round trip."""
-    Scripts(client).load(client)
+    scripts_for(client).load()
     client.round_trips.clear()
 
 

@@ -26,7 +26,7 @@ from zenith_protocol import (
     encode_job,
 )
 from zenith_sdk.producer import JobSpec, Producer
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import scripts_for
 from zenith_sdk.worker import App, JobContext, Worker
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ from zenith_sdk.worker import App, JobContext, Worker
 
 def warm_scripts(client: CountingRedis) -> None:
     """Load the scripts (so a call is one round trip, not NOSCRIPT + load + retry) and forget that round trip."""
-    Scripts(client).load(client)
+    scripts_for(client).load()
     client.round_trips.clear()
 
 
@@ -306,8 +306,8 @@ def test_invalid_options_raise_before_anything_is_written(
         producer.push("a", queue="good", delay_s=-1)
     with pytest.raises(ValueError):
         producer.push("a", queue="good", max_attempts=0)
-    with pytest.raises(ValueError):
-        producer.push("a", queue="good", unknown_option=1)
+    with pytest.raises(TypeError, match="unknown_option"):
+        producer.push("a", queue="good", unknown_option=1)  # type: ignore[call-arg]
 
     assert all_keys(r, keyspace) == []
 

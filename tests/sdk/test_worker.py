@@ -43,7 +43,7 @@ from zenith_protocol import (
 )
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.producer import JobSpec, Producer
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import ENQUEUE, EVENTS, FETCH, REQUEUE, SETTLE
 from zenith_sdk.worker import App, JobContext, RateLimit, Worker, recover_dead_workers
 
 StartWorker = Callable[..., Worker]
@@ -583,12 +583,7 @@ def test_every_script_call_stays_in_one_slot_in_the_cluster_safe_layout(
         worker.client.connection_pool.disconnect()
 
     assert attempts == [1, 2]
-    scripts = Scripts(r)
-    names: dict[str, str] = {}
-    for name in ("fetch", "settle", "requeue", "enqueue", "events"):
-        script = getattr(scripts, name, None)
-        if script is not None:
-            names[script.sha] = name
+    names = {script.sha: script.name for script in (FETCH, SETTLE, REQUEUE, ENQUEUE, EVENTS)}
     used: set[str] = set()
     for args in script_calls:
         keys = [key if isinstance(key, bytes) else str(key).encode() for key in args[3 : 3 + int(args[2])]]

@@ -9,10 +9,13 @@ from collections import Counter
 
 import pytest
 import redis
-from event_stream import completions
+from event_stream import completions, stream_events
+from reply_dropper import reply_dropper
+from worker_helpers import wait_for
 
-from zenith_protocol import KeySpace
+from zenith_protocol import EventType, KeySpace
 from zenith_sdk.producer import JobSpec, Producer
+from zenith_sdk.scripts import FETCH, SETTLE
 from zenith_sdk.worker import App, JobContext, Worker
 
 JOBS = 800
@@ -73,3 +76,86 @@ def test_client_kill_while_busy_loses_and_repeats_nothing(
     assert max(ran.values()) == 1
     assert r.llen(keyspace.queue("outage")) == 0
     assert r.llen(keyspace.processing("outage", worker.id)) == 0
+
+
+# -- a reply lost for certain: the reconciliation after it ------------------------------------------
+
+
+def _run_through_a_cut(
+    r: redis.Redis,
+    keyspace: KeySpace,
+    caplog: pytest.LogCaptureFixture,
+    marker: bytes,
+    *,
+    deliver: bool,
+    fail_first: bool = False,
+) -> tuple[list[str], Counter[tuple[str, int]]]:
+    """Run 30 jobs on a worker whose connection is cut once, at the first round trip holding ``marker``.
+
+    Returns the job ids and how often each ran, by attempt. With ``fail_first``, each job's first
+    attempt fails (and is retried at once), so that settle scripts run.
+    """
+    caplog.set_level(logging.WARNING, logger="zenith_sdk")
+    ran = Counter[tuple[str, int]]()
+    lock = threading.Lock()
+
+    def tick(job: JobContext) -> None:
+        with lock:
+            ran[(job.id, job.attempt)] += 1
+        if fail_first and job.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    ids = Producer(r, keyspace=keyspace).push_many(
+        [JobSpec(name="tick", queue="cut", retry_after_s=0) for _ in range(30)]
+    )
+    kwargs = r.connection_pool.connection_kwargs
+    with reply_dropper(kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)) as proxy:
+        cut = proxy.arm(marker, deliver=deliver)
+        through = redis.Redis(host="127.0.0.1", port=proxy.port, db=kwargs.get("db", 0))
+        worker = Worker(App({"tick": tick}), through, keyspace=keyspace, queues=["cut"], concurrency=2)
+        worker.start()
+        try:
+            wait_for(cut.is_set, what="the cut", timeout_s=20)
+            wait_for(lambda: set(completions(r, keyspace)) == set(ids), what="every job done", timeout_s=20)
+        finally:
+            worker.stop(timeout_s=5)
+            through.close()
+    assert any("lost Redis" in record.message for record in caplog.records)
+    completed = completions(r, keyspace)
+    assert max(completed.values()) == 1
+    assert r.llen(keyspace.processing("cut", worker.id)) == 0
+    assert r.llen(keyspace.queue("cut")) == r.zcard(keyspace.delayed("cut")) == r.llen(keyspace.failed("cut")) == 0
+    return ids, ran
+
+
+@pytest.mark.timeout(60)
+def test_jobs_fetched_by_a_round_trip_whose_reply_was_lost_are_adopted_and_run_once(
+    r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids, ran = _run_through_a_cut(r, keyspace, caplog, FETCH.sha.encode(), deliver=True)
+
+    assert ran == Counter({(job_id, 1): 1 for job_id in ids})
+    assert any("adopts" in record.message for record in caplog.records)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("deliver", [True, False], ids=["reply-lost", "request-lost"])
+def test_acknowledgements_whose_fate_was_unknown_land_once(
+    r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture, deliver: bool
+) -> None:
+    # The first round trip that sends an LREM acknowledges finished jobs (with their events and a fetch).
+    ids, ran = _run_through_a_cut(r, keyspace, caplog, b"$4\r\nLREM\r\n", deliver=deliver)
+
+    assert ran == Counter({(job_id, 1): 1 for job_id in ids})
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("deliver", [True, False], ids=["reply-lost", "request-lost"])
+def test_retries_whose_fate_was_unknown_are_scheduled_once(
+    r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture, deliver: bool
+) -> None:
+    ids, ran = _run_through_a_cut(r, keyspace, caplog, SETTLE.sha.encode(), deliver=deliver, fail_first=True)
+
+    assert ran == Counter({(job_id, attempt): 1 for job_id in ids for attempt in (1, 2)})
+    retried = Counter(event.job_id for event in stream_events(r, keyspace) if event.type == EventType.RETRIED)
+    assert retried == Counter(ids)

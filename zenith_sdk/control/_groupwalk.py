@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.exceptions import NoPermissionError, NoScriptError
 
 from zenith_protocol import KeyKind, KeySpace
 from zenith_sdk._wire import storable, text_of
 from zenith_sdk.control._entries import JobState, Source
 from zenith_sdk.control._pick import decode_object
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import GROUPS, Script, ScriptArg, scripts_for
 
 __all__ = ["GroupRef", "QueueSource", "admitted_sources", "attribute_groups", "walk_groups"]
 
@@ -80,13 +79,12 @@ def walk_groups(
     Sources are read in order, a chunk per script call, many calls per round trip; with
     ``wanted``, the walk stops once each of those groups has been seen.
     """
-    scripts = Scripts(client)
     found: dict[GroupRef, list[tuple[str, JobState]]] = {}
     todo = [(item, 0) for item in sources]
     missing = set(wanted) if wanted is not None else None
     while todo and (missing is None or missing):
         batch, todo = todo[:CALLS_PER_ROUND_TRIP], todo[CALLS_PER_ROUND_TRIP:]
-        replies = _calls(client, scripts, batch)
+        replies = _calls(client, batch)
         for (item, offset), reply in zip(batch, replies):
             scope = item.queue if space.cluster_safe else None
             for raw_id in reply[1:]:
@@ -99,24 +97,15 @@ def walk_groups(
     return found
 
 
-def _calls(client: redis.Redis, scripts: Scripts, batch: list[tuple[QueueSource, int]]) -> list[list[Any]]:
-    def send() -> list[list[Any]]:
-        pipe = client.pipeline(transaction=False)
-        for item, offset in batch:
-            args: list[str | bytes | int] = [item.source.kind, offset, CHUNK]
-            scripts.queue_call(pipe, scripts.groups, [item.source.key], args)
-        replies: list[list[Any]] = pipe.execute()
-        return replies
-
-    try:
-        try:
-            return send()
-        except NoScriptError:  # the script cache was flushed: load it and ask again (the script only reads)
-            scripts.load(client)
-            return send()
-    except NoPermissionError:
+def _calls(client: redis.Redis, batch: list[tuple[QueueSource, int]]) -> list[list[Any]]:
+    calls: list[tuple[Script, list[str], list[ScriptArg]]] = [
+        (GROUPS, [item.source.key], [item.source.kind, offset, CHUNK]) for item, offset in batch
+    ]
+    replies = scripts_for(client).read_only(calls)
+    if replies is None:
         # A user allowed to read but not to run scripts: the same answers from plain reads.
         return _read_here(client, batch)
+    return replies
 
 
 def _read_here(client: redis.Redis, batch: list[tuple[QueueSource, int]]) -> list[list[Any]]:

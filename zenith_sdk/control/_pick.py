@@ -16,12 +16,12 @@ from typing import Any, Protocol
 import redis
 from redis.client import NEVER_DECODE
 from redis.connection import AbstractConnection
-from redis.exceptions import NoScriptError
 
 from zenith_protocol import LANES_IN_POLL_ORDER, lane_for
 from zenith_sdk._wire import storable
 from zenith_sdk.control._entries import JobState, Source
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.control._job_events import JobEvents
+from zenith_sdk.scripts import PICK, Scripts
 
 PAGE = 10_000
 """Entries read per LRANGE/ZRANGE."""
@@ -74,12 +74,17 @@ def _oldest_first(reply: list[bytes], kind: str) -> list[bytes]:
     return reply[::-1] if kind == "list" else reply
 
 
+def read_chunk(client: redis.Redis, source: str, kind: str, offset: int, size: int) -> list[bytes]:
+    """Entries ``offset + 1 .. offset + size`` of ``source`` counted from its oldest end, oldest first, as bytes."""
+    command = _read_command(source, kind, offset, size)
+    return _oldest_first(client.execute_command(*command, **{NEVER_DECODE: True}), kind)  # type: ignore[no-untyped-call]
+
+
 def first_match(client: redis.Redis, source: str, kind: str, matcher: Matcher) -> bytes | None:
     """The oldest entry of ``source`` that ``matcher`` picks, reading page by page until it is found."""
     offset = 0
     while True:
-        command = _read_command(source, kind, offset, PAGE)
-        page = _oldest_first(client.execute_command(*command, **{NEVER_DECODE: True}), kind)  # type: ignore[no-untyped-call]
+        page = read_chunk(client, source, kind, offset, PAGE)
         found = matcher(page, offset)
         if found:
             return found[0][1]
@@ -225,7 +230,11 @@ class Exactly:
 
 @dataclass
 class PickWalk:
-    """One bulk operation by ids over the sources of one state."""
+    """One bulk operation by ids over the sources of one state.
+
+    A dry run only reads: its matcher picks what would move (a filter applied here), and no
+    script is called.
+    """
 
     client: redis.Redis
     scripts: Scripts
@@ -233,6 +242,8 @@ class PickWalk:
     """The queue's lanes, critical, high, base, low: where retried and promoted jobs go."""
     groups: GroupKeys
     mode: str
+    """What the pick script does: ``retry``, ``promote`` or ``delete``."""
+    dry_run: bool
     tombstone: str
     filter_wire: str
     """The filter the picks must also match, as the scripts read it ("" for none)."""
@@ -241,6 +252,7 @@ class PickWalk:
     """Most jobs to move (None: no limit)."""
     on_page: Callable[[int, list[bytes]], None]
     """Called with entries looked at and matches found, for the first pass over each source."""
+    events: JobEvents
     moved: int = 0
     lost: int = 0
     """Matches that could not be found again, not even in a later pass: they had left the state."""
@@ -266,11 +278,6 @@ class PickWalk:
 
     def limit_reached(self) -> bool:
         return self.limit is not None and self.moved >= self.limit
-
-    @property
-    def calls_script(self) -> bool:
-        """False for a dry run without a filter: matching by id needs nothing from Redis but reads."""
-        return self.mode != "count" or bool(self.filter_wire)
 
     def _walk(self, source: Source, matcher: Matcher, *, first: bool) -> None:
         connection = self.client.connection_pool.get_connection()
@@ -312,13 +319,13 @@ class _Round:
 
     def run(self) -> None:
         offset, asked = 0, min(FIRST_PAGE, PAGE)
-        page = self._round_trip(0, asked, [], load=self.walk.calls_script)
+        page = self._round_trip(0, asked, [])
         while page is not None:
             matches, size, moved_before = page
             picks = [
                 (position - moved_before, raw, retried, lane, group) for position, raw, retried, lane, group in matches
             ]
-            if not self.walk.calls_script:
+            if self.walk.dry_run:
                 picks = []
             next_offset = offset - moved_before + size
             more = size == asked and not self.walk.limit_reached()
@@ -328,17 +335,11 @@ class _Round:
             page = self._round_trip(next_offset if more else None, asked, picks)
             offset = next_offset
 
-    def _round_trip(
-        self, read_at: int | None, size: int, picks: list[Match], *, load: bool = False
-    ) -> tuple[list[Match], int, int] | None:
+    def _round_trip(self, read_at: int | None, size: int, picks: list[Match]) -> tuple[list[Match], int, int] | None:
         """Read ``size`` entries at ``read_at`` (if any), then move ``picks``, matching that page meanwhile.
 
-        With ``load``, the pick script is loaded first (a no-op when cached), so that no pick
-        call is answered NOSCRIPT and sent again. Returns the page's matches and size, and how
-        many entries the pick calls moved.
+        Returns the page's matches and size, and how many entries the pick calls moved.
         """
-        if load:
-            self._command("SCRIPT", "LOAD", self.walk.scripts.pick.script)
         if read_at is not None:
             self._command(*_read_command(self.source, self.kind, read_at, size))
         batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
@@ -346,8 +347,6 @@ class _Round:
         call = self._call(batches[0], 0) if batches else None
         packed = None if call is None else self.connection.pack_command(*call)  # type: ignore[no-untyped-call]
         entries = None
-        if load:
-            self._read()
         if read_at is not None:
             entries = _oldest_first(self._read(), self.kind)
         if packed is not None:
@@ -361,7 +360,7 @@ class _Round:
                     self._command(*call)
             if call is None:
                 break  # the limit is reached: the picks left are counted, not moved
-            moved += self._settle(batch, self._reply(call))
+            moved += self._settle(batch, self.walk.scripts.reply(self.connection, PICK, call))
         return None if entries is None or matches is None else (matches, len(entries), moved)
 
     def _call(self, picks: list[Match], shift: int) -> tuple[Any, ...] | None:
@@ -373,23 +372,14 @@ class _Round:
         action = walk.groups.action
         groups = sorted({group for *_, group in picks if group}) if action else []
         numbers = {group: number for number, group in enumerate(groups, start=1)}
-        args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget, action, len(groups)]
-        args += groups
+        args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget, action]
+        args += [*walk.events.args(), len(groups), *groups]
         fallback = fallback_lane(self.where)
         for position, raw, retried, lane, group in picks:
             where = [raw, retried, lane or fallback, numbers.get(group, 0)]
             args += [position - shift, *where] if self.kind == "list" else where
         keys = [self.source, *walk.lanes, walk.groups.active, *(walk.groups.pending(group) for group in groups)]
-        return ("EVALSHA", walk.scripts.pick.sha, len(keys), *keys, *args)
-
-    def _reply(self, call: tuple[Any, ...]) -> Any:
-        try:
-            return self._read()
-        except NoScriptError:  # the script cache was flushed: load it and call again
-            self._command("SCRIPT", "LOAD", self.walk.scripts.pick.script)
-            self._read()
-            self._command(*call)
-            return self._read()
+        return PICK.command([*keys, *walk.events.keys()], args)
 
     def _read(self) -> Any:
         # Raw bytes, whether or not the client decodes replies: entries are compared byte for byte.
@@ -408,10 +398,11 @@ class _Round:
     def _settle(self, picks: list[Match], reply: Any) -> int:
         """Record what one pick call moved, could not find and turned down; returns the moved count."""
         walk = self.walk
-        moved, missing = int(reply[0]), int(reply[1])
+        moved, missing, refused = int(reply[0]), int(reply[1]), int(reply[2])
         walk.moved += moved
-        walk.missing += [picks[int(number) - 1] for number in reply[2 : 2 + missing]]
+        walk.missing += [picks[int(number) - 1] for number in reply[3 : 3 + missing]]
         if self.first and walk.filter_wire:
-            turned_down = {int(number) - 1 for number in reply[2 + missing :]}
+            turned_down = {int(number) - 1 for number in reply[3 + missing : 3 + missing + refused]}
             walk.on_page(0, [pick[1] for index, pick in enumerate(picks) if index not in turned_down])
+        walk.events.append(reply[3 + missing + refused :])
         return moved

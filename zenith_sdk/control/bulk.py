@@ -14,13 +14,12 @@ behind its group when the group is held, and deleting a group's fetchable job le
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import redis
-from pydantic import BaseModel, ConfigDict, model_validator
 
 from zenith_protocol import (
     EventType,
@@ -29,12 +28,13 @@ from zenith_protocol import (
     OperatorAction,
     validate_queue_name,
 )
-from zenith_protocol._json import dumps
 from zenith_sdk.control._entries import JobEntry, JobState, Source
-from zenith_sdk.control._pick import Exactly, GroupKeys, IdMatcher, PickWalk, fallback_lane, matches_of
+from zenith_sdk.control._job_events import EVENT_OF_MODE, JobEvents
+from zenith_sdk.control._matching import JobFilter, match_chunk
+from zenith_sdk.control._pick import Exactly, GroupKeys, IdMatcher, Match, Matcher, PickWalk, fallback_lane, matches_of
 from zenith_sdk.control._sources import state_sources
 from zenith_sdk.events import EventEmitter, job_event
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import BULK, Scripts, scripts_for
 
 __all__ = ["BulkAction", "BulkResult", "JobEntry", "JobFilter", "JobState", "bulk"]
 
@@ -45,48 +45,6 @@ class BulkAction(str, Enum):
     RETRY = "retry"
     DELETE = "delete"
     PROMOTE = "promote"
-
-
-class JobFilter(BaseModel):
-    """Which jobs match: every given condition must hold (none given: every job).
-
-    Args:
-        name: the job name, exactly.
-        error: text the job's error contains.
-        text: text the raw payload contains.
-        field / value: a property equal to a value (``email:user@example.com``).
-        from_ms / to_ms: failedAt (else createdAt) in ``[from_ms, to_ms)``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str | None = None
-    error: str | None = None
-    text: str | None = None
-    field: str | None = None
-    value: str | None = None
-    from_ms: int | None = None
-    to_ms: int | None = None
-
-    @model_validator(mode="after")
-    def _field_needs_value(self) -> JobFilter:
-        if (self.field is None) != (self.value is None):
-            raise ValueError("a property filter needs both field and value, as in 'email:user@example.com'")
-        return self
-
-    @classmethod
-    def from_query(cls, query: str) -> JobFilter:
-        """``field:value`` filters on a property; any other text is looked for in the payload."""
-        name, sep, value = query.partition(":")
-        if sep and name and value and " " not in name:
-            return cls(field=name, value=value)
-        return cls(text=query)
-
-    def to_wire(self) -> str:
-        """The filter as the bulk script reads it."""
-        wire: dict[str, str | int | None] = {"name": self.name, "error": self.error, "text": self.text}
-        wire.update({"field": self.field, "value": self.value, "from": self.from_ms, "to": self.to_ms})
-        return dumps({key: value for key, value in wire.items() if value is not None})
 
 
 @dataclass
@@ -155,7 +113,10 @@ def bulk(
     dead letter of a FIFO group waits behind its group when the group is held. A promotion moves
     delayed jobs unchanged. A delete works on waiting, delayed, failed and grouped jobs; deleting
     a group's fetchable job lets the next job of the group go. ``dry_run`` changes nothing and
-    returns the exact count and a sample. ``progress`` is called with the number of entries looked
+    returns the exact count and a sample: it only reads (a Redis user that may not run scripts
+    gets the same answer). With ``events``, each job moved gets an event of its own (``retried``,
+    ``deleted`` or ``promoted``, with ``actor``), written by the script call that moves it, and the
+    operation one ``operator`` event with the count. ``progress`` is called with the number of entries looked
     at. ``limit`` caps how many jobs move (a single-job operation moves one of byte-identical
     copies). ``chunk`` bounds each script call: entries looked at, for a filter; jobs moved, for ``ids``.
 
@@ -172,21 +133,25 @@ def bulk(
     result = BulkResult(action, queue, state, dry_run)
     settings = _Settings(
         client=client,
-        scripts=Scripts(client),
+        scripts=scripts_for(client),
         lanes=space.lanes_in_poll_order(queue),
         groups=GroupKeys(
             _group_action(action, state), space.group_active(queue), lambda group: space.group_pending(queue, group)
         ),
-        mode="count" if dry_run else action.value,
+        mode=action.value,
+        dry_run=dry_run,
         tombstone=f"zenith:tombstone:{uuid.uuid4().hex}",
         chunk=chunk,
         sample=sample,
         progress=progress,
         limit=limit,
+        events=JobEvents(events, EVENT_OF_MODE[action.value], queue, actor, not space.cluster_safe),
     )
     sources = state_sources(client, space, queue, state)
     if ids is not None:
-        _by_ids(settings, sources, set(ids), job_filter.to_wire() if job_filter else "", result)
+        _by_ids(settings, sources, set(ids), job_filter, result)
+    elif dry_run:
+        _count(settings, sources, job_filter or JobFilter(), result)
     else:
         _by_filter(settings, sources, (job_filter or JobFilter()).to_wire(), result)
     if events is not None and not dry_run and result.moved:
@@ -204,11 +169,13 @@ class _Settings:
     lanes: tuple[str, ...]
     groups: GroupKeys
     mode: str
+    dry_run: bool
     tombstone: str
     chunk: int
     sample: int
     progress: Callable[[int], None] | None
     limit: int | None
+    events: JobEvents
 
     def seen(self, result: BulkResult, looked_at: int, matched: int, sample: list[bytes]) -> None:
         """Count what one step looked at and matched, keep the sample (of its matches), report progress."""
@@ -227,19 +194,37 @@ class _Settings:
             lanes=self.lanes,
             groups=self.groups,
             mode=self.mode,
+            dry_run=self.dry_run,
             tombstone=self.tombstone,
             filter_wire=filter_wire,
             chunk=self.chunk,
             limit=limit,
             on_page=lambda looked_at, matches: self.seen(result, looked_at, len(matches), matches),
+            events=self.events,
         )
 
 
-def _by_ids(settings: _Settings, sources: list[Source], ids: set[str], filter_wire: str, result: BulkResult) -> None:
+class _Filtered:
+    """A matcher that keeps the picks of another that also match a filter (a dry run matches here)."""
+
+    def __init__(self, matcher: Matcher, job_filter: JobFilter) -> None:
+        self.matcher = matcher
+        self.job_filter = job_filter
+
+    def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]:
+        return [match for match in self.matcher(page, offset) if self.job_filter.matches(match[1])]
+
+
+def _by_ids(
+    settings: _Settings, sources: list[Source], ids: set[str], job_filter: JobFilter | None, result: BulkResult
+) -> None:
     if not ids:
         return
+    matcher: Matcher = IdMatcher(ids, retry=settings.mode == BulkAction.RETRY.value and not settings.dry_run)
+    filter_wire = job_filter.to_wire() if job_filter else ""
+    if settings.dry_run and job_filter is not None:
+        matcher, filter_wire = _Filtered(matcher, job_filter), ""
     walk = settings.pick_walk(result, filter_wire, settings.limit)
-    matcher = IdMatcher(ids, retry=settings.mode == BulkAction.RETRY.value)
     for source in sources:
         if walk.limit_reached():
             break
@@ -269,18 +254,33 @@ def _walk(settings: _Settings, source: Source, filter_wire: str, result: BulkRes
     matches the script left in place (it cannot name their groups' keys)."""
     offset = 0
     grouped: list[bytes] = []
+    keys = [source.key, *settings.lanes, *settings.events.keys()]
     while True:
         left = 0 if settings.limit is None else settings.limit - result.moved
         if settings.limit is not None and left <= 0:
             return grouped
         sample = max(0, settings.sample - len(result.sample))
         args: list[Any] = [settings.mode, source.kind, offset, settings.chunk, filter_wire, sample]
-        args += [settings.tombstone, left, settings.groups.action, fallback_lane(source)]
-        reply = settings.scripts.bulk(keys=[source.key, *settings.lanes], args=args, client=settings.client)
-        looked_at, matched, moved, deferred = (int(n) for n in reply[:4])
-        grouped += reply[4 : 4 + deferred]
+        args += [settings.tombstone, left, settings.groups.action, fallback_lane(source), *settings.events.args()]
+        reply = settings.scripts.call(BULK, keys, args)
+        looked_at, matched, moved, deferred, returned = (int(n) for n in reply[:5])
+        grouped += reply[5 : 5 + deferred]
+        settings.events.append(reply[5 + deferred : 5 + deferred + returned])
         result.moved += moved
-        settings.seen(result, looked_at, matched, reply[4 + deferred :])
+        settings.seen(result, looked_at, matched, reply[5 + deferred + returned :])
         if looked_at < settings.chunk:
             return grouped
         offset += looked_at - moved
+
+
+def _count(settings: _Settings, sources: list[Source], job_filter: JobFilter, result: BulkResult) -> None:
+    """A dry run by filter: walk every source with the read-only match script (or plain reads)."""
+    for source in sources:
+        offset = 0
+        while True:
+            sample = max(0, settings.sample - len(result.sample))
+            found = match_chunk(settings.client, source, offset, settings.chunk, job_filter, sample)
+            settings.seen(result, found.looked_at, found.matched, found.sample)
+            if found.looked_at < settings.chunk:
+                break
+            offset += found.looked_at

@@ -22,7 +22,7 @@ from zenith_sdk.control._entries import JobState
 from zenith_sdk.control._groupwalk import admitted_sources, walk_groups
 from zenith_sdk.control.queues import _scan
 from zenith_sdk.events import EventEmitter, job_event
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import REPAIR_GROUP, scripts_for
 
 __all__ = ["GroupRepair", "GroupStatus", "group_survey", "repair_groups", "stuck_groups"]
 
@@ -157,7 +157,7 @@ def repair_groups(
     meanwhile is left alone. Writes a ``recovered`` event for each released job.
     """
     space = keyspace or KeySpace()
-    scripts = Scripts(client)
+    scripts = scripts_for(client)
     named = dict(queues or {})
     repairs = []
     for status in stuck_groups(client, space):
@@ -170,7 +170,7 @@ def repair_groups(
         if status.pending and queue is not None:
             keys += space.lanes_in_poll_order(queue)
         args = [status.id, "1" if status.held else "0", status.pending, status.head or b""]
-        outcome = int(scripts.repair_group(keys=keys, args=args, client=client))
+        outcome = int(scripts.call(REPAIR_GROUP, keys, args))
         repairs.append(_repaired(status, outcome, queue))
     if events is not None:
         records = [

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
-from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from zenith_protocol import (
     ConfigError,
@@ -29,7 +29,7 @@ from zenith_protocol import (
 from zenith_protocol.keys import LANES_IN_POLL_ORDER, PRIORITY_LANES
 from zenith_sdk._wire import text_of
 from zenith_sdk.control._groupwalk import GroupRef, attribute_groups
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import COUNT, scripts_for
 
 __all__ = ["QueueKeys", "discover_queues", "queue_snapshots"]
 
@@ -239,24 +239,12 @@ def _count(client: redis.Redis, space: KeySpace, found: _Found) -> list[object]:
         ]
     if not batches:
         return []
-    scripts = Scripts(client)
-
-    def counted() -> list[list[object]]:
-        # Bare EVALSHA calls: no SCRIPT EXISTS round trip before them (see Scripts.queue_call).
-        pipe = client.pipeline(transaction=False)
-        for batch in batches:
-            keys = [found.keys[index] for index in batch]
-            scripts.queue_call(pipe, scripts.count, keys, [_COUNT_READS[found.kinds[index]] for index in batch])
-        replies: list[list[object]] = pipe.execute()
-        return replies
-
-    try:
-        try:
-            replies = counted()
-        except NoScriptError:  # the script cache was flushed
-            client.script_load(scripts.count.script)
-            replies = counted()
-    except NoPermissionError:
+    calls = [
+        (COUNT, [found.keys[index] for index in batch], [_COUNT_READS[found.kinds[index]] for index in batch])
+        for batch in batches
+    ]
+    replies = scripts_for(client).read_only(calls)
+    if replies is None:
         # A user allowed to read but not to run scripts (a read-only dashboard, say).
         logger.debug("the count script is not allowed for this user; counting key by key")
         return _count_key_by_key(client, found)

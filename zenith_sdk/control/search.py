@@ -2,31 +2,29 @@
 
 The old console read only the first 100 jobs of each list (WIRE_FACTS section 8), so a job deeper
 in a long list was never found. This search walks each list and delayed set to its end, one
-bounded call of the bulk script (in ``count`` mode, which changes nothing) per chunk, so the
-matching runs inside Redis and only matches cross the network. It stops as soon as ``limit``
-matches have been yielded: no Redis call is made after the last one.
+bounded call of the read-only match script per chunk, so the matching runs inside Redis and only
+matches cross the network (a Redis user that may not run scripts gets the same matches from plain
+reads of each chunk). It stops as soon as ``limit`` matches have been yielded: no Redis call is
+made after the last one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
 from zenith_protocol import KeySpace
 from zenith_sdk.control._entries import JobEntry, JobState, Source
+from zenith_sdk.control._matching import JobFilter, match_chunk
 from zenith_sdk.control._sources import state_sources
-from zenith_sdk.control.bulk import JobFilter, _check_queue
+from zenith_sdk.control.bulk import _check_queue
 from zenith_sdk.control.queues import discover_queues
-from zenith_sdk.scripts import Scripts
 
 __all__ = ["DEFAULT_SEARCH_STATES", "search"]
 
 DEFAULT_SEARCH_STATES = (JobState.WAITING, JobState.GROUPED, JobState.DELAYED, JobState.FAILED, JobState.ACTIVE)
-# Count mode removes nothing, so it never writes a tombstone; one is passed only to fill its ARGV slot.
-_NO_TOMBSTONE = "zenith:search:unused"
 
 
 def search(
@@ -52,7 +50,7 @@ def search(
     Args:
         queues: the queues to search, in order (default: every discovered queue, by name).
         states: the states to search, in order.
-        chunk: entries looked at per script call (each call is atomic and bounded).
+        chunk: entries looked at per call (each call is atomic and bounded).
 
     Raises:
         NotFoundError: a queue listed in ``queues`` does not exist.
@@ -72,9 +70,8 @@ def search(
             _check_queue(client, space, name)
     walk = _Search(
         client=client,
-        scripts=Scripts(client),
         space=space,
-        filter_wire=job_filter.to_wire(),
+        job_filter=job_filter,
         needle=(job_filter.text or job_filter.value or query).encode(),
         chunk=chunk,
         left=limit,
@@ -87,9 +84,8 @@ class _Search:
     """One search's settings and how many results it still wants."""
 
     client: redis.Redis
-    scripts: Scripts
     space: KeySpace
-    filter_wire: str
+    job_filter: JobFilter
     needle: bytes
     chunk: int
     left: int
@@ -104,27 +100,26 @@ class _Search:
                         return
 
     def _walk(self, queue: str, source: Source) -> Iterator[JobEntry]:
-        """Walk ``source`` from its oldest entry to its end, one chunk per script call."""
+        """Walk ``source`` from its oldest entry to its end, one chunk per call."""
         offset = 0
         while self.left > 0:
             looked_at = yield from self._chunk(queue, source, offset)
             if looked_at < self.chunk:
                 return
-            # Count mode moves nothing, so the next chunk starts right after this one.
             offset += looked_at
 
     def _chunk(self, queue: str, source: Source, offset: int) -> Generator[JobEntry, None, int]:
         """The matches of one chunk; returns how many entries the chunk looked at.
 
-        The script returns at most ``sample`` matches, so it asks for just the results still
+        A call returns at most ``sample`` matches, so it asks for just the results still
         wanted. Should some of them be dropped (undecodable without the searched text), the same
         chunk is asked again for more, skipping the matches already seen.
         """
         seen = 0
         while True:
-            reply = self._call(queue, source, offset, seen + self.left)
-            looked_at, matched = int(reply[0]), int(reply[1])
-            fresh: list[bytes] = reply[4 + seen :]  # count mode leaves no grouped match to the caller
+            found = match_chunk(self.client, source, offset, self.chunk, self.job_filter, seen + self.left)
+            looked_at, matched = found.looked_at, found.matched
+            fresh = found.sample[seen:]
             for raw in fresh:
                 entry = JobEntry.read(queue, source.state, raw, source=source)
                 if entry.job is None and self.needle not in entry.raw:
@@ -136,11 +131,3 @@ class _Search:
             seen += len(fresh)
             if not fresh or seen >= matched:
                 return looked_at
-
-    def _call(self, queue: str, source: Source, offset: int, sample: int) -> list[Any]:
-        """One count-mode call of the bulk script: ``[looked_at, matched, moved, 0, sample...]``."""
-        # Count mode reads only the source; the lanes are named (in the queue's hash slot) for KEYS.
-        args: list[Any] = ["count", source.kind, offset, self.chunk, self.filter_wire, sample, _NO_TOMBSTONE, 0, ""]
-        keys = [source.key, *self.space.lanes_in_poll_order(queue)]
-        reply: list[Any] = self.scripts.bulk(keys=keys, args=args, client=self.client)
-        return reply

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- count: the size of each key given, read only; a listing's counts in one call instead of one
 -- command per key. In the cluster-safe layout the caller passes one queue's keys per call; in the
 -- wire layout (a single Redis, never a cluster) one call may span many queues.

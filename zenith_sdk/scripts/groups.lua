@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- groups: the FIFO group ids of one chunk of a list or delayed set, read only. What finds
 -- which queue a group's jobs are in (the group keys are global in the wire layout) and which
 -- held groups have no job left anywhere. Only entries that mention "groupId" are decoded.

@@ -2,13 +2,15 @@
 -- the filter and is still there byte for byte; atomic. Redis spends no time on the entries that
 -- were not picked. A picked list entry is looked for at its position counted from the tail
 -- (which pushes at the head do not move), then near it (pops at the tail since the read shift
--- it); a zset member is removed by value. What is not found is reported, untouched.
+-- it); a zset member is removed by value. What is not found is reported, untouched. Each job
+-- moved gets its per-job event (see _event.lua).
 --
 -- KEYS[1] source: a LIST (lane, failed, pending, processing) or a delayed ZSET
 -- KEYS[2..5] the queue's lanes: critical, high, base, low (where retried and promoted jobs go)
 -- KEYS[6] group set   KEYS[7..6+G] the pending LISTs of the groups named in ARGV
+-- KEYS[7+G] the events stream, when the events are appended here (absent: they are returned)
 -- ARGV[1] mode: "retry" (attempts reset to 0, error/failedAt removed), "promote" (pushed
---         unchanged), "delete", or "count" (only tells which picks the filter keeps)
+--         unchanged) or "delete"
 -- ARGV[2] source type: "list" or "zset"
 -- ARGV[3] tombstone: a value no job can equal, used to remove list entries in one LREM
 -- ARGV[4] filter JSON (see _filter.lua), or "" for none
@@ -16,29 +18,34 @@
 -- ARGV[6] what a grouped pick does to its group: "admit" (a retried dead letter waits behind
 --         its group if the group is held), "release" (a deleted fetchable job lets the next
 --         one of its group go), or "" (nothing)
--- ARGV[7] G, the number of groups   ARGV[8..7+G] group ids (the i-th is the group of KEYS[6+i])
+-- ARGV[7] the head of each per-job event ("" for none)   ARGV[8] its tail
+-- ARGV[9] the events stream's cap (approximate MAXLEN)
+-- ARGV[10] G, the number of groups   ARGV[11..10+G] group ids (the i-th is the group of KEYS[6+i])
 -- then the picks, oldest first: for a list, position from the tail (1 = the oldest entry),
 --         expected bytes, retried bytes, lane, group; for a zset the same without the position.
 --         Retried bytes are those to push for a retry when the caller computed them, else ""
 --         (the script then decodes the payload and rewrites it); lane is 1..4 (KEYS[2..5]);
 --         group is 0 (none) or 1..G.
--- Returns: {moved, m, the m 1-based numbers of the picks not found, then those of the picks
---          the filter turned down}
+-- Returns: {moved, m, t, the m 1-based numbers of the picks not found, the t numbers of the picks
+--          the filter turned down, then the events to append (when the stream is not in KEYS)}
 local source = KEYS[1]
 local lanes = {critical = KEYS[2], high = KEYS[3], base = KEYS[4], low = KEYS[5]}
 local active = KEYS[6]
 local mode, kind, tombstone = ARGV[1], ARGV[2], ARGV[3]
 local filter = ARGV[4] ~= '' and cjson.decode(ARGV[4]) or nil
 local move_limit = tonumber(ARGV[5])
-local group_action, group_count = ARGV[6], tonumber(ARGV[7])
+local group_action, group_count = ARGV[6], tonumber(ARGV[10])
 local NEAR = 32 -- how far from its expected position a list entry is looked for
-local FIRST = 8 + group_count
+local FIRST = 11 + group_count
 local STRIDE = kind == 'list' and 5 or 4
 
 --#include _retry
 --#include _filter
 --#include _push
 --#include _group
+--#include _event
+
+local events = new_job_events(ARGV[7], ARGV[8], KEYS[7 + group_count], ARGV[9])
 
 -- The decoded job when the filter keeps raw (nil: no filter), else false.
 local function kept(raw)
@@ -48,16 +55,17 @@ local function kept(raw)
   return job_matches(raw, filter)
 end
 
+local function decoded(raw)
+  local ok, job = pcall(cjson.decode, raw)
+  return ok and job or nil
+end
+
 local function rewritten(raw, retried, job)
   if mode ~= 'retry' then
     return raw
   end
   if retried ~= '' then
     return retried
-  end
-  if job == nil then
-    local ok, decoded = pcall(cjson.decode, raw)
-    job = ok and decoded or nil
   end
   return reset_for_retry(raw, job)
 end
@@ -102,7 +110,7 @@ end
 -- Where a moved pick goes: its group's rules, else its lane (batched per lane).
 local pushed = {{}, {}, {}, {}}
 local function place(bytes, lane, group)
-  local group_id = ARGV[7 + group]
+  local group_id = ARGV[10 + group]
   if group > 0 and group_action == 'admit' then
     admit(active, KEYS[6 + group], group_id, KEYS[1 + lane], bytes)
   elseif group > 0 and group_action == 'release' then
@@ -123,7 +131,7 @@ for first = FIRST, #ARGV, STRIDE do
   local job = kept(expected)
   if job == false then
     turned_down[#turned_down + 1] = number
-  elseif mode ~= 'count' and (move_limit == 0 or moved < move_limit) then
+  elseif move_limit == 0 or moved < move_limit then
     local at = nil
     local found = false
     if kind == 'list' then
@@ -133,7 +141,11 @@ for first = FIRST, #ARGV, STRIDE do
       found = redis.call('ZREM', source, expected) == 1
     end
     if found then
+      if job == nil and (events.head ~= '' or (mode == 'retry' and retried == '')) then
+        job = decoded(expected)
+      end
       place(rewritten(expected, retried, job), lane, group)
+      job_moved(events, job)
       moved = moved + 1
       if at then
         deepest = math.max(deepest or at, at)
@@ -152,11 +164,14 @@ end
 for lane = 1, 4 do
   push_all(KEYS[1 + lane], pushed[lane])
 end
-local out = {moved, #missing}
+local out = {moved, #missing, #turned_down}
 for _, number in ipairs(missing) do
   out[#out + 1] = number
 end
 for _, number in ipairs(turned_down) do
   out[#out + 1] = number
+end
+for _, event in ipairs(append_job_events(events)) do
+  out[#out + 1] = event
 end
 return out

@@ -6,8 +6,6 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
-from redis.client import Pipeline
-
 from zenith_protocol import (
     PROTOCOL_VERSION,
     EventType,
@@ -20,7 +18,7 @@ from zenith_protocol import (
 from zenith_protocol.jobs import FAILED_LIST_CAP
 from zenith_sdk._wire import storable
 from zenith_sdk.events import job_event
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import SETTLE, Script, ScriptArg, ScriptPipeline
 
 __all__ = ["Fetched", "Op", "error_text", "failure", "invalid_payload", "success"]
 
@@ -42,20 +40,21 @@ class Fetched:
 
 @dataclass
 class Op:
-    """One write for the next round trip. ``raw`` is the processing-list entry it removes, if any."""
+    """One write for the next round trip: a call of ``script``, or with none a plain acknowledge
+    (``LREM`` of ``raw`` from ``keys[0]``). ``raw`` is the processing-list entry it removes, if any."""
 
-    kind: str
+    script: Script | None
     queue: str
     keys: list[str]
-    args: list[str | bytes | int] = field(default_factory=list)
+    args: list[ScriptArg] = field(default_factory=list)
     raw: bytes | None = None
 
-    def queue_on(self, pipe: Pipeline, scripts: Scripts) -> None:
+    def queue_on(self, pipe: ScriptPipeline) -> None:
         """Add this write to ``pipe``."""
-        if self.kind == "ack":
-            pipe.lrem(self.keys[0], 1, self.raw or b"")  # type: ignore[arg-type]
+        if self.script is None:
+            pipe.commands.lrem(self.keys[0], 1, self.raw or b"")  # type: ignore[arg-type]
         else:
-            scripts.queue_call(pipe, getattr(scripts, self.kind), self.keys, self.args)
+            pipe.call(self.script, self.keys, self.args)
 
 
 def error_text(exc: BaseException) -> str:
@@ -80,9 +79,9 @@ def success(
     processing = space.processing(item.queue, worker_id)
     group_keys, group = _group_keys(space, item)
     if group:
-        op = Op("settle", item.queue, [processing, processing, *group_keys], [item.raw, "", "ack", 0, group], item.raw)
+        op = Op(SETTLE, item.queue, [processing, processing, *group_keys], [item.raw, "", "ack", 0, group], item.raw)
     else:
-        op = Op("ack", item.queue, [processing], raw=item.raw)
+        op = Op(None, item.queue, [processing], raw=item.raw)
     event = job_event(
         EventType.COMPLETED, item.queue, item.payload, worker_id=worker_id, attempt=attempt, duration_ms=duration_ms
     )
@@ -92,8 +91,8 @@ def success(
 def _dead_letter(space: KeySpace, item: Fetched, worker_id: str, updated: JobPayload) -> Op:
     group_keys, group = _group_keys(space, item)
     keys = [space.processing(item.queue, worker_id), space.failed(item.queue), *group_keys]
-    args: list[str | bytes | int] = [item.raw, encode_job(updated), "dead", FAILED_LIST_CAP, group]
-    return Op("settle", item.queue, keys, args, raw=item.raw)
+    args: list[ScriptArg] = [item.raw, encode_job(updated), "dead", FAILED_LIST_CAP, group]
+    return Op(SETTLE, item.queue, keys, args, raw=item.raw)
 
 
 def failure(
@@ -123,8 +122,8 @@ def failure(
             update={"attempts": attempt, "delay_seconds": delay_s, "error": error, "protocol_version": PROTOCOL_VERSION}
         )
         keys = [space.processing(item.queue, worker_id), space.delayed(item.queue, item.lane)]
-        args: list[str | bytes | int] = [item.raw, encode_job(updated), "retry", delay_s * 1000, ""]
-        op = Op("settle", item.queue, keys, args, raw=item.raw)
+        args: list[ScriptArg] = [item.raw, encode_job(updated), "retry", delay_s * 1000, ""]
+        op = Op(SETTLE, item.queue, keys, args, raw=item.raw)
         events.append(job_event(EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, **common))  # type: ignore[arg-type]
     else:
         updated = payload.model_copy(

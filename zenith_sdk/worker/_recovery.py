@@ -19,7 +19,7 @@ from zenith_protocol import EventType, KeyKind, KeySpace
 from zenith_protocol.workers import HEARTBEAT_TTL_S
 from zenith_sdk._wire import text_of
 from zenith_sdk.events import EventEmitter, job_event
-from zenith_sdk.scripts import Scripts
+from zenith_sdk.scripts import REQUEUE, scripts_for
 
 __all__ = ["orphaned_processing_lists", "recover_dead_workers", "requeue_processing"]
 
@@ -28,12 +28,13 @@ logger = logging.getLogger(__name__)
 REQUEUE_BATCH = 500
 
 
-def requeue_processing(client: redis.Redis, scripts: Scripts, space: KeySpace, queue: str, worker_id: str) -> int:
+def requeue_processing(client: redis.Redis, space: KeySpace, queue: str, worker_id: str) -> int:
     """Move every job of one worker's processing list for ``queue`` back to its lane; returns how many."""
     keys = [space.processing(queue, worker_id), *space.lanes_in_poll_order(queue)]
+    scripts = scripts_for(client)
     total = 0
     while True:
-        moved = int(scripts.requeue(keys=keys, args=[REQUEUE_BATCH], client=client))
+        moved = int(scripts.call(REQUEUE, keys, [REQUEUE_BATCH]))
         total += moved
         if moved < REQUEUE_BATCH:
             return total
@@ -111,7 +112,6 @@ def recover_dead_workers(
     Returns ``{worker_id: {queue: jobs_put_back}}``.
     """
     space = space or KeySpace()
-    scripts = Scripts(client)
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     cutoff = now_ms - int(ttl_s * 1000)
     members = cast("list[bytes | str]", client.zrangebyscore(space.worker_index(), "-inf", cutoff))
@@ -121,7 +121,7 @@ def recover_dead_workers(
         if worker_id in exclude or client.exists(space.worker(worker_id)):
             continue
         queues = _queues_of(client.hget(space.worker_queues(), worker_id), worker_id)
-        moved = {queue: requeue_processing(client, scripts, space, queue, worker_id) for queue in queues}
+        moved = {queue: requeue_processing(client, space, queue, worker_id) for queue in queues}
         # The index entries go last: a recoverer that dies before this line is simply redone.
         pipe = client.pipeline(transaction=False)
         pipe.zrem(space.worker_index(), worker_id)
@@ -133,7 +133,7 @@ def recover_dead_workers(
         for worker_id, queues in orphans.items():
             moved = recovered.setdefault(worker_id, {})
             for queue in queues:
-                moved[queue] = moved.get(queue, 0) + requeue_processing(client, scripts, space, queue, worker_id)
+                moved[queue] = moved.get(queue, 0) + requeue_processing(client, space, queue, worker_id)
     for worker_id, moved in recovered.items():
         records = [
             job_event(EventType.RECOVERED, queue, worker_id=worker_id, actor=actor, count=count)

@@ -23,7 +23,7 @@ from redis.retry import Retry
 from zenith_protocol import LANES_IN_POLL_ORDER, EventType, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
 from zenith_sdk.events import EventEmitter, job_event
-from zenith_sdk.scripts import NoScriptError, Scripts
+from zenith_sdk.scripts import FETCH, ScriptPipeline, scripts_for
 from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
 from zenith_sdk.worker._options import WorkerOptions
@@ -93,7 +93,7 @@ class Worker:
         self.options = options or WorkerOptions(**option_fields)
         self.keyspace = keyspace or KeySpace()
         self.client = _own_client(client, f"zenith-worker:{self.options.worker_id}")
-        self.scripts = Scripts(self.client)
+        self.scripts = scripts_for(self.client)
         self.events = EventEmitter(self.client, keyspace=self.keyspace) if self.options.events else None
         self.id = self.options.worker_id
         # The fetch script's keys but the rate-limit window's: lanes, delayed sets, flags, processing list.
@@ -159,7 +159,7 @@ class Worker:
         self.request_stop(force=force)
 
     def _main(self) -> None:
-        self.scripts.load(self.client)
+        self.scripts.load()
         self._heartbeat.start()
         self._slots.start()
         logger.info("worker=%s started on queues %s", self.id, ",".join(self.options.queues))
@@ -174,7 +174,7 @@ class Worker:
         try:
             self._flush_until_done()
             for queue in self.options.queues:
-                moved = requeue_processing(self.client, self.scripts, self.keyspace, queue, self.id)
+                moved = requeue_processing(self.client, self.keyspace, queue, self.id)
                 if moved:
                     logger.warning("worker=%s put %d unfinished jobs back on queue=%s", self.id, moved, queue)
             put_back = True
@@ -263,48 +263,38 @@ class Worker:
         queues = self.options.queues
         if not ops and not events and want <= 0:
             return 0
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.scripts.pipeline(transaction=True)
         for op in ops:
-            op.queue_on(pipe, self.scripts)
-        wrote_events = self.events is not None and self.events.write(pipe, events)
+            op.queue_on(pipe)
+        if self.events is not None:
+            self.events.write(pipe, events)
         if want > 0:
             self._queue_fetch(pipe, queues[0], want)
         results = pipe.execute(raise_on_error=False)
         self._ops, self._pending_events = [], []
         for result in results:
-            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+            if isinstance(result, Exception):
                 logger.error("worker=%s: Redis refused a write: %s", self.id, result)
-        fetched = results[-1] if want > 0 else []
-        if any(isinstance(result, NoScriptError) for result in results):
-            # Redis lost its script cache (SCRIPT FLUSH or a restart): the calls that met
-            # NOSCRIPT did nothing, everything else in the MULTI ran. Reload and redo those.
-            self.scripts.load(self.client)
-            self._mark_pending()
-            self._ops = [op for op, result in zip(ops, results) if isinstance(result, NoScriptError)]
-            if wrote_events and isinstance(results[len(ops)], NoScriptError):
-                self._pending_events = list(events)
-            fetched = [] if isinstance(fetched, NoScriptError) else fetched
-        count = self._accept(queues[0], fetched)
+        count = self._accept(queues[0], results[-1] if want > 0 else [])
         for queue in queues[1:]:
             if count >= want:
                 break
             count += self._fetch_more(queue, want - count)
         return count
 
-    def _queue_fetch(self, pipe: redis.client.Pipeline, queue: str, want: int) -> None:
+    def _queue_fetch(self, pipe: ScriptPipeline, queue: str, want: int) -> None:
         limit = self.options.rate_limits.get(queue)
         window_key = self.keyspace.rate_limit(queue, int(time.time()) // limit.window_s if limit else 0)
         args: list[str | int] = [want, self.options.promote_batch, limit.max_jobs if limit else 0]
         keys = [*self._fetch_keys[queue], window_key]
-        self.scripts.queue_call(pipe, self.scripts.fetch, keys, [*args, limit.window_s if limit else 0])
+        pipe.call(FETCH, keys, [*args, limit.window_s if limit else 0])
 
     def _fetch_more(self, queue: str, want: int) -> int:
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.scripts.pipeline(transaction=False)
         self._queue_fetch(pipe, queue, want)
         (fetched,) = pipe.execute(raise_on_error=False)
-        if isinstance(fetched, NoScriptError):
-            self.scripts.load(self.client)
-            return 0
+        if isinstance(fetched, Exception):
+            logger.error("worker=%s: Redis refused a fetch: %s", self.id, fetched)
         return self._accept(queue, fetched)
 
     def _accept(self, queue: str, reply: Any) -> int:
