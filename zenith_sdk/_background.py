@@ -1,4 +1,4 @@
-"""A daemon thread that runs a tick every interval and survives Redis outages.
+"""A loop that runs a tick every interval and survives Redis outages: on a daemon thread, or in the caller's.
 
 Redis errors are logged once when an outage starts and once when it ends; meanwhile the
 tick is retried with exponential backoff. Nothing is ever raised into the host program.
@@ -21,15 +21,20 @@ _FIRST_BACKOFF_S = 0.5
 
 
 class BackgroundLoop:
-    """Calls ``tick`` now and then every ``interval_s`` seconds on a daemon thread until :meth:`stop`."""
+    """Calls ``tick`` now and then every ``interval_s`` seconds until :meth:`stop` (or ``stop`` is set).
 
-    def __init__(self, name: str, interval_s: float, tick: Callable[[], None]) -> None:
+    :meth:`start` runs it on a daemon thread; :meth:`run` in the calling thread.
+    """
+
+    def __init__(
+        self, name: str, interval_s: float, tick: Callable[[], object], *, stop: threading.Event | None = None
+    ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
         self.name = name
         self.interval_s = interval_s
         self._tick = tick
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None
         self.failing = False
 
@@ -43,16 +48,17 @@ class BackgroundLoop:
         if self.running:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float | None = 5.0) -> None:
-        """Ask the thread to finish and wait for it up to ``timeout_s``."""
+        """Ask the loop to finish; wait for its thread, if it has one, up to ``timeout_s``."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Tick in the calling thread until stopped; returns within one interval (or backoff) of the stop."""
         backoff = _FIRST_BACKOFF_S
         while not self._stop.is_set():
             if self._run_tick():

@@ -3,16 +3,16 @@
 A command is PUBLISHed on ``KeySpace.command_channel(service, node_id)`` (``*`` = every node of the
 service). :class:`CommandSender` subscribes to the command's reply channel
 (``KeySpace.command_reply_channel(id)``) *before* it publishes, so no reply is lost, then collects
-:class:`~zenith_protocol.CommandReply` messages for a bounded time. Legacy Node agents never reply:
-silence means "no reply", not failure.
+:class:`~zenith_protocol.CommandReply` messages for a bounded time, and closes that subscription.
+Legacy Node agents never reply: silence means "no reply", not failure.
 
 :class:`CommandListener` is the node side: a daemon thread subscribed to its own channel and its
 service's ``*`` channel that runs the handler registered for each allow-listed command type and
 replies on the command's ``replyTo`` channel when it has one. It survives Redis outages (reconnect
 with backoff, resubscribe) and never raises into the host program.
 
-No ready-made RETRY_JOB / DELETE_JOB handlers are shipped: they need the queue/job control API,
-which does not exist yet. Pass your own handlers.
+Ready-made RETRY_JOB and DELETE_JOB handlers, which run the control plane's retry and delete,
+come from :func:`zenith_sdk.control.job_command_handlers`; pass them, or your own, as ``handlers``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from zenith_protocol import (
     encode_command_reply,
 )
 from zenith_protocol.commands import BROADCAST_NODE
-from zenith_sdk.connection import connect
+from zenith_sdk.connection import ClientHolder, connect
 from zenith_sdk.events import EventEmitter, job_event
 
 __all__ = ["DEFAULT_MAX_AGE_S", "DEFAULT_WAIT_S", "CommandHandler", "CommandListener", "CommandResult", "CommandSender"]
@@ -112,8 +112,12 @@ class CommandResult:
         return self.delivered > 0 and all(reply.ok for reply in self.replies)
 
 
-class CommandSender:
+class CommandSender(ClientHolder):
     """Publishes remote commands and collects the nodes' replies (the control-plane side).
+
+    A client made from a URL is the sender's own: :meth:`close` (or leaving a ``with`` block)
+    closes it; a client passed in stays open. Each :meth:`send` opens one pub/sub connection for
+    the replies and closes it before returning.
 
     Args:
         client: a redis-py client or a URL.
@@ -132,7 +136,7 @@ class CommandSender:
     ) -> None:
         if not isinstance(issuer, str) or not issuer.strip():
             raise ValueError("issuer must name who sends the command, such as 'alice@example.com'")
-        self.client = connect(client)
+        self._hold(client)
         self.keyspace = keyspace or KeySpace()
         self.issuer = issuer
         self.events = events

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -11,12 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from zenith_protocol import ConfigError
 
-__all__ = ["DEFAULT_REDIS_URL", "ClientHolder", "RedisSettings", "connect"]
+if TYPE_CHECKING:
+    from typing import Unpack
+
+__all__ = ["DEFAULT_REDIS_URL", "ClientHolder", "RedisOptions", "RedisSettings", "connect"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _SCHEMES = ("redis://", "rediss://", "unix://")
 _DB_NUMBER = re.compile(r"[0-9]+")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")
+
+
+class RedisOptions(TypedDict, total=False):
+    """The fields of :class:`RedisSettings` besides the URL, as :meth:`RedisSettings.from_url` takes them."""
+
+    socket_timeout_s: float
+    connect_timeout_s: float
+    health_check_interval_s: float
 
 
 class RedisSettings(BaseModel):
@@ -37,7 +48,7 @@ class RedisSettings(BaseModel):
     health_check_interval_s: float = Field(default=30.0, ge=0)
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisSettings:
+    def from_url(cls, url: str, **options: Unpack[RedisOptions]) -> RedisSettings:
         """Settings for ``url``; raises :class:`ConfigError` when the URL cannot work.
 
         The database (``/N`` after the host, or ``?db=N``) must be a whole number of 0 or more:

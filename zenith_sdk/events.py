@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import redis
 
@@ -21,6 +21,7 @@ from zenith_protocol import (
     KeySpace,
     LogEntry,
     LogLevel,
+    OperatorAction,
     encode_event,
     encode_job,
     encode_log,
@@ -30,7 +31,10 @@ from zenith_protocol.workers import LOG_HISTORY_CAP
 from zenith_sdk.connection import ClientHolder
 from zenith_sdk.scripts import EVENTS, ScriptArg, ScriptPipeline, scripts_for
 
-__all__ = ["EventEmitter", "EventWriter", "job_event", "log_entry_for"]
+if TYPE_CHECKING:
+    from typing import Unpack
+
+__all__ = ["EventEmitter", "EventFields", "EventWriter", "job_event", "log_entry_for"]
 
 THROUGHPUT_TTL_S = 3600
 _FINISHED = frozenset({EventType.COMPLETED, EventType.FAILED})
@@ -48,6 +52,52 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class _Common(TypedDict, total=False):
+    job_id: str | None
+    worker_id: str | None
+    attempt: int | None
+    actor: str | None
+    action: OperatorAction | str | None
+    count: int | None
+    enqueued_at_ms: int | None
+    payload: str | None
+
+
+class EventFields(_Common, total=False):
+    """The :class:`~zenith_protocol.JobEvent` fields :func:`job_event` takes as keywords."""
+
+    duration_ms: float | None
+    delay_ms: int | None
+    error: str | None
+
+
+class _About(_Common, total=False):
+    # What the EventEmitter conveniences take besides the field each one names.
+    job_name: str | None
+    timestamp_ms: int | None
+
+
+class _AnyFields(_About, total=False):
+    duration_ms: float | None
+    delay_ms: int | None
+    error: str | None
+
+
+class _BesidesDuration(_About, total=False):
+    delay_ms: int | None
+    error: str | None
+
+
+class _BesidesError(_About, total=False):
+    duration_ms: float | None
+    delay_ms: int | None
+
+
+class _BesidesDelay(_About, total=False):
+    duration_ms: float | None
+    error: str | None
+
+
 def job_event(
     event_type: EventType,
     queue: str,
@@ -56,12 +106,12 @@ def job_event(
     job_name: str | None = None,
     include_payload: bool = False,
     timestamp_ms: int | None = None,
-    **fields: Any,
+    **fields: Unpack[EventFields],
 ) -> JobEvent:
     """Build an event about ``job`` (a payload, or just its id) in ``queue``.
 
-    Extra keyword arguments are :class:`~zenith_protocol.JobEvent` fields
-    (``worker_id``, ``attempt``, ``duration_ms``, ``delay_ms``, ``error``, ``actor``, ...).
+    The other keywords are :class:`~zenith_protocol.JobEvent` fields (:class:`EventFields`:
+    ``worker_id``, ``attempt``, ``duration_ms``, ``delay_ms``, ``error``, ``actor``, ...).
     """
     if isinstance(job, JobPayload):
         fields.setdefault("job_id", job.id)
@@ -192,27 +242,32 @@ class EventEmitter(ClientHolder):
 
     # -- conveniences for other job systems ----------------------------------------------------
 
-    def enqueued(self, queue: str, job: JobPayload | str, **fields: Any) -> None:
+    # Each takes, besides the field it names, job_event's keywords: job_name, timestamp_ms and
+    # the other EventFields.
+
+    def enqueued(self, queue: str, job: JobPayload | str, **fields: Unpack[_AnyFields]) -> None:
         """A job was enqueued (pass the payload to archive it)."""
         self.emit(job_event(EventType.ENQUEUED, queue, job, include_payload=True, **fields))
 
-    def started(self, queue: str, job: JobPayload | str, **fields: Any) -> None:
+    def started(self, queue: str, job: JobPayload | str, **fields: Unpack[_AnyFields]) -> None:
         """A worker started a job (``worker_id``, ``attempt``)."""
         self.emit(job_event(EventType.STARTED, queue, job, **fields))
 
-    def completed(self, queue: str, job: JobPayload | str, *, duration_ms: float, **fields: Any) -> None:
+    def completed(
+        self, queue: str, job: JobPayload | str, *, duration_ms: float, **fields: Unpack[_BesidesDuration]
+    ) -> None:
         """A job finished successfully after ``duration_ms``."""
         self.emit(job_event(EventType.COMPLETED, queue, job, duration_ms=duration_ms, **fields))
 
-    def failed(self, queue: str, job: JobPayload | str, *, error: str, **fields: Any) -> None:
+    def failed(self, queue: str, job: JobPayload | str, *, error: str, **fields: Unpack[_BesidesError]) -> None:
         """An attempt failed with ``error``."""
         self.emit(job_event(EventType.FAILED, queue, job, error=error, **fields))
 
-    def retried(self, queue: str, job: JobPayload | str, *, delay_ms: int, **fields: Any) -> None:
+    def retried(self, queue: str, job: JobPayload | str, *, delay_ms: int, **fields: Unpack[_BesidesDelay]) -> None:
         """A failed job will be retried after ``delay_ms``."""
         self.emit(job_event(EventType.RETRIED, queue, job, delay_ms=delay_ms, **fields))
 
-    def dead_lettered(self, queue: str, job: JobPayload | str, *, error: str, **fields: Any) -> None:
+    def dead_lettered(self, queue: str, job: JobPayload | str, *, error: str, **fields: Unpack[_BesidesError]) -> None:
         """A job ran out of attempts (or cannot run) and went to the dead-letter list."""
         self.emit(job_event(EventType.DEAD_LETTERED, queue, job, error=error, include_payload=True, **fields))
 

@@ -2,15 +2,16 @@
 
 A schedule is a HASH plus its id in a ZSET index scored by the next run (PROTOCOL section 5),
 the layout the Node system wrote, so schedules it registered are listed and fired here too.
-Every ticker replica may run :meth:`Scheduler.tick` at once: one Lua script per firing makes
-each due run fire exactly once, and a schedule missed during downtime fires once, not once
-per missed slot.
+Every ticker replica may run :meth:`Scheduler.tick` (or the loop :meth:`Scheduler.run`) at once:
+one Lua script per firing makes each due run fire exactly once, and a schedule missed during
+downtime fires once, not once per missed slot.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ from zenith_protocol import (
     validate_queue_name,
 )
 from zenith_protocol.schedules import SCHEDULE_LOCK_TTL_S
+from zenith_sdk._background import BackgroundLoop
 from zenith_sdk._wire import storable, text_of
 from zenith_sdk.events import EventEmitter, EventWriter, job_event
 from zenith_sdk.scripts import ENQUEUE, FIRE_SCHEDULE, scripts_for
@@ -164,6 +166,8 @@ class Scheduler(EventWriter):
         self._discovered: set[str] = set()
         self._discovered_at = float("-inf")
         self._reported: set[tuple[str, int]] = set()
+        self._stopping = threading.Event()
+        self._ticker: BackgroundLoop | None = None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -360,6 +364,31 @@ class Scheduler(EventWriter):
             if self._fire(schedule_id, score, raw, now):
                 fired.append(schedule_id)
         return fired
+
+    def run(self, *, interval_s: float = 1.0, stop: threading.Event | None = None) -> None:
+        """Fire due schedules every ``interval_s`` seconds, in the calling thread, until stopped.
+
+        For an application that embeds the ticker (``zenith scheduler`` runs this). It returns
+        within one interval of :meth:`stop` being called, or of ``stop`` being set, from another
+        thread or a signal handler: handling signals is the caller's job. A Redis outage is
+        logged once and retried with backoff, and a tick that fails is logged; neither ends the
+        loop. Several tickers may run at once, anywhere: each due run fires once.
+        """
+        ticker = BackgroundLoop("zenith-scheduler", interval_s, self.tick, stop=stop)
+        self._ticker = ticker
+        try:
+            if not self._stopping.is_set():  # stop() may have come first
+                ticker.run()
+        finally:
+            self._ticker = None
+            self._stopping.clear()
+
+    def stop(self) -> None:
+        """End :meth:`run` (safe from any thread or a signal handler, and when it is not running)."""
+        self._stopping.set()
+        ticker = self._ticker
+        if ticker is not None:
+            ticker.stop()
 
     def _fire(self, schedule_id: str, score: float, raw: Mapping[Any, Any], now_ms: int) -> bool:
         if raw and text_of(raw.get(b"enabled", raw.get("enabled", b"true"))).strip().lower() in _FALSE:

@@ -412,3 +412,35 @@ def test_commands_older_than_max_age_are_ignored(r: redis.Redis, keyspace: KeySp
     assert recorder.ids() == []
     with pytest.raises(ValueError, match="max_age_s"):
         CommandListener(r, SERVICE, handlers={}, max_age_s=0)
+
+
+# -- who closes what ----------------------------------------------------------------------------------
+
+
+def _connections(r: redis.Redis, name: str) -> int:
+    return sum(1 for client in r.client_list() if client.get("name") == name)
+
+
+def test_a_sender_closes_what_it_opened_and_leaves_a_client_it_was_given_open(
+    r: redis.Redis, redis_url: str, keyspace: KeySpace, listen: ListenerFactory
+) -> None:
+    listen("node-1", {CommandType.RETRY_JOB: Recorder("node-1")})
+    name = f"sender-{uuid.uuid4().hex[:8]}"
+    named = f"{redis_url}?client_name={name}"
+
+    with CommandSender(named, keyspace=keyspace, issuer="alice") as sender:
+        assert sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), wait_s=5).replies
+        # The reply subscription is closed once send returns; the publishing connection stays for reuse.
+        assert _connections(r, name) == 1
+    assert _connections(r, name) == 0
+
+    given = redis.Redis.from_url(named)
+    try:
+        sender = CommandSender(given, keyspace=keyspace, issuer="alice")
+        assert sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), wait_s=5).replies
+        sender.close()  # not the sender's to close
+        assert _connections(r, name) == 1
+        assert given.ping()
+    finally:
+        given.close()
+    assert _connections(r, name) == 0

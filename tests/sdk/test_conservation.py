@@ -288,7 +288,7 @@ class ConservationMachine(RuleBasedStateMachine):
     @rule(worker=st.sampled_from(WORKERS))
     def recover(self, worker: str) -> None:
         """The worker is declared dead: its in-flight jobs go back to their lanes."""
-        moved = requeue_processing(self.r, self.space, QUEUE, worker)
+        moved = requeue_processing(self.r, QUEUE, worker, keyspace=self.space)
         assert moved == len(self.held[worker])
         self.stale[worker].extend(self.held[worker])
         self.held[worker] = []

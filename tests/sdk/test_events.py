@@ -14,6 +14,7 @@ from redis.client import PubSub
 
 from zenith_protocol import (
     EventType,
+    JobEvent,
     JobPayload,
     KeySpace,
     LogEntry,
@@ -22,7 +23,7 @@ from zenith_protocol import (
     decode_log,
     encode_job,
 )
-from zenith_sdk.events import EventEmitter, job_event, log_entry_for
+from zenith_sdk.events import EventEmitter, EventFields, job_event, log_entry_for
 from zenith_sdk.scripts import scripts_for
 
 MINUTE_MS = 60_000
@@ -386,3 +387,10 @@ def test_an_emitter_built_from_a_url_writes_to_that_server(redis_url: str, r: re
         emitter.completed("q", "j-1", duration_ms=1)
 
     assert [e.job_id for e in stream_events(r, keyspace)] == ["j-1"]
+
+
+def test_the_keywords_of_job_event_are_the_event_fields_it_does_not_set_itself() -> None:
+    own = {"type", "queue", "timestamp", "job_name", "protocol_version"}
+
+    assert set(EventFields.__annotations__) | own == set(JobEvent.model_fields)
+    assert not set(EventFields.__annotations__) & own

@@ -18,6 +18,7 @@ import pytest
 import redis
 from event_stream import stream_events
 from wire_data import node_job
+from worker_helpers import wait_for
 
 from zenith_protocol import (
     EventType,
@@ -459,3 +460,69 @@ def test_a_broken_schedule_can_be_paused_but_not_resumed(
     with pytest.raises(InvalidScheduleError, match="'0 25 \\* \\* \\*'"):
         scheduler.resume("bad-cron", actor="alice")
     assert r.hget(keyspace.schedule("bad-cron"), "enabled") == b"false"
+
+
+# -- the ticker loop an application embeds -------------------------------------------------------------
+
+
+def _running(scheduler: Scheduler, **options: object) -> threading.Thread:
+    thread = threading.Thread(target=scheduler.run, kwargs=options, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_run_fires_due_schedules_until_stop_is_called(scheduler: Scheduler, r: redis.Redis, keyspace: KeySpace) -> None:
+    scheduler.register("tick", "* * * * *", "reports", "Ping", actor="alice")
+    make_due(r, keyspace, "tick", NOW)
+    thread = _running(scheduler, interval_s=0.05)
+    try:
+        wait_for(lambda: r.llen(keyspace.queue("reports")) == 1, what="the first run")
+        make_due(r, keyspace, "tick", NOW + MINUTE)
+        wait_for(lambda: r.llen(keyspace.queue("reports")) == 2, what="the next run, fired by the next tick")
+    finally:
+        scheduler.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_run_ends_when_the_callers_event_is_set_and_survives_failing_ticks(
+    scheduler: Scheduler, r: redis.Redis, keyspace: KeySpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler.register("tick", "* * * * *", "reports", "Ping", actor="alice")
+    make_due(r, keyspace, "tick", NOW)
+    real_tick, calls = scheduler.tick, Counter[str]()
+
+    def flaky_tick(now_ms: int | None = None) -> list[str]:
+        calls["tick"] += 1
+        if calls["tick"] == 1:
+            raise redis.ConnectionError("Redis went away")
+        if calls["tick"] == 2:
+            raise RuntimeError("a bug in a tick")
+        return real_tick(now_ms)
+
+    monkeypatch.setattr(scheduler, "tick", flaky_tick)
+    stop = threading.Event()
+    thread = _running(scheduler, interval_s=0.05, stop=stop)
+    try:
+        wait_for(lambda: r.llen(keyspace.queue("reports")) == 1, what="a run after two failed ticks", timeout_s=10)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive() and calls["tick"] >= 3
+
+
+def test_stop_before_run_makes_that_run_return_and_the_next_one_work(
+    scheduler: Scheduler, r: redis.Redis, keyspace: KeySpace
+) -> None:
+    scheduler.stop()
+    scheduler.run(interval_s=0.05)  # returns at once: it was stopped before it began
+
+    scheduler.register("tick", "* * * * *", "reports", "Ping", actor="alice")
+    make_due(r, keyspace, "tick", NOW)
+    thread = _running(scheduler, interval_s=0.05)
+    try:
+        wait_for(lambda: r.llen(keyspace.queue("reports")) == 1, what="a run of the restarted loop")
+    finally:
+        scheduler.stop()
+        thread.join(5)
+    assert not thread.is_alive()

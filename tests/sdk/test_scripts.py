@@ -13,7 +13,7 @@ from counting import CountingRedis
 
 from zenith_protocol import KeySpace
 from zenith_sdk import scripts as scripts_module
-from zenith_sdk.scripts import COUNT, ENQUEUE, MATCH, NoScriptError, Script, scripts_for
+from zenith_sdk.scripts import COUNT, ENQUEUE, MATCH, RELOADS, NoScriptError, Script, scripts_for
 
 ALL = [value for value in vars(scripts_module).values() if isinstance(value, Script)]
 
@@ -82,6 +82,32 @@ def test_calls_that_met_a_flushed_script_cache_are_repeated_and_nothing_else_is(
     assert counting.lrange(keyspace.group_pending("q", "g"), 0, -1) == [b"second"]
     sent = [[str(args[0]).upper() for args in trip] for trip in counting.round_trips[:3]]
     assert sent[1:] == [["SCRIPT LOAD"], ["EVALSHA", "EVALSHA"]]
+
+
+def test_a_flush_between_the_reload_and_the_repeated_call_is_survived_a_few_times_over(
+    r: redis.Redis, keyspace: KeySpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripts = scripts_for(r)
+    load = scripts.load
+    loads = 0
+
+    def load_then_flush(*loaded: Script) -> None:
+        nonlocal loads
+        loads += 1
+        load(*loaded)
+        if loads < RELOADS:
+            r.script_flush()  # as if another client flushed right after
+
+    monkeypatch.setattr(scripts, "load", load_then_flush)
+    r.script_flush()
+
+    assert scripts.call(ENQUEUE, *_group_push(keyspace, "first")) == 1
+    assert loads == RELOADS
+    r.script_flush()
+    loads = -10  # from now on every load is flushed at once: the NOSCRIPT error comes through
+    with pytest.raises(NoScriptError):
+        scripts.call(ENQUEUE, *_group_push(keyspace, "second"))
+    assert r.lrange(keyspace.queue("q"), 0, -1) == [b"first"]
 
 
 def test_a_direct_call_loads_its_script_when_redis_lost_it(r: redis.Redis, keyspace: KeySpace) -> None:

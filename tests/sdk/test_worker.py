@@ -44,7 +44,15 @@ from zenith_protocol import (
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.scripts import ENQUEUE, EVENTS, FETCH, REQUEUE, SETTLE
-from zenith_sdk.worker import App, JobContext, RateLimit, Worker, recover_dead_workers
+from zenith_sdk.worker import (
+    App,
+    JobContext,
+    RateLimit,
+    Worker,
+    WorkerOptionFields,
+    WorkerOptions,
+    recover_dead_workers,
+)
 
 StartWorker = Callable[..., Worker]
 
@@ -101,6 +109,27 @@ def test_async_handlers_run_and_their_errors_count_as_failures(
     assert seen == [(first, 1), (second, 3)]
     (dead,) = lrange(r, keyspace.failed("q"))
     assert (decode_job(dead).id, decode_job(dead).error) == (failing, "ValueError: bad input 2")
+
+
+def test_every_awaitable_a_handler_returns_is_run_each_job_in_a_loop_of_its_own(
+    r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
+) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []  # kept, so no loop is freed and its id reused
+
+    class Callable:
+        async def __call__(self, job: JobContext) -> None:
+            loops.append(asyncio.get_running_loop())
+
+    def returns_a_coroutine(job: JobContext) -> object:
+        return Callable()(job)
+
+    for name in ("object", "object", "plain"):
+        producer.push(name, queue="q")
+    start_worker(App({"object": Callable(), "plain": returns_a_coroutine}), queues=("q",))
+
+    # Each loop is closed once its job is done (a moment after the handler returned).
+    wait_for(lambda: len(loops) == 3 and all(loop.is_closed() for loop in loops), what="three awaited handlers")
+    assert len({id(loop) for loop in loops}) == 3
 
 
 def test_priority_lanes_run_critical_high_base_low(
@@ -857,3 +886,14 @@ def test_the_worker_survives_a_script_flush(
     assert sorted(flushes) == sorted([*grouped, failing])
     assert decode_job(lrange(r, keyspace.failed("q"))[0]).id == failing
     assert r.llen(keyspace.queue("q")) == 0 and r.zcard(keyspace.delayed("q")) == 0
+
+
+def test_the_option_keywords_of_a_worker_are_the_fields_of_its_options(r: redis.Redis) -> None:
+    assert set(WorkerOptionFields.__annotations__) == set(WorkerOptions.model_fields)
+
+    worker = Worker(App({}), r, queues=["a", "b"], concurrency=3, worker_id="w-options")
+
+    assert (worker.options.queues, worker.options.concurrency, worker.id) == (("a", "b"), 3, "w-options")
+    with pytest.raises(TypeError, match="not both"):
+        Worker(App({}), r, options=WorkerOptions(), concurrency=2)
+    worker.client.connection_pool.disconnect()

@@ -41,7 +41,6 @@ __all__ = [
     "entry_json",
     "entry_table",
     "register",
-    "require_queue",
 ]
 
 EXIT_DECLINED = EXIT_NOT_FOUND = EXIT_FAILED
@@ -55,14 +54,6 @@ ACTION_STATES = {
 """The states each action takes (``bulk`` refuses the others; a test keeps the two in step), in the
 order ``get_job`` looks, as ``retry_job`` and ``delete_job`` do. Also the ``--state`` choices."""
 _DEFAULT_STATE = JobState.FAILED
-
-
-def require_queue(client: redis.Redis, queue: str, space: KeySpace) -> None:
-    """Raise NotFoundError when ``queue`` does not exist.
-
-    A dry run over an empty id list checks the queue and then stops, without walking any job.
-    """
-    bulk(client, queue, JobState.FAILED, BulkAction.DELETE, keyspace=space, ids=[], dry_run=True, actor="")
 
 
 def ask(question: str, *, yes_hint: str = "pass --yes") -> str | None:

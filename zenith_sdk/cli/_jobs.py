@@ -20,7 +20,6 @@ from zenith_sdk.cli._bulk_cli import (
     entry_json,
     entry_table,
     ms_text,
-    require_queue,
 )
 from zenith_sdk.cli._common import (
     CliSettings,
@@ -35,7 +34,7 @@ from zenith_sdk.cli._common import (
     redis_from,
     whole_number,
 )
-from zenith_sdk.control import JobState, clear_failed, get_job, list_jobs, pause, purge, resume
+from zenith_sdk.control import JobState, clear_failed, get_job, list_jobs, pause, purge, require_queue, resume
 from zenith_sdk.control.jobs import MAX_PAGE
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.producer import Producer
@@ -135,7 +134,7 @@ def _run_jobs(args: argparse.Namespace, settings: CliSettings) -> int:
             oldest_first=args.oldest_first,
         )
         if not entries:
-            require_queue(client, args.queue, space)  # an empty page of an unknown queue is a typo
+            require_queue(client, args.queue, keyspace=space)  # an empty page of an unknown queue is a typo
     finally:
         client.close()
     if args.json:
@@ -186,7 +185,7 @@ def _done(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
 def _run_pause(args: argparse.Namespace, settings: CliSettings) -> int:
     client, space = _connect(args, settings)
     try:
-        require_queue(client, args.queue, space)
+        require_queue(client, args.queue, keyspace=space)
         with EventEmitter(client, keyspace=space) as events:
             pause(client, args.queue, actor=args.actor, keyspace=space, events=events)
     finally:
@@ -199,7 +198,7 @@ def _run_resume(args: argparse.Namespace, settings: CliSettings) -> int:
     try:
         # A drained queue may have nothing left but its paused flag; resuming it is still valid.
         if not client.exists(space.paused(args.queue)):
-            require_queue(client, args.queue, space)
+            require_queue(client, args.queue, keyspace=space)
         with EventEmitter(client, keyspace=space) as events:
             resume(client, args.queue, actor=args.actor, keyspace=space, events=events)
     finally:
@@ -210,7 +209,7 @@ def _run_resume(args: argparse.Namespace, settings: CliSettings) -> int:
 def _run_purge(args: argparse.Namespace, settings: CliSettings) -> int:
     client, space = _connect(args, settings)
     try:
-        require_queue(client, args.queue, space)
+        require_queue(client, args.queue, keyspace=space)
         if not args.yes:
             question = f"Purge deletes every job of {args.queue!r}. Type the queue name to confirm: "
             if ask(question) != args.queue:
@@ -226,7 +225,7 @@ def _run_purge(args: argparse.Namespace, settings: CliSettings) -> int:
 def _run_clear_failed(args: argparse.Namespace, settings: CliSettings) -> int:
     client, space = _connect(args, settings)
     try:
-        require_queue(client, args.queue, space)
+        require_queue(client, args.queue, keyspace=space)
         if not args.yes:
             count = int(client.llen(space.failed(args.queue)))
             answer = ask(f"Delete the {count} failed jobs of {args.queue!r}? [y/N] ")

@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _run(args: argparse.Namespace, settings: CliSettings) -> int:
     client, where = redis_from(args, settings)
     try:
-        snapshots = queue_snapshots(client, keyspace_from(args, settings))
+        snapshots = queue_snapshots(client, keyspace=keyspace_from(args, settings))
     finally:
         client.close()
     if args.json:

@@ -17,7 +17,6 @@ from rich.table import Table
 from rich.text import Text
 
 from zenith_protocol import Schedule, encode_schedule
-from zenith_sdk._background import BackgroundLoop
 from zenith_sdk.cli._common import (
     CliSettings,
     add_actor_options,
@@ -209,23 +208,14 @@ def _done(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
 def _run_scheduler(args: argparse.Namespace, settings: CliSettings) -> int:
     client, where = redis_from(args, settings)
     scheduler = Scheduler(client, keyspace=keyspace_from(args, settings), events=not args.no_events)
-
-    def tick() -> None:
-        scheduler.tick()
-
-    # BackgroundLoop logs Redis outages once and retries with backoff instead of exiting.
-    loop = BackgroundLoop("scheduler", args.interval, tick)
     err = console(stderr=True)
     every = f"every {args.interval:g} s"
     err.print(escape(f"scheduler: firing due schedules in {where} {every}; stop with Ctrl-C or SIGTERM"))
     with _stop_on_signals() as stop_requested:
-        loop.start()
         try:
-            # A timed wait, so the main thread returns to the interpreter to run signal handlers.
-            while not stop_requested.wait(1.0):
-                pass
+            # Redis outages are logged and retried inside; a signal sets the event, which ends the loop.
+            scheduler.run(interval_s=args.interval, stop=stop_requested)
         finally:
-            loop.stop()
             client.close()
     err.print("scheduler: stopped")
     return EXIT_OK

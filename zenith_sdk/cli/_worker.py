@@ -136,8 +136,8 @@ def _run_recover(args: argparse.Namespace, settings: CliSettings) -> int:
     space = keyspace_from(args, settings)
     try:
         events = EventEmitter(client, keyspace=space)
-        recovered = recover_dead_workers(client, space, actor="zenith-cli", events=events)
-        repairs = repair_groups(client, space, queues=queues, actor="zenith-cli", events=events)
+        recovered = recover_dead_workers(client, keyspace=space, actor="zenith-cli", events=events)
+        repairs = repair_groups(client, keyspace=space, queues=queues, actor="zenith-cli", events=events)
     finally:
         client.close()
     status = 1 if any(repair.outcome == "no-queue" for repair in repairs) else 0

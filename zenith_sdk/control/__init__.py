@@ -14,7 +14,7 @@ from zenith_sdk.control.jobs import (
     resume,
     retry_job,
 )
-from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots
+from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots, require_queue
 from zenith_sdk.control.remote import job_command_handlers
 from zenith_sdk.control.search import search
 
@@ -40,6 +40,7 @@ __all__ = [
     "purge",
     "queue_snapshots",
     "repair_groups",
+    "require_queue",
     "resume",
     "retry_job",
     "search",

@@ -21,18 +21,13 @@ from typing import Any
 
 import redis
 
-from zenith_protocol import (
-    EventType,
-    KeySpace,
-    NotFoundError,
-    OperatorAction,
-    validate_queue_name,
-)
+from zenith_protocol import EventType, KeySpace, OperatorAction
 from zenith_sdk.control._entries import JobEntry, JobState, Source
 from zenith_sdk.control._job_events import EVENT_OF_MODE, JobEvents
 from zenith_sdk.control._matching import JobFilter, match_chunk
 from zenith_sdk.control._pick import Exactly, GroupKeys, IdMatcher, Match, Matcher, PickWalk, fallback_lane, matches_of
 from zenith_sdk.control._sources import state_sources
+from zenith_sdk.control.queues import require_queue
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import BULK, Scripts, scripts_for
 
@@ -59,16 +54,6 @@ class BulkResult:
     moved: int = 0
     looked_at: int = 0
     sample: list[JobEntry] = field(default_factory=list)
-
-
-def _check_queue(client: redis.Redis, space: KeySpace, queue: str) -> None:
-    validate_queue_name(queue)
-    pipe = client.pipeline(transaction=False)
-    pipe.sismember(space.queue_index(), queue)
-    pipe.exists(*space.lanes_in_poll_order(queue), *space.delayed_in_poll_order(queue), space.failed(queue))
-    known, keys = pipe.execute()
-    if not known and not keys:
-        raise NotFoundError("queue", queue, hint="`zenith queues` lists the queues that exist")
 
 
 def _group_action(action: BulkAction, state: JobState) -> str:
@@ -129,7 +114,7 @@ def bulk(
     if chunk < 1 or sample < 0:
         raise ValueError(f"chunk must be at least 1 and sample at least 0, got {chunk} and {sample}")
     space = keyspace or KeySpace()
-    _check_queue(client, space, queue)
+    require_queue(client, queue, keyspace=space)
     result = BulkResult(action, queue, state, dry_run)
     settings = _Settings(
         client=client,

@@ -112,10 +112,10 @@ def stuck_groups(client: redis.Redis, keyspace: KeySpace | None = None) -> list[
     releases the next one), so one survey may miss a group's runnable job; a group moving on
     changes between the two.
     """
-    first = {(status.scope, status.id): status for status in group_survey(client, keyspace) if status.stuck}
+    first = {(status.scope, status.id): status for status in group_survey(client, keyspace=keyspace) if status.stuck}
     if not first:
         return []
-    again = [status for status in group_survey(client, keyspace) if status.stuck]
+    again = [status for status in group_survey(client, keyspace=keyspace) if status.stuck]
     return [
         status
         for status in again
@@ -160,7 +160,7 @@ def repair_groups(
     scripts = scripts_for(client)
     named = dict(queues or {})
     repairs = []
-    for status in stuck_groups(client, space):
+    for status in stuck_groups(client, keyspace=space):
         queue = status.queue or named.get(status.id)
         if status.pending and queue is None:
             repairs.append(GroupRepair(status, "no-queue"))

@@ -24,7 +24,8 @@ from zenith_sdk.control._entries import JobEntry, JobState, Source
 from zenith_sdk.control._groupwalk import admitted_sources, walk_groups
 from zenith_sdk.control._pick import IdMatcher, first_match
 from zenith_sdk.control._sources import state_sources
-from zenith_sdk.control.bulk import BulkAction, _check_queue, bulk
+from zenith_sdk.control.bulk import BulkAction, bulk
+from zenith_sdk.control.queues import require_queue
 from zenith_sdk.events import EventEmitter, job_event
 
 __all__ = [
@@ -132,7 +133,7 @@ def get_job(client: redis.Redis, queue: str, job_id: str, *, keyspace: KeySpace 
         NotFoundError: no such queue, or no job with that id in it.
     """
     space = keyspace or KeySpace()
-    _check_queue(client, space, queue)
+    require_queue(client, queue, keyspace=space)
     matcher = IdMatcher({job_id}, retry=False)
     for state in FIND_ORDER:
         for source in state_sources(client, space, queue, state):

@@ -21,6 +21,7 @@ from zenith_protocol import (
     ConfigError,
     KeyKind,
     KeySpace,
+    NotFoundError,
     ProtocolError,
     QueueSnapshot,
     decode_paused_flag,
@@ -31,7 +32,7 @@ from zenith_sdk._wire import text_of
 from zenith_sdk.control._groupwalk import GroupRef, attribute_groups
 from zenith_sdk.scripts import COUNT, scripts_for
 
-__all__ = ["QueueKeys", "discover_queues", "queue_snapshots"]
+__all__ = ["QueueKeys", "discover_queues", "queue_snapshots", "require_queue"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,15 +164,32 @@ def _scan(client: redis.Redis, space: KeySpace, *, attribute: bool = True) -> _F
     return found
 
 
-def discover_queues(client: redis.Redis, space: KeySpace | None = None) -> dict[str, QueueKeys]:
+def discover_queues(client: redis.Redis, keyspace: KeySpace | None = None) -> dict[str, QueueKeys]:
     """Every queue under the queue prefix, found in one complete SCAN pass, plus the queue index.
 
     When FIFO groups have jobs pending, each pending list is given to the queue of its group's
     fetchable or running job, which takes a read of the queues' jobs (group ids only).
     """
-    found = _scan(client, space or KeySpace())
+    found = _scan(client, keyspace or KeySpace())
     by_queue = found.by_queue()
     return {name: QueueKeys(name, by_queue[name]) for name in sorted(by_queue)}
+
+
+def require_queue(client: redis.Redis, queue: str, *, keyspace: KeySpace | None = None) -> None:
+    """Check that ``queue`` exists: it is in the queue index or holds waiting, delayed or failed jobs.
+
+    Raises:
+        ConfigError: the name cannot be a queue's.
+        NotFoundError: no such queue.
+    """
+    validate_queue_name(queue)
+    space = keyspace or KeySpace()
+    pipe = client.pipeline(transaction=False)
+    pipe.sismember(space.queue_index(), queue)
+    pipe.exists(*space.lanes_in_poll_order(queue), *space.delayed_in_poll_order(queue), space.failed(queue))
+    known, keys = pipe.execute()
+    if not known and not keys:
+        raise NotFoundError("queue", queue, hint="`zenith queues` lists the queues that exist")
 
 
 def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
@@ -204,7 +222,7 @@ COUNT_BATCH = 1000
 
 
 def queue_snapshots(
-    client: redis.Redis, space: KeySpace | None = None, queues: Iterable[QueueKeys] | None = None
+    client: redis.Redis, keyspace: KeySpace | None = None, queues: Iterable[QueueKeys] | None = None
 ) -> list[QueueSnapshot]:
     """Counts of every queue (discovered now unless given), by name, read in one pipelined round trip.
 
@@ -212,7 +230,7 @@ def queue_snapshots(
     reads run in a read-only script, many keys per call (one queue per call in the cluster-safe
     layout, whose queues live in different slots).
     """
-    space = space or KeySpace()
+    space = keyspace or KeySpace()
     found = _scan(client, space) if queues is None else _Found.of(space, queues)
     totals = _Totals(found.names, space)
     for key, kind, owner, value in zip(found.keys, found.kinds, found.owners, _count(client, space, found)):

@@ -19,8 +19,7 @@ from zenith_protocol import KeySpace
 from zenith_sdk.control._entries import JobEntry, JobState, Source
 from zenith_sdk.control._matching import JobFilter, match_chunk
 from zenith_sdk.control._sources import state_sources
-from zenith_sdk.control.bulk import _check_queue
-from zenith_sdk.control.queues import discover_queues
+from zenith_sdk.control.queues import discover_queues, require_queue
 
 __all__ = ["DEFAULT_SEARCH_STATES", "search"]
 
@@ -63,11 +62,11 @@ def search(
     space = keyspace or KeySpace()
     job_filter = JobFilter.from_query(query)
     if queues is None:
-        names = list(discover_queues(client, space))
+        names = list(discover_queues(client, keyspace=space))
     else:
         names = list(dict.fromkeys(queues))
         for name in names:
-            _check_queue(client, space, name)
+            require_queue(client, name, keyspace=space)
     walk = _Search(
         client=client,
         space=space,

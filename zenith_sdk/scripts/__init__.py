@@ -31,7 +31,6 @@ from redis.connection import AbstractConnection
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 __all__ = [
-    "NoScriptError",
     "BULK",
     "COUNT",
     "ENQUEUE",
@@ -41,9 +40,11 @@ __all__ = [
     "GROUPS",
     "MATCH",
     "PICK",
+    "RELOADS",
     "REPAIR_GROUP",
     "REQUEUE",
     "SETTLE",
+    "NoScriptError",
     "Script",
     "ScriptArg",
     "ScriptPipeline",
@@ -53,6 +54,9 @@ __all__ = [
 
 ScriptArg = str | bytes | int | float
 """One ARGV value."""
+
+RELOADS = 3
+"""How many times calls answered NOSCRIPT are repeated after loading their scripts."""
 
 _INCLUDE = "--#include "
 _READ_ONLY = "#!lua flags=no-writes"
@@ -181,30 +185,36 @@ class Scripts:
         """Read the reply to ``command``, a call of ``script`` sent on ``connection`` by its caller.
 
         For callers that write to a connection of their own; replies come as raw bytes. Should
-        Redis answer NOSCRIPT, the script is loaded on that connection and the call sent again.
+        Redis answer NOSCRIPT, the script is loaded on that connection and the call sent again
+        (up to :data:`RELOADS` times).
         """
-        try:
-            return connection.read_response(disable_decoding=True)
-        except NoScriptError:
-            connection.send_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
-            connection.read_response()
-            connection.send_command(*command)  # type: ignore[no-untyped-call]
-            return connection.read_response(disable_decoding=True)
+        for _ in range(RELOADS):
+            try:
+                return connection.read_response(disable_decoding=True)
+            except NoScriptError:
+                connection.send_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
+                connection.read_response()
+                connection.send_command(*command)  # type: ignore[no-untyped-call]
+        return connection.read_response(disable_decoding=True)
 
     def _recover(self, results: list[Any], calls: list[_Call], *, transaction: bool) -> None:
         """Repeat the calls Redis answered NOSCRIPT (they did nothing), after loading their scripts.
 
-        In a transaction the other commands ran; the calls repeated run in a transaction of their own.
+        In a transaction the other commands ran; the calls repeated run in a transaction of their
+        own. Should the cache be flushed again between the load and the calls, they are tried
+        again, up to :data:`RELOADS` times in all; then their NOSCRIPT errors stay in ``results``.
         """
-        lost = [call for call in calls if isinstance(results[call[0]], NoScriptError)]
-        if not lost:
-            return
-        self.load(*{call[1] for call in lost})
-        pipe = self.client.pipeline(transaction=transaction)
-        for _, script, keys, args in lost:
-            pipe.execute_command(*script.command(keys, args))  # type: ignore[no-untyped-call]
-        for (index, *_), result in zip(lost, pipe.execute(raise_on_error=False)):
-            results[index] = result
+        lost = calls
+        for _ in range(RELOADS):
+            lost = [call for call in lost if isinstance(results[call[0]], NoScriptError)]
+            if not lost:
+                return
+            self.load(*{call[1] for call in lost})
+            pipe = self.client.pipeline(transaction=transaction)
+            for _, script, keys, args in lost:
+                pipe.execute_command(*script.command(keys, args))  # type: ignore[no-untyped-call]
+            for (index, *_), result in zip(lost, pipe.execute(raise_on_error=False)):
+                results[index] = result
 
 
 class ScriptPipeline:

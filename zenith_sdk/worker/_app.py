@@ -38,6 +38,10 @@ class JobContext:
 
 
 HandlerFn = Callable[[JobContext], Any]
+"""A handler: called on a slot thread with the job's context; raising fails the attempt. Its
+return value is ignored, except an awaitable (an ``async def`` handler's coroutine), which is run
+to completion in an event loop of its own, made for that one job (``asyncio.run``): nothing bound
+to an event loop outlives the job."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Handler:
 
     @property
     def is_async(self) -> bool:
-        """True for ``async def`` handlers (run to completion in the slot's own event loop)."""
+        """True for an ``async def`` handler; each of its jobs runs in a new event loop (see :data:`HandlerFn`)."""
         return inspect.iscoroutinefunction(self.fn)
 
 

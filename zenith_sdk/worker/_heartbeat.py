@@ -109,7 +109,7 @@ class HeartbeatLoop:
             )
             recover_dead_workers(
                 self.client,
-                self.space,
+                keyspace=self.space,
                 ttl_s=self.options.heartbeat_ttl_s,
                 exclude={self.options.worker_id},
                 actor=self.options.worker_id,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from zenith_protocol import validate_queue_name
 from zenith_protocol.workers import HEARTBEAT_INTERVAL_S, HEARTBEAT_TTL_S
 
-__all__ = ["RateLimit", "WorkerOptions", "new_worker_id"]
+__all__ = ["RateLimit", "WorkerOptionFields", "WorkerOptions", "new_worker_id"]
 
 
 def new_worker_id() -> str:
@@ -89,3 +90,22 @@ class WorkerOptions(BaseModel):
     def capacity(self) -> int:
         """Jobs this worker holds at most: running plus prefetched."""
         return self.concurrency + (4 * self.concurrency if self.prefetch is None else self.prefetch)
+
+
+class WorkerOptionFields(TypedDict, total=False):
+    """The fields of :class:`WorkerOptions`, as :class:`~zenith_sdk.worker.Worker` takes them as keywords."""
+
+    queues: tuple[str, ...] | list[str]
+    concurrency: int
+    prefetch: int | None
+    poll_interval_s: float
+    heartbeat_interval_s: float
+    heartbeat_ttl_s: int
+    shutdown_timeout_s: float
+    default_timeout_s: float | None
+    default_max_attempts: int
+    events: bool
+    rate_limits: dict[str, RateLimit]
+    recovery_interval_s: float
+    promote_batch: int
+    worker_id: str

@@ -114,8 +114,7 @@ def failure(
     payload = item.payload
     if payload is None:  # pragma: no cover - invalid payloads go through invalid_payload()
         raise ValueError("failure() needs a decoded payload")
-    common = {"worker_id": worker_id, "attempt": attempt}
-    events = [job_event(EventType.FAILED, item.queue, payload, error=error, **common)]  # type: ignore[arg-type]
+    events = [job_event(EventType.FAILED, item.queue, payload, error=error, worker_id=worker_id, attempt=attempt)]
     if retryable and attempt < max_attempts:
         delay_s = retry_delay_s(payload, attempt + 1)
         updated = payload.model_copy(
@@ -124,14 +123,25 @@ def failure(
         keys = [space.processing(item.queue, worker_id), space.delayed(item.queue, item.lane)]
         args: list[ScriptArg] = [item.raw, encode_job(updated), "retry", delay_s * 1000, ""]
         op = Op(SETTLE, item.queue, keys, args, raw=item.raw)
-        events.append(job_event(EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, **common))  # type: ignore[arg-type]
+        retried = job_event(
+            EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, worker_id=worker_id, attempt=attempt
+        )
+        events.append(retried)
     else:
         updated = payload.model_copy(
             update={"attempts": attempt, "error": error, "failed_at_ms": now_ms, "protocol_version": PROTOCOL_VERSION}
         )
         op = _dead_letter(space, item, worker_id, updated)
         events.append(
-            job_event(EventType.DEAD_LETTERED, item.queue, updated, error=error, include_payload=True, **common)  # type: ignore[arg-type]
+            job_event(
+                EventType.DEAD_LETTERED,
+                item.queue,
+                updated,
+                error=error,
+                include_payload=True,
+                worker_id=worker_id,
+                attempt=attempt,
+            )
         )
     return [op], events
 

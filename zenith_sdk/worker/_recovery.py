@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 REQUEUE_BATCH = 500
 
 
-def requeue_processing(client: redis.Redis, space: KeySpace, queue: str, worker_id: str) -> int:
+def requeue_processing(client: redis.Redis, queue: str, worker_id: str, *, keyspace: KeySpace | None = None) -> int:
     """Move every job of one worker's processing list for ``queue`` back to its lane; returns how many."""
+    space = keyspace or KeySpace()
     keys = [space.processing(queue, worker_id), *space.lanes_in_poll_order(queue)]
     scripts = scripts_for(client)
     total = 0
@@ -55,7 +56,7 @@ def _queues_of(raw: bytes | str | None, worker_id: str) -> list[str]:
 
 def orphaned_processing_lists(
     client: redis.Redis,
-    space: KeySpace | None = None,
+    keyspace: KeySpace | None = None,
     *,
     ttl_s: float = HEARTBEAT_TTL_S,
     exclude: Collection[str] = (),
@@ -67,7 +68,7 @@ def orphaned_processing_lists(
     or older than ``ttl_s``: it never registered, or it stopped beating. Found with one SCAN pass
     over the queue prefix, so it costs a walk of the key space: run it now and then, not per job.
     """
-    space = space or KeySpace()
+    space = keyspace or KeySpace()
     parse = space.queue_key_parser()
     lists: dict[str, list[str]] = {}
     for raw_key in client.scan_iter(match=f"{space.queue_prefix}*:processing:*", count=1000):
@@ -94,7 +95,7 @@ def orphaned_processing_lists(
 
 def recover_dead_workers(
     client: redis.Redis,
-    space: KeySpace | None = None,
+    keyspace: KeySpace | None = None,
     *,
     ttl_s: float = HEARTBEAT_TTL_S,
     exclude: Collection[str] = (),
@@ -111,7 +112,7 @@ def recover_dead_workers(
     whose index entry is gone) are found and put back too (:func:`orphaned_processing_lists`).
     Returns ``{worker_id: {queue: jobs_put_back}}``.
     """
-    space = space or KeySpace()
+    space = keyspace or KeySpace()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     cutoff = now_ms - int(ttl_s * 1000)
     members = cast("list[bytes | str]", client.zrangebyscore(space.worker_index(), "-inf", cutoff))
@@ -121,7 +122,7 @@ def recover_dead_workers(
         if worker_id in exclude or client.exists(space.worker(worker_id)):
             continue
         queues = _queues_of(client.hget(space.worker_queues(), worker_id), worker_id)
-        moved = {queue: requeue_processing(client, space, queue, worker_id) for queue in queues}
+        moved = {queue: requeue_processing(client, queue, worker_id, keyspace=space) for queue in queues}
         # The index entries go last: a recoverer that dies before this line is simply redone.
         pipe = client.pipeline(transaction=False)
         pipe.zrem(space.worker_index(), worker_id)
@@ -129,11 +130,11 @@ def recover_dead_workers(
         pipe.execute()
         recovered[worker_id] = moved
     if sweep:
-        orphans = orphaned_processing_lists(client, space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms)
+        orphans = orphaned_processing_lists(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms)
         for worker_id, queues in orphans.items():
             moved = recovered.setdefault(worker_id, {})
             for queue in queues:
-                moved[queue] = moved.get(queue, 0) + requeue_processing(client, space, queue, worker_id)
+                moved[queue] = moved.get(queue, 0) + requeue_processing(client, queue, worker_id, keyspace=space)
     for worker_id, moved in recovered.items():
         records = [
             job_event(EventType.RECOVERED, queue, worker_id=worker_id, actor=actor, count=count)

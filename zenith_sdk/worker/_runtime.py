@@ -14,7 +14,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -26,10 +26,13 @@ from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import FETCH, ScriptPipeline, scripts_for
 from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
-from zenith_sdk.worker._options import WorkerOptions
+from zenith_sdk.worker._options import WorkerOptionFields, WorkerOptions
 from zenith_sdk.worker._outcomes import Fetched, Op, error_text, failure, invalid_payload, success
 from zenith_sdk.worker._recovery import requeue_processing
 from zenith_sdk.worker._slots import SlotPool, Task
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = ["Worker"]
 
@@ -85,7 +88,7 @@ class Worker:
         *,
         keyspace: KeySpace | None = None,
         options: WorkerOptions | None = None,
-        **option_fields: Any,
+        **option_fields: Unpack[WorkerOptionFields],
     ) -> None:
         if options is not None and option_fields:
             raise TypeError("pass either options= or option keywords, not both")
@@ -174,7 +177,7 @@ class Worker:
         try:
             self._flush_until_done()
             for queue in self.options.queues:
-                moved = requeue_processing(self.client, self.keyspace, queue, self.id)
+                moved = requeue_processing(self.client, queue, self.id, keyspace=self.keyspace)
                 if moved:
                     logger.warning("worker=%s put %d unfinished jobs back on queue=%s", self.id, moved, queue)
             put_back = True

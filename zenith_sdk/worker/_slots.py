@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import queue
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 from zenith_sdk.worker._app import Handler, JobContext
 
@@ -117,13 +120,18 @@ class SlotPool:
             self._arrived.set()
 
 
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    await awaitable
+
+
 def _execute(task: Task) -> Outcome:
     started = time.perf_counter()
     try:
-        if task.handler.is_async:
-            asyncio.run(task.handler.fn(task.context))
-        else:
-            task.handler.fn(task.context)
+        result = task.handler.fn(task.context)
+        if inspect.isawaitable(result):
+            # An async handler (or any callable returning an awaitable): run to completion in an
+            # event loop made for this job alone, on this slot's thread.
+            asyncio.run(_awaited(result))
     except BaseException as exc:
         # The worker must survive whatever a handler raises (even SystemExit): it is recorded
         # as the job's error and retried or dead-lettered by the loop.
