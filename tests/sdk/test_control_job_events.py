@@ -22,7 +22,7 @@ from zenith_protocol import (
     encode_event,
     encode_job,
 )
-from zenith_sdk.control import BulkAction, JobFilter, JobState, bulk, delete_job, promote_job, retry_job
+from zenith_sdk.control import BulkAction, BulkResult, JobFilter, JobState, bulk, delete_job, promote_job, retry_job
 from zenith_sdk.events import EventEmitter
 
 NOW = 1_767_225_600_000
@@ -32,6 +32,12 @@ INVOICE = "App\\Jobs\\SendInvoice"
 def _grouped_dead_letter(job_id: str, group: str) -> str:
     job = json.loads(dead_letter_job(job_id, failed_at=NOW))
     return json.dumps({**job, "groupId": group}, separators=(",", ":"))
+
+
+def _delete_every_failed_job(r: redis.Redis, space: KeySpace) -> BulkResult:
+    return bulk(
+        r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=space, actor="t", events=EventEmitter(r, keyspace=space)
+    )
 
 
 def _per_job(r: redis.Redis, space: KeySpace) -> list[tuple[object, ...]]:
@@ -126,15 +132,7 @@ def test_a_job_whose_id_no_reader_could_decode_is_moved_and_counted_without_an_e
 ) -> None:
     r.lpush(keyspace.failed("q"), b'{"id":"bad\xff","data":"{\\"job\\":\\"x\\"}","error":"e"}', '{"id":7,"error":"e"}')
 
-    result = bulk(
-        r,
-        "q",
-        JobState.FAILED,
-        BulkAction.DELETE,
-        keyspace=keyspace,
-        actor="t",
-        events=EventEmitter(r, keyspace=keyspace),
-    )
+    result = _delete_every_failed_job(r, keyspace)
 
     (summary,) = stream_events(r, keyspace)
     assert (result.moved, summary.type, summary.count) == (2, EventType.OPERATOR, 2)
@@ -162,15 +160,7 @@ def test_each_event_names_the_job_as_the_protocol_reads_its_name(
     raw = json.dumps({key: value for key, value in job.items() if value is not None}, separators=(",", ":"))
     r.lpush(keyspace.failed("q"), raw)
 
-    bulk(
-        r,
-        "q",
-        JobState.FAILED,
-        BulkAction.DELETE,
-        keyspace=keyspace,
-        actor="t",
-        events=EventEmitter(r, keyspace=keyspace),
-    )
+    _delete_every_failed_job(r, keyspace)
 
     (event, _summary) = stream_events(r, keyspace)
     assert event.job_name == decode_job(raw).name
