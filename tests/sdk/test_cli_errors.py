@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 from cli_run import ZENITH, child_env, finish, one_line, prefix_options, start, zenith, zenith_all
+from patience import HANG_S
 from redis.exceptions import ReadOnlyError
 from wire_data import node_job
 
@@ -178,7 +179,7 @@ def test_a_server_that_never_answers_is_unreachable_too(silent_server: int) -> N
 
 def test_the_redis_url_from_the_environment_is_named_in_the_message() -> None:
     env = {**child_env(), "REDIS_URL": "redis://127.0.0.1:1/3"}
-    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=8)
+    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=HANG_S)
     one_line(process, 2, "127.0.0.1:1 db 3", "$REDIS_URL")
 
 
@@ -334,7 +335,7 @@ def test_a_reader_that_goes_away_is_no_error(output: list[str]) -> None:
             env=child_env(),
             stdout=write_end,
             stderr=subprocess.PIPE,
-            timeout=8,
+            timeout=HANG_S,
         )
     finally:
         os.close(write_end)
@@ -360,7 +361,7 @@ def test_queues_json_lists_the_queues(opts: list[str], capsys: pytest.CaptureFix
 
 def test_a_bad_environment_value_is_one_line() -> None:
     env = {**child_env(), "ZENITH_CLUSTER_SAFE": "maybe"}
-    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=8)
+    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=HANG_S)
     one_line(process, 2, "error: cluster_safe: Input should be a valid boolean")
 
 

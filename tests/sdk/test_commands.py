@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from event_stream import stream_events
+from patience import HANG_S
 from redis.backoff import NoBackoff
 from redis.client import PubSub
 from redis.retry import Retry
@@ -252,7 +253,7 @@ def test_what_send_publishes_decodes_and_carries_every_wire_field(
     result = sender.send(SERVICE, CommandType.LARAVEL_ACTION, payload, node_id="web1", wait_s=0.05)
     assert result.delivered == 1 and result.replies == ()
 
-    message = subscription.get_message(timeout=5)
+    message = subscription.get_message(timeout=HANG_S)
     assert message is not None and message["type"] == "message"
     wire = json.loads(message["data"])
     assert set(wire) == WIRE_FIELDS

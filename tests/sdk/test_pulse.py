@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+from patience import HANG_S
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -100,7 +101,7 @@ class _PrivateRedis:
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=5)
+            self.process.wait(timeout=HANG_S)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import cast
 import pytest
 import redis
 from event_stream import stream_events
+from patience import HANG_S
 from wire_data import node_job
 
 from zenith_protocol import (
@@ -441,7 +442,7 @@ def test_scheduler_command_fires_and_stops_on_sigterm(redis_url: str, r: redis.R
             time.sleep(0.05)
         assert r.llen(keyspace.queue("reports")) == 1
         process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=3)
+        _out, err = process.communicate(timeout=HANG_S)
     finally:
         if process.poll() is None:
             process.kill()

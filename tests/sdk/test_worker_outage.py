@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 import redis
 from event_stream import completions
+from patience import HANG_S
 
 from zenith_protocol import KeySpace
 from zenith_sdk.producer import JobSpec, Producer
@@ -63,7 +64,7 @@ def test_client_kill_while_busy_loses_and_repeats_nothing(
             kills += _kill_named(killer, f"zenith-worker:{worker.id}")
             time.sleep(0.002)
     finally:
-        worker.stop(timeout_s=5)
+        worker.stop(timeout_s=HANG_S)
         killer.connection_pool.disconnect()
     completed = completions(r, keyspace)
     assert kills > 0
