@@ -136,6 +136,8 @@ REDIS_COMMANDS = {
     "recover": ["recover"],
     "doctor": ["doctor"],
     "pulse-once": ["pulse", "--service", "sidecar", "--once"],
+    "workers": ["workers"],
+    "nodes": ["nodes"],
 }
 
 
