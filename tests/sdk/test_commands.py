@@ -58,12 +58,14 @@ class Recorder:
             return [command.id for command in self.commands]
 
 
-def _poll(condition: Callable[[], object], *, attempts: int = 100, pause_s: float = 0.05) -> bool:
-    for _ in range(attempts):
-        if condition():
-            return True
+def _poll(condition: Callable[[], object], *, pause_s: float = 0.05) -> bool:
+    """True as soon as ``condition`` holds; False after ``HANG_S`` (a bound, not a measurement)."""
+    deadline = time.monotonic() + HANG_S
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(pause_s)
-    return False
+    return True
 
 
 ListenerFactory = Callable[..., CommandListener]
@@ -334,7 +336,7 @@ def test_the_listener_recovers_after_its_connection_is_killed(
         result = sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), node_id="web1", wait_s=0.5, expect=1)
         return [reply.ok for reply in result.replies] == [True]
 
-    assert _poll(answered, attempts=15, pause_s=0.05), "no reply after the connection was killed"
+    assert _poll(answered), "no reply after the connection was killed"
     assert listener.running
     assert connection_ids() and not connection_ids() & killed
     if not client_retries:

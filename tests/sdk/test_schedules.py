@@ -437,7 +437,7 @@ def test_scheduler_command_fires_and_stops_on_sigterm(redis_url: str, r: redis.R
         [sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"}
     )
     try:
-        deadline = time.monotonic() + 6
+        deadline = time.monotonic() + HANG_S
         while r.llen(keyspace.queue("reports")) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert r.llen(keyspace.queue("reports")) == 1
