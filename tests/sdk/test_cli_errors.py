@@ -149,7 +149,6 @@ UNREACHABLE_CASES = {
 }
 
 
-@pytest.mark.timeout(30)
 @pytest.mark.parametrize(("argv", "failure"), UNREACHABLE_CASES.values(), ids=UNREACHABLE_CASES.keys())
 def test_every_command_says_in_one_line_that_redis_cannot_be_reached(
     redis_url: str, acl_user: str, argv: list[str], failure: str
@@ -170,7 +169,6 @@ def test_every_command_says_in_one_line_that_redis_cannot_be_reached(
     assert refused.stdout == other.stdout == ""
 
 
-@pytest.mark.timeout(30)
 def test_a_server_that_never_answers_is_unreachable_too(silent_server: int) -> None:
     # URL options override the client's defaults: a short timeout keeps the test quick.
     silent = f"redis://127.0.0.1:{silent_server}/0?socket_timeout=0.2&socket_connect_timeout=0.2"
@@ -235,7 +233,6 @@ def test_every_limit_names_its_range(capsys: pytest.CaptureFixture[str], argv: l
     assert len(err.splitlines()) == 1 and message in err
 
 
-@pytest.mark.timeout(30)
 def test_rejected_option_values_are_one_pydantic_sentence(tmp_path: Path, opts: list[str]) -> None:
     (tmp_path / "tiny_app.py").write_text(textwrap.dedent(APP_MODULE), encoding="utf-8")
 
@@ -405,7 +402,6 @@ def odd_jobs(r: redis.Redis, keyspace: KeySpace) -> tuple[str, str, str]:
     return failed, f"d{MARKUP}", f"w{MARKUP}"
 
 
-@pytest.mark.timeout(30)
 def test_job_data_is_printed_literally(odd_jobs: tuple[str, str, str], opts: list[str]) -> None:
     failed, delayed, waiting = odd_jobs
 
@@ -470,7 +466,6 @@ def test_command_replies_are_printed_literally(redis_url: str, keyspace: KeySpac
     assert "web[/]" in result.stdout and MARKUP in result.stdout
 
 
-@pytest.mark.timeout(30)
 def test_recover_pulse_and_doctor_print_data_literally(r: redis.Redis, keyspace: KeySpace, opts: list[str]) -> None:
     dead = f"dead{MARKUP}"
     r.lpush(keyspace.processing("q", dead), node_job("job-1", "touch", {}, created_at=NOW))
@@ -497,7 +492,6 @@ def test_recover_pulse_and_doctor_print_data_literally(r: redis.Redis, keyspace:
     assert doctor.stderr == ""
 
 
-@pytest.mark.timeout(30)
 def test_the_worker_banner_prints_its_id_literally(tmp_path: Path, opts: list[str]) -> None:
     (tmp_path / "tiny_app.py").write_text(textwrap.dedent(APP_MODULE), encoding="utf-8")
     worker_id = "w[/][bold]b[/bold]:lock:"  # Redis names its connection after it: no spaces
@@ -513,7 +507,7 @@ def test_the_worker_banner_prints_its_id_literally(tmp_path: Path, opts: list[st
             seen.append(line)
         process.send_signal(signal.SIGTERM)
     finally:
-        result = finish(process, timeout_s=20)
+        result = finish(process)
     assert f"worker {worker_id}: 1 handlers ['touch'], queues ['q']" in "".join(seen)
     assert result.returncode == 0, result.stderr
     assert f"worker {worker_id} stopped" in result.stderr
@@ -585,7 +579,6 @@ FAILING = {
 }
 
 
-@pytest.mark.timeout(30)
 @pytest.mark.parametrize(("argv", "status"), FAILING.values(), ids=FAILING.keys())
 def test_json_output_exits_as_the_table_does(
     r: redis.Redis, keyspace: KeySpace, opts: list[str], argv: list[str], status: int
@@ -621,7 +614,6 @@ def test_push_priority_takes_only_the_polled_lanes(r: redis.Redis, keyspace: Key
 # -- 8. --data JSON, @FILE or - --------------------------------------------------------------------
 
 
-@pytest.mark.timeout(30)
 def test_push_and_schedules_add_read_data_from_a_file_or_standard_input(
     r: redis.Redis, keyspace: KeySpace, opts: list[str], tmp_path: Path
 ) -> None:
@@ -715,7 +707,6 @@ def _ids(r: redis.Redis, key: str) -> list[str]:
     return sorted(decode_job(raw).id for raw in raws)
 
 
-@pytest.mark.timeout(30)
 @pytest.mark.usefixtures("three_states")
 def test_delete_by_id_finds_each_job_in_its_state_and_names_the_missing_ones(
     r: redis.Redis, keyspace: KeySpace, opts: list[str]

@@ -6,7 +6,6 @@ import json
 import threading
 import time
 
-import pytest
 import redis
 from cli_run import prefix_options, zenith
 from worker_fixtures import StartWorker
@@ -23,7 +22,6 @@ ODD_TEXT = {"x": 1.0, "big": 1e21, "small": 1e-7, "path": "/a/zoë", "sep": "\u2
 """Properties that a careless encoder would write in a non-canonical form."""
 
 
-@pytest.mark.timeout(30)
 def test_everything_our_writers_write_is_canonical(
     redis_url: str, r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
 ) -> None:

@@ -343,7 +343,6 @@ def _seed_fleet(r: redis.Redis, keyspace: KeySpace) -> int:
     return now
 
 
-@pytest.mark.timeout(30)
 def test_cli_workers_json(redis_url: str, r: redis.Redis, keyspace: KeySpace) -> None:
     _seed_fleet(r, keyspace)
 
@@ -368,7 +367,6 @@ def test_cli_workers_json(redis_url: str, r: redis.Redis, keyspace: KeySpace) ->
     assert sorted(row["id"] for row in json.loads(hidden.stdout)) == sorted(["garbage", "worker-a1b2c3", f"w{MARKUP}"])
 
 
-@pytest.mark.timeout(30)
 def test_cli_workers_table_marks_stale_and_undecodable_and_prints_data_literally(
     redis_url: str, r: redis.Redis, keyspace: KeySpace
 ) -> None:
@@ -385,7 +383,6 @@ def test_cli_workers_table_marks_stale_and_undecodable_and_prints_data_literally
     assert "4 workers, 1 stale" in result.stdout and _same_columns(result.stdout)
 
 
-@pytest.mark.timeout(30)
 def test_cli_nodes_groups_by_service_merges_forms_and_marks_stale(
     redis_url: str, r: redis.Redis, keyspace: KeySpace
 ) -> None:

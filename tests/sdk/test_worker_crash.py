@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import redis
 from event_stream import stream_events
 from patience import HANG_S
@@ -72,7 +71,6 @@ def _completions(r: redis.Redis, space: KeySpace) -> dict[str, list[int]]:
     return done
 
 
-@pytest.mark.timeout(180)
 def test_sigkill_mid_job_twenty_times_loses_nothing_and_completes_nothing_twice(
     r: redis.Redis, keyspace: KeySpace, redis_url: str, tmp_path: Path
 ) -> None:

@@ -31,7 +31,6 @@ def _kill_named(killer: redis.Redis, name: str) -> int:
     return killed
 
 
-@pytest.mark.timeout(60)
 def test_client_kill_while_busy_loses_and_repeats_nothing(
     r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture
 ) -> None:
