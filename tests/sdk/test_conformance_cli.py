@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import redis
 from cli_run import finish, one_line, prefix_options, start, zenith
 from foreign_producer import spec_of
@@ -25,7 +24,6 @@ def test_queues_prints_the_list_a_worker_is_started_with() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "ci.jobs,ci.lanes,ci.paused,ci.dead\n", "")
 
 
-@pytest.mark.timeout(30)
 def test_worker_run_with_json_passes_for_our_worker(
     redis_url: str, keyspace: KeySpace, start_worker: StartWorker
 ) -> None:
@@ -36,7 +34,7 @@ def test_worker_run_with_json_passes_for_our_worker(
     waiting = process.stderr.readline()  # it says so once the first job waits: start the worker now
     assert "cli.jobs,cli.lanes,cli.paused,cli.dead" in waiting, waiting
     start_worker(app, queues=("cli.jobs", "cli.lanes", "cli.paused", "cli.dead"))
-    result = finish(process, timeout_s=25)
+    result = finish(process)
 
     assert "Traceback" not in result.stderr
     assert result.returncode == 0, (result.stdout, result.stderr)

@@ -9,9 +9,10 @@ import pytest
 import redis
 from foreign_producer import ForeignProducer, push_with_our_producer
 from hypothesis import given
-from protocol.strategies import jobs
+from hypothesis import strategies as st
+from protocol.strategies import json_values, text
 
-from zenith_protocol import PROTOCOL_VERSION, ConfigError, JobPayload, KeySpace, encode_job
+from zenith_protocol import ConfigError, JobPayload, KeySpace, encode_job
 from zenith_sdk.conformance import CheckStatus, ConformanceReport, ManifestJob, check_producer, producer_manifest
 from zenith_sdk.conformance._report import canonical_finding
 
@@ -111,14 +112,18 @@ def test_the_manifest_reads_back_as_itself_with_sorted_members() -> None:
     assert '"whole":2' in numbers.expected_data() and '"big":1e+21' in numbers.expected_data()
 
 
-@given(jobs())
-def test_canonical_bytes_pass_and_any_other_spelling_is_found_at_its_first_difference(job: JobPayload) -> None:
-    text = encode_job(job)
-    spaced = json.dumps(json.loads(text), separators=(", ", ": "), ensure_ascii=False)
-    offset = next(i for i, (a, b) in enumerate(zip(spaced, text)) if a != b)
+@given(text(min_size=1), st.dictionaries(text(max_size=6), json_values(), max_size=4))
+def test_a_new_job_passes_and_any_other_spelling_is_found_at_its_first_difference(
+    name: str, properties: dict[str, Any]
+) -> None:
+    text_ = encode_job(JobPayload.create(name, properties, created_at_ms=1))
+    spaced = json.dumps(json.loads(text_), separators=(", ", ": "), ensure_ascii=False)
+    offset = next(i for i, (a, b) in enumerate(zip(spaced.encode(), text_.encode())) if a != b)
 
-    assert canonical_finding("job", text, created=False) is None
-    created = canonical_finding("job", text.encode(), created=True)
-    assert (created is None) == (job.protocol_version == PROTOCOL_VERSION), created
-    finding = canonical_finding("job", spaced, created=False)
+    assert canonical_finding("job", text_, created=True) is None
+    assert canonical_finding("job", text_.encode(), created=True) is None
+    finding = canonical_finding("job", spaced, created=True)
     assert finding is not None and f"from offset {offset}:" in finding
+    legacy = text_.replace(',"protocolVersion":2}', "}")
+    assert canonical_finding("job", legacy, created=False) is None
+    assert "without protocolVersion" in str(canonical_finding("job", legacy, created=True))

@@ -31,7 +31,6 @@ def _run_keys(r: redis.Redis, space: KeySpace, queue: str) -> list[bytes]:
     return list(r.scan_iter(match=f"{space.queue_prefix}{queue}.*", count=1000))
 
 
-@pytest.mark.timeout(90)
 def test_our_worker_passes_every_check_and_the_run_leaves_nothing_behind(
     r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker
 ) -> None:
@@ -52,7 +51,6 @@ def test_our_worker_passes_every_check_and_the_run_leaves_nothing_behind(
     reason="the worker writes protocolVersion into the dead letter of a legacy job (spec 1.3: it keeps the "
     "version it read); passes once the worker's failure path keeps it",
 )
-@pytest.mark.timeout(30)
 def test_our_worker_keeps_a_legacy_job_legacy(r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker) -> None:
     report = check_worker(
         r,
@@ -79,7 +77,6 @@ def _against(r: redis.Redis, keyspace: KeySpace, queue: str, breaks: Breaks) -> 
             worker.stop()
 
 
-@pytest.mark.timeout(120)
 def test_each_broken_worker_fails_its_own_check_and_no_other(r: redis.Redis, keyspace: KeySpace) -> None:
     # Every run has its own queues, so they go side by side: together they take one run's time.
     variants = {**BROKEN, "none": Breaks()}
@@ -96,7 +93,6 @@ def test_each_broken_worker_fails_its_own_check_and_no_other(r: redis.Redis, key
     assert "delaySeconds 1, expected 2" in " ".join(reports["retry"].checks[WORKER_CHECKS.index("retry")].problems)
 
 
-@pytest.mark.timeout(30)
 def test_a_worker_already_running_cannot_prove_its_registration(r: redis.Redis, keyspace: KeySpace) -> None:
     worker = ForeignWorker(r, keyspace, worker_queues("early"))
     worker.start()

@@ -53,7 +53,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "worker",
         help="push the conformance jobs and watch the worker under test",
         description="Start this first; when it says it is waiting, start the worker under test with the conformance "
-        "jobs on the queues it names, one job at a time. Takes about 12 s.",
+        "jobs on the queues it names, one job at a time. Takes about 15 s.",
     )
     _queue_option(worker)
     worker.add_argument("--wait", type=float, default=60.0, metavar="S", help="wait for a worker (default 60)")

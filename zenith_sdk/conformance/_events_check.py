@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from zenith_protocol import JobEvent, ProtocolError, decode_event, decode_log
+from zenith_protocol import EventType, JobEvent, ProtocolError, decode_event, decode_log
+from zenith_protocol.canonical import EVENT_REQUIRED_FIELDS, STREAM_ENTRY_FIELDS
 from zenith_sdk.conformance._app import SUCCEED
 from zenith_sdk.conformance._check import Check
 from zenith_sdk.conformance._plan import UNDECODABLE_TEXT
+from zenith_sdk.conformance._report import fields_of
 from zenith_sdk.conformance._run import Snapshot
 
 __all__ = ["EventsCheck"]
 
-_MUST_CARRY = {
-    "started": ("job_id", "worker_id", "attempt"),
-    "completed": ("job_id", "worker_id", "attempt"),
-    "failed": ("job_id", "attempt", "error"),
-    "retried": ("job_id",),
-    "dead_lettered": ("job_id", "error"),
-}
-_WIRE_NAMES = {"job_id": "jobId", "worker_id": "workerId", "attempt": "attempt", "error": "error"}
 Step = tuple[str, int | None]
 
 
@@ -79,18 +73,19 @@ class EventsCheck(Check):
                 continue
             if event.queue not in queues:
                 continue
-            if set(fields) != {b"event"}:
+            if set(fields) != {name.encode() for name in STREAM_ENTRY_FIELDS}:
                 self.verdict.fail(f"stream entry {entry_id} has fields other than `event`: {sorted(fields)}")
-            self._carries(entry_id, event)
+            self._carries(entry_id, event, fields_of(raw) or {})
             if event.job_id:
                 by_job.setdefault(event.job_id, []).append(event)
         return by_job
 
-    def _carries(self, entry_id: str, event: JobEvent) -> None:
-        kind = str(getattr(event.type, "value", event.type))
-        missing = [_WIRE_NAMES[name] for name in _MUST_CARRY.get(kind, ()) if getattr(event, name) in (None, "")]
+    def _carries(self, entry_id: str, event: JobEvent, members: dict[str, object]) -> None:
+        if not isinstance(event.type, EventType):
+            return
+        missing = [name for name in EVENT_REQUIRED_FIELDS[event.type] if members.get(name) in (None, "")]
         if missing:
-            self.verdict.fail(f"{kind} event {entry_id} lacks {', '.join(missing)} (8.4)")
+            self.verdict.fail(f"{event.type.value} event {entry_id} lacks {', '.join(missing)} (8.4)")
 
     def _in_order(self, job_id: str, events: list[JobEvent], steps: list[Step]) -> None:
         position = 0

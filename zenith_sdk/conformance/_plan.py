@@ -21,9 +21,9 @@ __all__ = [
     "worker_queues",
 ]
 
-PROBE_MS = 2000
+PROBE_MS = 3000
 """How long the run's first job sleeps: the registration check looks at it in a processing list meanwhile."""
-HEARTBEAT_JOB_MS = HEARTBEAT_INTERVAL_S * 1000 + 2000
+HEARTBEAT_JOB_MS = HEARTBEAT_INTERVAL_S * 1000 + 3000
 """Longer than the heartbeat refresh (5 s, 6.1), so at least one heartbeat is written while it runs."""
 DELAY_MS = 3000
 """How far in the future the delayed jobs are due."""

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 from zenith_protocol import CODECS, PROTOCOL_VERSION, ProtocolError
+from zenith_protocol.canonical import check_canonical
 
 __all__ = ["CheckResult", "CheckStatus", "ConformanceReport", "Verdict", "canonical_finding", "fields_of"]
 
@@ -125,36 +126,32 @@ def fields_of(raw: bytes | str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _around(text: str, offset: int) -> str:
+def _around(data: bytes, offset: int) -> str:
     start = max(0, offset - _CONTEXT)
-    return ("..." if start else "") + text[start : offset + _CONTEXT] + ("..." if offset + _CONTEXT < len(text) else "")
+    text = data[start : offset + _CONTEXT].decode("utf-8", "replace")
+    return ("..." if start else "") + text + ("..." if offset + _CONTEXT < len(data) else "")
 
 
 def canonical_finding(structure: str, raw: bytes | str, *, created: bool) -> str | None:
-    """Why ``raw`` is not what a canonical writer writes (section 2), or None when it is.
+    """Why ``raw`` is not what a canonical writer writes (sections 2, 4.1, 6.1, 6.3, 8), or None when it is.
 
     ``created``: the writer made the value itself, so it must carry ``protocolVersion`` 2 (1.3);
-    a value it rewrote keeps the version it was read with.
+    a value it rewrote keeps the version it was read with (a legacy one is not held to the form).
     """
-    if isinstance(raw, bytes):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return f"{structure} is not UTF-8"
-    else:
-        text = raw
-    codec = CODECS[structure]
     try:
-        value = codec.decode(text)
+        value = CODECS[structure].decode(raw)
     except ProtocolError as exc:
-        return f"{structure} does not decode ({exc.kind.value}: {exc.reason}): {_around(text, 0)}"
-    canonical = codec.encode(value)
-    if canonical != text:
-        offset = next((i for i, (a, b) in enumerate(zip(text, canonical)) if a != b), min(len(text), len(canonical)))
-        return (
-            f"{structure} is not canonical from offset {offset}: written {_around(text, offset)!r}, "
-            f"canonical {_around(canonical, offset)!r}"
-        )
+        shown = _around(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass"), 0)
+        return f"{structure} does not decode ({exc.kind.value}: {exc.reason}): {shown}"
     if created and getattr(value, "protocol_version", None) != PROTOCOL_VERSION:
-        return f"{structure} written without protocolVersion {PROTOCOL_VERSION}: {_around(text, 0)}"
-    return None
+        return f"{structure} written without protocolVersion {PROTOCOL_VERSION} (1.3)"
+    deviation = check_canonical(structure, raw, value)
+    if deviation is None:
+        return None
+    if deviation.offset is None:
+        return f"{structure}: {deviation.reason}"
+    offset = deviation.offset
+    return (
+        f"{structure} not canonical ({deviation.problem}) from offset {offset}: {deviation.reason}; "
+        f"written {_around(deviation.theirs, offset)!r}, canonical {_around(deviation.ours, offset)!r}"
+    )

@@ -66,7 +66,7 @@ def check_worker(
     """Run the worker checks of spec 13.5 on the queues derived from ``queue``; returns one result per check.
 
     Args:
-        client: a client with ``decode_responses`` off (it is not closed).
+        client: a redis-py client (it is not closed).
         queue: the name the run's queues derive from (``queue.jobs``, ``queue.lanes``, ...).
         wait_s: how long to wait for a worker to take the first job.
         timeout_s: how long, once it did, every check may take to conclude.

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from redis.client import Pipeline
 
+from zenith_protocol import PROTOCOL_VERSION
 from zenith_protocol.jobs import FAILED_LIST_CAP
 from zenith_sdk.conformance._app import SLEEP, UNHANDLED
 from zenith_sdk.conformance._check import Check, check_dead_letter
@@ -115,6 +116,8 @@ class UndecodableCheck(Check):
         for member in ("createdAt", "attempts", "failedAt"):
             if not isinstance(fields.get(member), int):
                 self.verdict.fail(f"the wrapper has no integer {member} (a new job writes it)")
+        if fields.get("protocolVersion") != PROTOCOL_VERSION:
+            self.verdict.fail(f"the wrapper is a new job, so it carries protocolVersion {PROTOCOL_VERSION}")
 
 
 class LegacyCheck(Check):
