@@ -68,6 +68,10 @@ class DelayedCheck(Check):
     name, title, sections = "delayed", "Delayed promotion", ("4.5",)
     passed = "delayed jobs stayed in their set until due and ran from the lane of their set"
 
+    def setup(self, pipe: Pipeline, now_ms: int) -> None:
+        # With the low lane paused, a job promoted by its priority (low) instead of its set never runs.
+        pipe.set(self.plan.keyspace.paused(self.plan.jobs, "low"), "1")
+
     def start(self, now_ms: int) -> None:
         space, queue = self.plan.keyspace, self.plan.jobs
         due = self.run.server_ms() + DELAY_MS
