@@ -945,3 +945,10 @@ def test_alert_config_built_in_python_hides_the_password() -> None:
         "smtpPass": "p4ss-w0rd",
         "to": "a@x, b@x",
     }
+
+
+@pytest.mark.parametrize(("written", "read"), [(20, "20"), (20.0, "20"), (20.5, "20.5"), (1e21, "1e+21")])
+def test_a_numeric_pulse_version_reads_as_javascript_prints_it(written: float, read: str) -> None:
+    node = json.loads(MINIMAL["pulse"])
+    node["version"] = written
+    assert decode_pulse(json.dumps(node)).version == read
