@@ -57,7 +57,8 @@ def measure(name: str, call: Callable[[], object], iterations: int) -> Figures:
 def run(url: str, iterations: int) -> list[Figures]:
     """Measure each step of a report, then a whole ``beat()`` against ``url``."""
     client = connect(url)
-    space = KeySpace(pulse_prefix=f"zenith-bench-{uuid.uuid4().hex[:8]}:pulse:")
+    tag = f"zenith-bench-{uuid.uuid4().hex[:8]}"
+    space = KeySpace(pulse_prefix=f"{tag}:pulse:", legacy_pulse_prefix=f"{tag}:gravito:quasar:node:")
     pulse = Pulse("bench", client, keyspace=space)
     process = psutil.Process()
     try:
@@ -71,7 +72,7 @@ def run(url: str, iterations: int) -> list[Figures]:
             measure("psutil.disk_usage('/')", lambda: psutil.disk_usage("/"), iterations),
             measure("encode_pulse(node)", lambda: encode_pulse(node), iterations),
             measure("Pulse.sample()", pulse.sample, iterations),
-            measure("Pulse.beat() (sample + SET EX)", pulse.beat, iterations),
+            measure("Pulse.beat() (sample + 2 SET EX)", pulse.beat, iterations),
         ]
     finally:
         pulse.stop()

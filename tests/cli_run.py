@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from patience import HANG_S
+
 from zenith_protocol import KeySpace
 
 _SCRIPT = Path(sys.executable).with_name("zenith")
@@ -33,7 +35,7 @@ def start(argv: Sequence[str], *, cwd: Path | None = None, stdin: int | None = N
     )
 
 
-def finish(process: subprocess.Popen[str], *, timeout_s: float = 8.0) -> Result:
+def finish(process: subprocess.Popen[str], *, timeout_s: float = HANG_S) -> Result:
     """Wait for ``process``; one still running after ``timeout_s`` is killed (and its output kept)."""
     try:
         out, err = process.communicate(timeout=timeout_s)
@@ -54,7 +56,7 @@ def zenith(*argv: str, stdin_text: str | None = None, cwd: Path | None = None) -
         stdin=subprocess.DEVNULL if stdin_text is None else None,
         capture_output=True,
         text=True,
-        timeout=8,
+        timeout=HANG_S,
     )
 
 

@@ -27,12 +27,17 @@ from pathlib import Path
 import pytest
 import redis
 from counting import CountingRedis
+from hypothesis import HealthCheck, settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zenith_protocol import KeySpace
 
 pytest_plugins = ["worker_fixtures"]  # start_worker, producer, gate
+
+# Property tests judge what the code does, never how fast a loaded machine runs it.
+settings.register_profile("zenith", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("zenith")
 
 URL_ENV = "ZENITH_TEST_REDIS_URL"
 OWN_KEY_PREFIX = "zenith-tests:"  # the only keys the suite writes outside its per-test prefixes

@@ -84,6 +84,43 @@ def iso(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+def node_consumer_heartbeat(worker_id: str, queues: list[str], ms: int) -> str:
+    """The Node consumer's own heartbeat (WIRE_FACTS 3 and 9), compact as JSON.stringify writes it."""
+    heartbeat = {
+        "id": worker_id,
+        "status": "online",
+        "hostname": "web-2",
+        "pid": 77,
+        "uptime": 33,
+        "last_ping": iso(ms),
+        "queues": queues,
+        "metrics": {"cpu": 0.72, "cores": 8, "ram": {"rss": 80, "heapUsed": 40, "total": 16000}},
+    }
+    return json.dumps(heartbeat, separators=(",", ":"))
+
+
+def node_agent_pulse(service: str, node_id: str, timestamp_ms: int) -> str:
+    """A pulse report as the Node agent writes it (WIRE_FACTS 4 and 9): its field order, compact, no disk."""
+    hostname, _, pid = node_id.rpartition("-")
+    pulse = {
+        "id": node_id,
+        "service": service,
+        "language": "node",
+        "version": "20.11.0",
+        "pid": int(pid) if pid.isdigit() else 4242,
+        "hostname": hostname or node_id,
+        "platform": "linux",
+        "cpu": {"system": 12, "process": 3.5, "cores": 8},
+        "memory": {
+            "system": {"total": 16_000_000_000, "free": 8_000_000_000, "used": 8_000_000_000},
+            "process": {"rss": 100_000_000, "heapTotal": 60_000_000, "heapUsed": 40_000_000},
+        },
+        "runtime": {"uptime": 120.5, "framework": "express"},
+        "timestamp": timestamp_ms,
+    }
+    return json.dumps(pulse, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class Seeded:
     """How many entries of each kind :func:`seed_wire_facts` wrote."""
@@ -145,17 +182,7 @@ def seed_wire_facts(r: redis.Redis, space: KeySpace, now_ms: int) -> Seeded:
         "loadAvg": [0.5, 0.4, 0.3],
     }
     pipe.set(space.worker("worker-console-1"), json.dumps(heartbeat), ex=30)
-    node_consumer = {
-        "id": "worker-a1b2c3",
-        "status": "online",
-        "hostname": "web-2",
-        "pid": 77,
-        "uptime": 33,
-        "last_ping": iso(now_ms),
-        "queues": [q],
-        "metrics": {"cpu": 0.72, "cores": 8, "ram": {"rss": 80, "heapUsed": 40, "total": 16000}},
-    }
-    pipe.set(space.legacy_worker("worker-a1b2c3"), json.dumps(node_consumer), ex=10)
+    pipe.set(space.legacy_worker("worker-a1b2c3"), node_consumer_heartbeat("worker-a1b2c3", [q], now_ms), ex=10)
     stamp = iso(now_ms)
     log_lines = [
         {"level": "warning", "message": "slow job", "workerId": "worker-a1b2c3", "jobId": "j1", "timestamp": stamp},
@@ -166,23 +193,7 @@ def seed_wire_facts(r: redis.Redis, space: KeySpace, now_ms: int) -> Seeded:
     pipe.set(space.throughput(minute), "12", ex=3600)
     for metric in ("waiting", "delayed", "failed", "workers"):
         pipe.set(space.metric(metric, minute), "3", ex=3600)
-    pulse = {
-        "id": "web-1-4242",
-        "service": "api",
-        "language": "node",
-        "version": "20.11.0",
-        "pid": 4242,
-        "hostname": "web-1",
-        "platform": "linux",
-        "cpu": {"system": 12, "process": 3.5, "cores": 8},
-        "memory": {
-            "system": {"total": 16_000_000_000, "free": 8_000_000_000, "used": 8_000_000_000},
-            "process": {"rss": 100_000_000, "heapTotal": 60_000_000, "heapUsed": 40_000_000},
-        },
-        "runtime": {"uptime": 120.5, "framework": "express"},
-        "timestamp": now_ms,
-    }
-    pipe.set(space.legacy_pulse("api", "web-1-4242"), json.dumps(pulse), ex=30)
+    pipe.set(space.legacy_pulse("api", "web-1-4242"), node_agent_pulse("api", "web-1-4242", now_ms), ex=30)
     rules = [
         {"id": "r1", "name": "Failures", "type": "failure", "threshold": 50, "cooldownMinutes": 30},
         {"id": "r2", "name": "Backlog", "type": "backlog", "threshold": 1000, "queue": q, "cooldownMinutes": 60},

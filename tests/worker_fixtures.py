@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+from patience import HANG_S
 
 from zenith_protocol import KeySpace
 from zenith_sdk.producer import Producer
@@ -39,7 +40,7 @@ def start_worker(r: redis.Redis, keyspace: KeySpace, gate: threading.Event) -> I
     gate.set()
     for worker in workers:
         worker.request_stop(force=True)
-        worker.stop(timeout_s=5)
+        worker.stop(timeout_s=HANG_S)
         worker.client.connection_pool.disconnect()
 
 

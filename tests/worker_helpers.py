@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import pytest
 import redis
+from patience import HANG_S
 from wire_data import node_job
 
 from zenith_protocol import KeySpace
@@ -36,7 +37,7 @@ class Recorder:
             return len(self.runs)
 
 
-def wait_for(condition: Callable[[], object], *, timeout_s: float = 5.0, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], object], *, timeout_s: float = HANG_S, what: str = "condition") -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout_s`` (a bound, not a measurement)."""
     deadline = time.monotonic() + timeout_s
     while not condition():

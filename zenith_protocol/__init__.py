@@ -64,6 +64,7 @@ from zenith_protocol.keys import (
     KeyKind,
     KeySpace,
     ParsedKey,
+    PulseKeyForm,
     lane_for,
     validate_queue_name,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "ParsedKey",
     "ProtocolError",
     "PulseCpu",
+    "PulseKeyForm",
     "PulseMemory",
     "PulseNode",
     "PulseProcessMemory",

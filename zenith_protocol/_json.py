@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import accumulate
 from typing import Any
 
 _SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
@@ -13,13 +14,48 @@ _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|-?[0-9][0-9.eE+-]*')
 _NUMBER_HINT = re.compile(r"[:,\[]-?[0-9]+(?:\.0(?![0-9])|(?:\.[0-9]+)?[eE])")
 """Every float text that JavaScript writes differently contains one of these (a false hit only costs time)."""
 
-_MAX_SAFE_INTEGER = 2**53
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Largest integer a field of the protocol may hold: every integer up to it is exact in an IEEE-754 double."""
+
+MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays any JSON text of the protocol may have (the outermost is level 1)."""
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class NestingError(ValueError):
+    """A JSON text nests objects and arrays deeper than :data:`MAX_DEPTH` levels."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(f"nested {depth} levels deep; the protocol allows at most {MAX_DEPTH}")
+        self.depth = depth
+
+
+def nesting_depth(text: str) -> int:
+    """How deep ``text`` nests objects and arrays (0 for a scalar), counted without parsing it.
+
+    Brackets inside strings do not count; for text that is not valid JSON the figure is the deepest
+    point the brackets reach, which is what a recursive parser would have to descend.
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def check_depth(text: str) -> None:
+    """Raise :class:`NestingError` if ``text`` nests deeper than :data:`MAX_DEPTH` levels."""
+    # Cheap test first: that deep needs more brackets than the limit (most texts have far fewer).
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        depth = nesting_depth(text)
+        if depth > MAX_DEPTH:
+            raise NestingError(depth)
 
 
 def _js_numbers(value: Any) -> Any:
     """Write integral floats as integers, as JavaScript's JSON.stringify does (1.0 -> 1)."""
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < _MAX_SAFE_INTEGER:
+        if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
             return int(value)
         return value
     if isinstance(value, dict):
@@ -80,8 +116,13 @@ def js_number_forms(text: str) -> str:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON: no spaces, raw UTF-8, ``/`` unescaped, JavaScript number forms."""
+    """Compact JSON: no spaces, raw UTF-8, ``/`` unescaped, JavaScript number forms.
+
+    Raises:
+        NestingError: ``value`` nests deeper than :data:`MAX_DEPTH` levels, which readers refuse.
+    """
     text = json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    check_depth(text)
     return js_number_forms(_SURROGATES.sub(_surrogate, text))
 
 
@@ -97,5 +138,10 @@ def _finite_float(text: str) -> float:
 
 
 def loads(text: str) -> Any:
-    """Parse strict JSON: NaN, Infinity and overflowing numbers are refused, as JSON.parse would."""
+    """Parse strict JSON: NaN, Infinity and overflowing numbers are refused, as JSON.parse would.
+
+    Nesting deeper than :data:`MAX_DEPTH` is refused before parsing (:class:`NestingError`), so no
+    input can exhaust the stack of the recursive parser.
+    """
+    check_depth(text)
     return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)

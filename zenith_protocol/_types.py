@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cache
@@ -18,14 +19,19 @@ from pydantic import (
     model_validator,
 )
 
+from zenith_protocol._json import MAX_SAFE_INTEGER
+
 __all__ = [
     "EpochMs",
     "IsoTimestamp",
     "JsFloat",
     "NonNegativeInt",
     "ProtocolVersion",
+    "SafeInt",
     "WireModel",
+    "epoch_ms",
     "format_iso",
+    "parse_iso",
     "utc_ms",
 ]
 
@@ -57,25 +63,67 @@ _JS_EXPONENT_FROM = 1e21
 JsFloat = Annotated[float, PlainSerializer(_js_number, when_used="json")]
 """A float written the JavaScript way: no ``.0`` on whole numbers."""
 
-EpochMs = Annotated[int, Field(ge=0, description="Unix epoch milliseconds")]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+EpochMs = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER, description="Unix epoch milliseconds")]
+NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+SafeInt = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+"""Integer fields hold values a JavaScript reader represents exactly: magnitude at most 2^53 - 1 (2.2)."""
 
 
-def _number_is_epoch_ms(value: Any) -> Any:
-    """On the wire a number in a timestamp field means epoch milliseconds, never seconds."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_ISO = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<fraction>[0-9]+))?"
+    r"(?P<offset>Z|[+-][0-9]{2}:[0-9]{2})?",
+    re.ASCII,
+)
+"""The date-times a reader accepts (2.4): ``YYYY-MM-DDTHH:MM:SS``, a fraction, ``Z`` or ``±HH:MM`` or nothing."""
+
+
+def parse_iso(text: str) -> datetime:
+    """Read an ISO-8601 date-time in the one grammar of the protocol (2.4), as UTC truncated to milliseconds.
+
+    Raises:
+        ValueError: ``text`` is not in that grammar, or names a date or time that does not exist.
+    """
+    match = _ISO.fullmatch(text)
+    if match is None:
+        raise ValueError(f"expected an ISO-8601 date-time such as 2026-01-01T00:00:05.123Z, got {text[:40]!r}")
+    fraction = (match["fraction"] or "")[:3].ljust(3, "0")
+    offset = match["offset"] or "Z"
+    try:
+        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}")
+        hours, minutes = (0, 0) if offset == "Z" else (int(offset[1:3]), int(offset[4:6]))
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"offset {offset} is out of range")
+        zone = timezone((-1 if offset[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes))
+        return moment.replace(tzinfo=zone).astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{text[:40]!r} is not a date-time that exists ({exc})") from exc
+
+
+def epoch_ms(moment: datetime) -> int:
+    """``moment`` in whole epoch milliseconds (integer arithmetic: no float rounding)."""
+    return (utc_ms(moment) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _wire_moment(value: Any) -> Any:
+    """An ISO field's wire value as a datetime: text in the ISO grammar, or a number of epoch milliseconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"a timestamp in epoch milliseconds must not be negative, got {value}")
-        if isinstance(value, int):
-            # Exact: value / 1000 as a float loses the last millisecond after the year 2128.
-            return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=value)
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        try:
+            # Whole milliseconds, exactly: value / 1000 as a float loses the last millisecond after 2128.
+            return _EPOCH + timedelta(milliseconds=int(value))
+        except OverflowError as exc:
+            raise ValueError(f"{value} epoch milliseconds is after the year 9999") from exc
+    if isinstance(value, str):
+        return parse_iso(value)
     return value
 
 
 IsoTimestamp = Annotated[
     datetime,
-    BeforeValidator(_number_is_epoch_ms),
+    BeforeValidator(_wire_moment),
     AfterValidator(utc_ms),
     PlainSerializer(format_iso, return_type=str, when_used="json-unless-none"),
     WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO-8601 UTC with milliseconds"}),

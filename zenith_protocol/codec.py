@@ -90,38 +90,30 @@ def _text(structure: str, raw: object) -> str:
 def _parse(structure: str, raw: object) -> Any:
     text = _text(structure, raw)
     try:
+        # Nesting deeper than the protocol's limit is refused before parsing (2.1); RecursionError
+        # can still come from a caller that is itself deep in its stack.
         document = _json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(structure, ErrorKind.INVALID_JSON, f"not valid JSON ({exc})", raw=raw) from exc
-    # Cheap tests first: too deep needs that many brackets, a lone surrogate needs a \u escape
-    # or one in the text itself.
-    if text.count("{") + text.count("[") > _MAX_DEPTH or "\\u" in text or _json.has_lone_surrogate(text):
-        _check_writable(structure, document, raw)
+    # Cheap test first: a lone surrogate needs a \u escape or one in the text itself.
+    if "\\u" in text or _json.has_lone_surrogate(text):
+        _check_member_names(structure, document, raw)
     return document
 
 
-_MAX_DEPTH = 200
-"""Deepest nesting a decoder accepts: pydantic-core writes at most about 255 levels, so a deeper
-document could be read but never written back."""
-
-
-def _check_writable(structure: str, document: Any, raw: object) -> None:
-    """Refuse what would decode but could not be encoded again: deep nesting, a member name with a lone surrogate."""
-    stack = [(document, 1)]
+def _check_member_names(structure: str, document: Any, raw: object) -> None:
+    """Refuse a member name with a lone surrogate: it would decode but could not be encoded again."""
+    stack = [document]
     while stack:
-        value, depth = stack.pop()
-        if not isinstance(value, (dict, list)):
-            continue
-        if depth > _MAX_DEPTH:
-            reason = f"nested deeper than {_MAX_DEPTH} levels"
-            raise ProtocolError(structure, ErrorKind.INVALID_JSON, reason, raw=raw)
+        value = stack.pop()
         if isinstance(value, dict):
             for key in value:
                 if _json.has_lone_surrogate(key):
                     reason = f"member name {key!r} holds a lone surrogate, which pydantic cannot keep"
                     raise ProtocolError(structure, ErrorKind.INVALID_FIELD, reason, raw=raw)
-            value = list(value.values())
-        stack.extend((child, depth + 1) for child in value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "bytes"})
@@ -232,9 +224,12 @@ def _encode(model: BaseModel) -> str:
         try:
             # pydantic-core writes the canonical form directly: compact, raw UTF-8, "/" unescaped;
             # only some of its number forms differ from JavaScript's (1.0, -0.0, 1e-6, 1e+16).
-            return _json.js_number_forms(model.model_dump_json(by_alias=True, exclude_none=True))
+            text = model.model_dump_json(by_alias=True, exclude_none=True)
         except (PydanticSerializationError, ValueError):
             pass  # a lone surrogate, which pydantic-core cannot write: the path below escapes it
+        else:
+            _json.check_depth(text)
+            return _json.js_number_forms(text)
     # Unknown fields holding null keep it, which exclude_none would not; and text with a lone
     # surrogate is escaped as \uXXXX, as JavaScript does.
     return _json.dumps(_dump(model))

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from zenith_protocol import _json
-from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
+from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, SafeInt, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = [
@@ -58,7 +58,7 @@ class JobPayload(WireModel):
     group_id: str | None = Field(default=None, alias="groupId")
     error: str | None = None
     failed_at_ms: EpochMs | None = Field(default=None, alias="failedAt")
-    priority: str | int | None = None
+    priority: str | SafeInt | None = None
     retry_after_seconds: JsFloat | None = Field(default=None, alias="retryAfterSeconds", ge=0)
     retry_multiplier: JsFloat | None = Field(default=None, alias="retryMultiplier", ge=0)
     protocol_version: ProtocolVersion = PROTOCOL_VERSION

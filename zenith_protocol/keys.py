@@ -26,6 +26,7 @@ __all__ = [
     "KeyKind",
     "KeySpace",
     "ParsedKey",
+    "PulseKeyForm",
     "lane_for",
     "validate_queue_name",
 ]
@@ -81,6 +82,17 @@ class KeyKind(str, Enum):
     UNKNOWN = "unknown"
 
 
+class PulseKeyForm(str, Enum):
+    """Which key forms a pulse node is written under."""
+
+    BOTH = "both"
+    """``pulse:<service>:<nodeId>`` and the Node agent's ``gravito:quasar:node:<service>:<nodeId>``."""
+    PULSE = "pulse"
+    """Only ``pulse:<service>:<nodeId>``."""
+    LEGACY = "legacy"
+    """Only the Node agent's form, ``gravito:quasar:node:<service>:<nodeId>``."""
+
+
 class ParsedKey(NamedTuple):
     """A key taken apart: its kind, the queue it belongs to (if any) and its variable part."""
 
@@ -113,7 +125,7 @@ class KeySpace(BaseModel):
         queue_prefix: prefix of queue lists, schedules and group-FIFO keys.
         console_prefix: prefix of worker heartbeats, live logs and per-minute metrics.
         pulse_prefix: prefix this package writes pulse nodes under.
-        legacy_pulse_prefix: prefix the Node agent wrote pulse nodes under (read only).
+        legacy_pulse_prefix: prefix the Node agent writes pulse nodes under (and ours, by default, too).
         command_prefix: prefix of remote-command channels.
         settings_prefix: prefix of alert and maintenance settings.
         zenith_prefix: prefix of structures new in this package (event stream, indexes, replies).
@@ -278,8 +290,25 @@ class KeySpace(BaseModel):
         return f"{self.pulse_prefix}{service}:{node_id}"
 
     def legacy_pulse(self, service: str, node_id: str) -> str:
-        """STRING pulse node as the Node agent wrote it (read only)."""
+        """STRING pulse node under the Node agent's prefix, which the Node console reads."""
         return f"{self.legacy_pulse_prefix}{service}:{node_id}"
+
+    def pulse_keys(self, service: str, node_id: str, form: PulseKeyForm = PulseKeyForm.BOTH) -> tuple[str, ...]:
+        """The keys one pulse node is written under, for ``form``; one key when both forms coincide."""
+        keys = {
+            PulseKeyForm.BOTH: (self.pulse(service, node_id), self.legacy_pulse(service, node_id)),
+            PulseKeyForm.PULSE: (self.pulse(service, node_id),),
+            PulseKeyForm.LEGACY: (self.legacy_pulse(service, node_id),),
+        }[PulseKeyForm(form)]
+        return tuple(dict.fromkeys(keys))
+
+    def pulse_scan_patterns(self) -> tuple[str, ...]:
+        """SCAN MATCH patterns that cover the pulse nodes of both key forms, without overlap."""
+        return _outermost(self.pulse_prefix, self.legacy_pulse_prefix)
+
+    def worker_scan_patterns(self) -> tuple[str, ...]:
+        """SCAN MATCH patterns of the worker heartbeats: the console form, then the Node consumer's own."""
+        return tuple(dict.fromkeys((f"{self.console_prefix}worker:*", f"{self.queue_prefix}worker:*")))
 
     def command_channel(self, service: str, node_id: str = "*") -> str:
         """Pub/sub channel of remote commands for one node (``*`` = every node of the service)."""
@@ -327,18 +356,14 @@ class KeySpace(BaseModel):
 
     def scan_patterns(self) -> tuple[str, ...]:
         """SCAN MATCH patterns that together cover every key of this key space, without overlap."""
-        prefixes = sorted(
-            {
-                self.queue_prefix,
-                self.console_prefix,
-                self.pulse_prefix,
-                self.legacy_pulse_prefix,
-                self.settings_prefix,
-                self.zenith_prefix,
-            }
+        return _outermost(
+            self.queue_prefix,
+            self.console_prefix,
+            self.pulse_prefix,
+            self.legacy_pulse_prefix,
+            self.settings_prefix,
+            self.zenith_prefix,
         )
-        kept = [p for p in prefixes if not any(p != other and p.startswith(other) for other in prefixes)]
-        return tuple(f"{prefix}*" for prefix in kept)
 
     def parse(self, key: str) -> ParsedKey | None:
         """Take a key apart; ``None`` if it is outside every prefix of this key space."""
@@ -456,6 +481,13 @@ class KeySpace(BaseModel):
         if rest == "logs:history":
             return ParsedKey(KeyKind.LOG_HISTORY)
         return ParsedKey(KeyKind.UNKNOWN)
+
+
+def _outermost(*prefixes: str) -> tuple[str, ...]:
+    """``<prefix>*`` for each prefix that does not start with another one (its keys are already matched)."""
+    unique = sorted(set(prefixes))
+    kept = [p for p in unique if not any(p != other and p.startswith(other) for other in unique)]
+    return tuple(f"{prefix}*" for prefix in kept)
 
 
 _QUEUE_SUFFIXES = {

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from zenith_protocol._json import js_number
 from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
@@ -147,7 +148,8 @@ class PulseNode(WireModel):
     @field_validator("version", mode="before")
     @classmethod
     def _version_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        """A numeric version reads as JavaScript's ``String(n)`` would give it (``20.0`` is "20")."""
+        return js_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
     def is_stale(self, now_ms: int) -> bool:
         """True when the node's report is older than :data:`PULSE_STALE_AFTER_MS`."""

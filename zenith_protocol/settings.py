@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel, utc_ms
+from zenith_protocol._types import EpochMs, NonNegativeInt, ProtocolVersion, WireModel, epoch_ms, parse_iso
 from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = ["MaintenanceConfig", "QueueSnapshot"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class MaintenanceConfig(WireModel):
@@ -28,11 +25,9 @@ class MaintenanceConfig(WireModel):
     def _iso_to_ms(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip().isdigit():
             try:
-                moment = utc_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
+                return epoch_ms(parse_iso(value))
             except ValueError as exc:
-                raise ValueError(f"lastRun must be epoch ms or an ISO-8601 time, got {value!r}") from exc
-            # Integer arithmetic: timestamp() * 1000 is a float and can land one ms short.
-            return (moment - _EPOCH) // timedelta(milliseconds=1)
+                raise ValueError(f"lastRun must be epoch ms or an ISO-8601 time: {exc}") from exc
         return value
 
 

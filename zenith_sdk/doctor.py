@@ -1,126 +1,39 @@
-"""``zenith doctor``: read every Zenith structure in a Redis and validate it with the decoders.
+"""``zenith doctor``: read every Zenith structure in a Redis and check it against the protocol.
 
 It SCANs (never KEYS) each prefix of a :class:`~zenith_protocol.KeySpace`, classifies every
-key, reads its entries in bounded chunks and reports, per key pattern, how many entries are
-canonical, how many are accepted legacy forms and which are invalid and why. It also reports
-what no entry shows alone: FIFO groups that are stuck (jobs wait behind a group that nothing
-will release) and processing lists whose worker is gone. Reads only.
+key, reads its entries with pipelined commands in bounded chunks and reports, per key pattern,
+how many entries are canonical, legacy, not canonical or invalid. An entry that carries
+``protocolVersion`` is re-encoded and compared byte for byte, and checked for the members its
+writer must write (:func:`zenith_protocol.canonical.check_canonical`); a key that must expire is
+checked for its TTL. It also reports what no entry shows alone: FIFO groups that are stuck and
+processing lists whose worker is gone. Reads only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
 from zenith_protocol import CODECS, KeyKind, KeySpace, ProtocolError
+from zenith_protocol.canonical import KEY_TTL_S, check_canonical
 from zenith_protocol.pulse import PULSE_STALE_AFTER_MS
-from zenith_sdk.control.groups import GroupStatus, stuck_groups
+from zenith_sdk._doctor_report import DoctorReport, Finding, Issue, PatternStats, Severity
+from zenith_sdk.control.groups import stuck_groups
 from zenith_sdk.worker._recovery import orphaned_processing_lists
 
-__all__ = ["DoctorReport", "Finding", "PatternStats", "run_doctor"]
+__all__ = ["DoctorReport", "Finding", "Issue", "PatternStats", "run_doctor"]
 
 MIN_REDIS_VERSION = (6, 2, 0)
 _SCAN_COUNT = 1000
 _CHUNK = 500
-_MAX_FINDINGS_PER_PATTERN = 50
+_ROUND_ENTRIES = 2000
+"""Entries asked for in one pipeline round trip, across the keys of a batch."""
 _MAX_UNRECOGNISED_LISTED = 50
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One invalid entry: where it is and why it does not decode."""
-
-    key: str
-    kind: str
-    reason: str
-    where: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        """Plain data for ``--json``."""
-        return {"key": self.key, "where": self.where, "kind": self.kind, "reason": self.reason}
-
-
-@dataclass
-class PatternStats:
-    """Counts for one key pattern (e.g. ``queue:<name>:failed``)."""
-
-    pattern: str
-    structure: str
-    redis_type: str
-    keys: int = 0
-    entries: int = 0
-    canonical: int = 0
-    legacy: int = 0
-    invalid: int = 0
-    findings: list[Finding] = field(default_factory=list)
-
-    def add_invalid(self, finding: Finding) -> None:
-        """Count an invalid entry, keeping the first few findings."""
-        self.invalid += 1
-        if len(self.findings) < _MAX_FINDINGS_PER_PATTERN:
-            self.findings.append(finding)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``--json``."""
-        return {
-            "pattern": self.pattern,
-            "structure": self.structure,
-            "redisType": self.redis_type,
-            "keys": self.keys,
-            "entries": self.entries,
-            "canonical": self.canonical,
-            "legacy": self.legacy,
-            "invalid": self.invalid,
-            "findings": [finding.to_dict() for finding in self.findings],
-        }
-
-
-@dataclass
-class DoctorReport:
-    """Everything ``zenith doctor`` found in one Redis."""
-
-    redis_version: str
-    keys_scanned: int = 0
-    patterns: dict[str, PatternStats] = field(default_factory=dict)
-    unrecognised: list[str] = field(default_factory=list)
-    unrecognised_count: int = 0
-    warnings: list[str] = field(default_factory=list)
-    stuck_groups: list[GroupStatus] = field(default_factory=list)
-    """FIFO groups whose jobs nothing will run (``zenith recover`` lets them go on)."""
-    orphaned: dict[str, list[str]] = field(default_factory=dict)
-    """Processing lists whose worker is gone: worker id -> queues (running workers recover them)."""
-
-    @property
-    def invalid(self) -> int:
-        """Number of invalid entries across every pattern."""
-        return sum(stats.invalid for stats in self.patterns.values())
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is invalid and no group is stuck (warnings do not count)."""
-        return self.invalid == 0 and not self.stuck_groups
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``--json``."""
-        return {
-            "ok": self.ok,
-            "redisVersion": self.redis_version,
-            "keysScanned": self.keys_scanned,
-            "invalid": self.invalid,
-            "patterns": [stats.to_dict() for stats in self.patterns.values()],
-            "unrecognisedCount": self.unrecognised_count,
-            "unrecognised": self.unrecognised,
-            "warnings": self.warnings,
-            "stuckGroups": [
-                {"group": g.id, "queue": g.queue, "held": g.held, "pending": g.pending} for g in self.stuck_groups
-            ],
-            "orphanedProcessingLists": [
-                {"workerId": worker_id, "queues": queues} for worker_id, queues in self.orphaned.items()
-            ],
-        }
+_LEGACY_ONLY = frozenset({KeyKind.LEGACY_WORKER, KeyKind.LEGACY_PULSE})
+"""Keys only legacy writers write: what is wrong there is a warning, never an error."""
 
 
 @dataclass(frozen=True)
@@ -139,10 +52,10 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.DELAYED: _Rule(lambda s: s.delayed("<name>"), "zset", "job", "zset"),
     KeyKind.FAILED: _Rule(lambda s: s.failed("<name>"), "list", "job", "list"),
     KeyKind.PROCESSING: _Rule(lambda s: s.processing("<name>", "<workerId>"), "list", "job", "list"),
-    KeyKind.ACTIVE_SET: _Rule(lambda s: s.active_set("<name>"), "set", "members", "set"),
+    KeyKind.ACTIVE_SET: _Rule(lambda s: s.active_set("<name>"), "set", "members", "scard"),
     KeyKind.PAUSED: _Rule(lambda s: s.paused("<name>"), "string", "paused_flag", "string"),
     KeyKind.RATE_LIMIT: _Rule(lambda s: s.rate_limit("<name>", "<window>"), "string", "counter", "string"),
-    KeyKind.GROUP_ACTIVE: _Rule(lambda s: s.group_active("<name>"), "set", "members", "set"),
+    KeyKind.GROUP_ACTIVE: _Rule(lambda s: s.group_active("<name>"), "set", "members", "scard"),
     KeyKind.GROUP_PENDING: _Rule(lambda s: s.group_pending("<name>", "<groupId>"), "list", "job", "list"),
     KeyKind.SCHEDULES: _Rule(lambda s: s.schedules(), "zset", "schedule_index", "schedule_index"),
     KeyKind.SCHEDULE: _Rule(lambda s: s.schedule("<id>"), "hash", "schedule", "hash"),
@@ -158,10 +71,26 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.ALERT_CONFIG: _Rule(lambda s: s.alert_config(), "string", "alert_config", "string"),
     KeyKind.MAINTENANCE_CONFIG: _Rule(lambda s: s.maintenance_config(), "string", "maintenance_config", "string"),
     KeyKind.EVENTS: _Rule(lambda s: s.events(), "stream", "event_fields", "stream"),
-    KeyKind.QUEUE_INDEX: _Rule(lambda s: s.queue_index(), "set", "members", "set"),
+    KeyKind.QUEUE_INDEX: _Rule(lambda s: s.queue_index(), "set", "members", "scard"),
     KeyKind.WORKER_INDEX: _Rule(lambda s: s.worker_index(), "zset", "members", "zcard"),
     KeyKind.WORKER_QUEUES: _Rule(lambda s: s.worker_queues(), "hash", "members", "hlen"),
+    KeyKind.SWEEP_LOCK: _Rule(lambda s: s.sweep_lock(), "string", "lock", "lock"),
 }
+
+_SIZE = {"list": "llen", "zset": "zcard", "stream": "xlen", "scard": "scard", "zcard": "zcard", "hlen": "hlen"}
+
+
+@dataclass
+class _Key:
+    """One key of a batch being read: what it is, its TTL, and how far its entries have been read."""
+
+    name: str
+    kind: KeyKind
+    stats: PatternStats
+    ttl_ms: int
+    remaining: int = 0
+    position: int = 0
+    cursor: str = "-"
 
 
 class _Doctor:
@@ -184,26 +113,43 @@ class _Doctor:
             self.report.patterns[pattern] = PatternStats(pattern, rule.structure, rule.redis_type)
         return self.report.patterns[pattern]
 
-    def check_batch(self, keys: list[str]) -> None:
-        parsed = [(key, self.space.parse(key)) for key in keys]
-        known = [(key, p.kind, p.part) for key, p in parsed if p is not None and p.kind in _RULES]
-        for key, p in parsed:
-            if p is None or p.kind not in _RULES:
-                self._unrecognised(key)
+    def check_batch(self, names: list[str]) -> None:
+        """Check one SCAN batch of keys: type and TTL in one round trip, then their entries."""
+        known = []
+        for name in names:
+            parsed = self.space.parse(name)
+            if parsed is None or parsed.kind not in _RULES:
+                self._unrecognised(name)
+            else:
+                known.append((name, parsed.kind, parsed.part))
+        if not known:
+            return
         pipe = self.client.pipeline(transaction=False)
-        for key, _, _ in known:
-            pipe.type(key)
-        types = [_text(t) for t in pipe.execute()] if known else []
-        for (key, kind, part), found_type in zip(known, types):
+        for name, _, _ in known:
+            pipe.type(name)
+            pipe.pttl(name)
+        replies = pipe.execute()
+        by_reader: dict[str, list[_Key]] = {}
+        for index, (name, kind, part) in enumerate(known):
+            found_type, ttl_ms = _text(replies[2 * index]), int(replies[2 * index + 1])
             if found_type == "none":
                 continue  # expired between SCAN and TYPE: nothing to check
-            stats = self.stats(kind, key, part)
+            stats = self.stats(kind, name, part)
             stats.keys += 1
             if found_type != stats.redis_type:
                 reason = f"expected a {stats.redis_type.upper()}, found a {found_type.upper()}"
-                stats.add_invalid(Finding(key, "wrong_type", reason))
+                stats.add_invalid(Finding(name, "wrong_type", reason))
                 continue
-            getattr(self, f"_read_{_RULES[kind].reader}")(key, kind, stats)
+            by_reader.setdefault(_RULES[kind].reader, []).append(_Key(name, kind, stats, ttl_ms))
+        self._read_strings(by_reader.get("string", []))
+        self._read_hashes(by_reader.get("hash", []))
+        for key in by_reader.get("lock", []):
+            key.stats.entries += 1
+            key.stats.canonical += 1
+            self._check_ttl(key, legacy=False)
+        for key in by_reader.get("schedule_index", []):
+            self._read_schedule_index(key)
+        self._read_collections([key for reader in _SIZE for key in by_reader.get(reader, [])])
 
     def _unrecognised(self, key: str) -> None:
         self.report.unrecognised_count += 1
@@ -211,97 +157,130 @@ class _Doctor:
             self.report.unrecognised.append(key)
 
     def _check(self, stats: PatternStats, key: str, raw: Any, where: str) -> Any:
+        """Decode one entry and hold it to the canonical form; returns what it decoded to, or None."""
         stats.entries += 1
         try:
             decoded = CODECS[stats.structure].decode(raw)
         except ProtocolError as exc:
             stats.add_invalid(Finding(key, exc.kind.value, exc.reason, where))
             return None
-        if getattr(decoded, "is_legacy", False):
+        deviation = check_canonical(stats.structure, raw, decoded)
+        if deviation is not None:
+            stats.not_canonical += 1
+            stats.add_issue(Issue.from_deviation(deviation, key, where))
+        elif getattr(decoded, "is_legacy", False):
             stats.legacy += 1
         else:
             stats.canonical += 1
         return decoded
 
+    def _check_ttl(self, key: _Key, *, legacy: bool) -> None:
+        """A key the spec gives a TTL must have one (an error, or a warning for what legacy writers wrote)."""
+        if key.kind not in KEY_TTL_S:
+            return
+        expected_s = KEY_TTL_S[key.kind]
+        severity: Severity = "warning" if legacy or key.kind in _LEGACY_ONLY else "error"
+        if key.ttl_ms == -1:
+            length = f"a TTL of {expected_s} s" if expected_s is not None else "a TTL"
+            reason = f"spec 3.3 gives this key {length}; without one it outlives its writer"
+            key.stats.add_issue(Issue(severity, "missing_ttl", "no TTL", reason, key.name))
+        elif not legacy and expected_s is not None and key.ttl_ms > expected_s * 1000:
+            reason = f"TTL {key.ttl_ms / 1000:g} s is longer than the {expected_s} s of spec 3.3"
+            key.stats.add_issue(Issue("warning", "long_ttl", "TTL too long", reason, key.name))
+
     def _limit(self, total: int) -> int:
         return total if self.sample is None else min(total, self.sample)
 
-    def _read_list(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        total = self._limit(int(self.client.llen(key)))
-        for start in range(0, total, _CHUNK):
-            stop = min(start + _CHUNK, total) - 1
-            for offset, raw in enumerate(self.client.lrange(key, start, stop)):
-                self._check(stats, key, raw, f"index {start + offset}")
+    def _read_strings(self, keys: list[_Key]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key.name)
+        for key, raw in zip(keys, pipe.execute() if keys else []):
+            if raw is None:  # expired since TYPE
+                key.stats.keys -= 1
+                continue
+            decoded = self._check(key.stats, key.name, raw, "value")
+            self._check_ttl(key, legacy=bool(getattr(decoded, "is_legacy", False)))
+            if key.kind in (KeyKind.PULSE, KeyKind.LEGACY_PULSE) and decoded is not None and self.now_ms is not None:
+                if decoded.is_stale(self.now_ms):
+                    reason = f"its timestamp is older than {PULSE_STALE_AFTER_MS // 1000} s: readers drop it"
+                    key.stats.add_issue(Issue("warning", "stale", "stale", reason, key.name))
 
-    def _read_zset(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        total = self._limit(int(self.client.zcard(key)))
-        for start in range(0, total, _CHUNK):
-            stop = min(start + _CHUNK, total) - 1
-            members = self.client.zrange(key, start, stop, withscores=True)
-            for raw, score in cast("list[tuple[bytes, float]]", members):
-                self._check(stats, key, raw, f"member scored {int(score)}")
+    def _read_hashes(self, keys: list[_Key]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key.name)
+        for key, raw in zip(keys, pipe.execute() if keys else []):
+            self._check(key.stats, key.name, raw, "hash")
 
-    def _read_schedule_index(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        ids = [_text(member) for member in self.client.zrange(key, 0, self._limit(int(self.client.zcard(key))) - 1)]
+    def _read_schedule_index(self, key: _Key) -> None:
+        members = self.client.zrange(key.name, 0, self._limit(int(self.client.zcard(key.name))) - 1)
+        ids = [_text(member) for member in members]
         pipe = self.client.pipeline(transaction=False)
         for schedule_id in ids:
             pipe.exists(self.space.schedule(schedule_id))
         for schedule_id, exists in zip(ids, pipe.execute() if ids else []):
-            stats.entries += 1
+            key.stats.entries += 1
             if exists:
-                stats.canonical += 1
+                key.stats.canonical += 1
             else:
                 reason = f"schedule id {schedule_id!r} is indexed but its hash is missing"
-                stats.add_invalid(Finding(key, "dangling_reference", reason, f"member {schedule_id}"))
+                key.stats.add_invalid(Finding(key.name, "dangling_reference", reason, f"member {schedule_id}"))
 
-    def _read_set(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        count = int(self.client.scard(key))
-        stats.entries += count
-        stats.canonical += count
-
-    def _read_zcard(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        count = int(self.client.zcard(key))
-        stats.entries += count
-        stats.canonical += count
-
-    def _read_hlen(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        count = int(self.client.hlen(key))
-        stats.entries += count
-        stats.canonical += count
-
-    def _read_lock(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        stats.entries += 1
-        stats.canonical += 1
-
-    def _read_hash(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        self._check(stats, key, self.client.hgetall(key), "hash")
-
-    def _read_string(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
+    def _read_collections(self, keys: list[_Key]) -> None:
+        """Sizes in one round trip, then entries in chunks, many keys per round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.get(key)
-        pipe.ttl(key)
-        raw, ttl = pipe.execute()
-        if raw is None:
-            stats.keys -= 1
-            return
-        decoded = self._check(stats, key, raw, "value")
-        if kind in (KeyKind.WORKER, KeyKind.PULSE, KeyKind.LEGACY_PULSE) and ttl == -1:
-            self.report.warnings.append(f"{key} has no TTL: it will show forever after its writer stops")
-        if kind in (KeyKind.PULSE, KeyKind.LEGACY_PULSE) and decoded is not None and self.now_ms is not None:
-            if decoded.is_stale(self.now_ms):
-                self.report.warnings.append(f"{key} is stale (older than {PULSE_STALE_AFTER_MS // 1000} s)")
+        for key in keys:
+            getattr(pipe, _SIZE[_RULES[key.kind].reader])(key.name)
+        pending = []
+        for key, size in zip(keys, pipe.execute() if keys else []):
+            if _RULES[key.kind].reader in ("list", "zset", "stream"):
+                key.remaining = self._limit(int(size))
+                pending.append(key)
+            else:  # members of sets and indexes: nothing to decode
+                key.stats.entries += int(size)
+                key.stats.canonical += int(size)
+        while pending:
+            pending = self._read_round(pending)
 
-    def _read_stream(self, key: str, kind: KeyKind, stats: PatternStats) -> None:
-        remaining = self._limit(int(self.client.xlen(key)))
-        cursor = "-"
-        while remaining > 0:
-            entries = self.client.xrange(key, min=cursor, count=min(_CHUNK, remaining))
-            if not entries:
-                break
-            for entry_id, fields in entries:
-                self._check(stats, key, fields, f"entry {_text(entry_id)}")
-            remaining -= len(entries)
-            cursor = "(" + _text(entries[-1][0])
+    def _read_round(self, pending: list[_Key]) -> list[_Key]:
+        """Ask for the next chunk of as many keys as one round trip should carry; returns the keys left."""
+        batch: list[tuple[_Key, int]] = []
+        budget = _ROUND_ENTRIES
+        for key in pending:
+            if key.remaining == 0 or (batch and budget <= 0):
+                continue
+            count = min(_CHUNK, key.remaining)
+            batch.append((key, count))
+            budget -= count
+        pipe = self.client.pipeline(transaction=False)
+        for key, count in batch:
+            reader = _RULES[key.kind].reader
+            if reader == "list":
+                pipe.lrange(key.name, key.position, key.position + count - 1)
+            elif reader == "zset":
+                pipe.zrange(key.name, key.position, key.position + count - 1, withscores=True)
+            else:
+                pipe.xrange(key.name, min=key.cursor, count=count)
+        for (key, count), reply in zip(batch, pipe.execute() if batch else []):
+            self._consume(key, reply)
+            key.remaining = 0 if len(reply) < count else key.remaining - count
+        return [key for key in pending if key.remaining > 0]
+
+    def _consume(self, key: _Key, reply: list[Any]) -> None:
+        reader = _RULES[key.kind].reader
+        if reader == "list":
+            for offset, raw in enumerate(reply):
+                self._check(key.stats, key.name, raw, f"index {key.position + offset}")
+        elif reader == "zset":
+            for raw, score in cast("list[tuple[bytes, float]]", reply):
+                self._check(key.stats, key.name, raw, f"member scored {int(score)}")
+        else:
+            for entry_id, fields in reply:
+                self._check(key.stats, key.name, fields, f"entry {_text(entry_id)}")
+            if reply:
+                key.cursor = "(" + _text(reply[-1][0])
+        key.position += len(reply)
 
 
 def _text(value: Any) -> str:
@@ -335,8 +314,8 @@ def _scan_keys(client: redis.Redis, patterns: tuple[str, ...]) -> Iterator[list[
 
 def run_doctor(
     client: redis.Redis,
-    space: KeySpace | None = None,
     *,
+    keyspace: KeySpace | None = None,
     sample: int | None = None,
     now_ms: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -344,6 +323,7 @@ def run_doctor(
     """Check every Zenith structure in ``client``'s database.
 
     Args:
+        keyspace: key names (default: the wire layout with the default prefixes).
         sample: read at most this many entries of each list, set or stream (``None``: all).
         now_ms: the current time, to flag stale pulse nodes (``None``: no staleness check).
         progress: called with the number of keys checked so far, after each batch.
@@ -353,7 +333,7 @@ def run_doctor(
     """
     if sample is not None and sample < 1:
         raise ValueError(f"sample must be at least 1, got {sample}")
-    doctor = _Doctor(client, space or KeySpace(), sample, now_ms)
+    doctor = _Doctor(client, keyspace or KeySpace(), sample, now_ms)
     report = doctor.report
     if _version_tuple(report.redis_version) < MIN_REDIS_VERSION:
         report.warnings.append(
@@ -367,18 +347,21 @@ def run_doctor(
         report.keys_scanned += len(fresh)
         if progress is not None:
             progress(report.keys_scanned)
+    _check_workers_and_groups(doctor, now_ms)
     report.patterns = dict(sorted(report.patterns.items()))
-    _check_workers_and_groups(client, doctor.space, report, now_ms)
     return report
 
 
-def _check_workers_and_groups(client: redis.Redis, space: KeySpace, report: DoctorReport, now_ms: int | None) -> None:
+def _check_workers_and_groups(doctor: _Doctor, now_ms: int | None) -> None:
     """What no single entry shows: processing lists whose worker is gone, and stuck FIFO groups."""
-    report.orphaned = orphaned_processing_lists(client, space, now_ms=now_ms)
+    report, space = doctor.report, doctor.space
+    report.orphaned = orphaned_processing_lists(doctor.client, space, now_ms=now_ms)
     for worker_id, queues in report.orphaned.items():
-        report.warnings.append(
-            f"worker {worker_id} is gone (no heartbeat) but holds jobs in the processing lists of "
-            f"{', '.join(queues)}: a running worker puts them back within its recovery interval, "
-            "or run `zenith recover`"
-        )
-    report.stuck_groups = stuck_groups(client, space)
+        for queue in queues:
+            key = space.processing(queue, worker_id)
+            reason = (
+                f"worker {worker_id} is gone (no heartbeat) but holds jobs here: a running worker puts them "
+                "back within its recovery interval, or run `zenith recover`"
+            )
+            doctor.stats(KeyKind.PROCESSING, key).add_issue(Issue("warning", "orphaned", "worker gone", reason, key))
+    report.stuck_groups = stuck_groups(doctor.client, space)

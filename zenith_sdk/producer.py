@@ -75,7 +75,7 @@ class Producer(EventWriter):
         retry_after_s: float | None = None,
         retry_multiplier: float | None = None,
         job_id: str | None = None,
-        job_type: JobType = JobType.JSON,
+        job_type: JobType | str = JobType.JSON,
     ) -> str:
         """Push one job; returns its id. The options are those of :class:`JobSpec`."""
         spec = JobSpec(

@@ -1,9 +1,11 @@
 """System Pulse: a daemon thread that reports this process's and this machine's resources to Redis.
 
 Every ``interval_s`` the agent samples CPU, memory, disk and load average with psutil and writes one
-:class:`~zenith_protocol.PulseNode` to ``KeySpace.pulse(service, node_id)`` with ``SET ... EX ttl_s``
-(one round trip). The console lists the nodes whose keys exist, so a process that dies without
-calling :meth:`Pulse.stop` disappears when its key expires. Redis outages never reach the host
+:class:`~zenith_protocol.PulseNode` with ``SET ... EX ttl_s`` under both key forms by default:
+``pulse:<service>:<nodeId>`` and the Node agent's ``gravito:quasar:node:<service>:<nodeId>``, which
+the Node console reads (one pipeline, one round trip). Readers merge the two forms. The consoles
+list the nodes whose keys exist, so a process that dies without calling :meth:`Pulse.stop`
+disappears when its keys expire. Redis outages never reach the host
 program: the thread logs once when an outage starts and once when it ends, and retries with
 backoff (:class:`~zenith_sdk._background.BackgroundLoop`).
 """
@@ -24,7 +26,7 @@ from typing import Any
 import psutil
 import redis
 
-from zenith_protocol import KeySpace, encode_pulse
+from zenith_protocol import KeySpace, PulseKeyForm, encode_pulse
 from zenith_protocol.pulse import (
     PULSE_INTERVAL_S,
     PULSE_TTL_S,
@@ -128,10 +130,13 @@ class Pulse:
         service: name the console groups nodes by (no ``:``).
         client: a redis-py client, a Redis URL, or ``None`` for the default URL. A client this
             object builds from a URL is closed by :meth:`stop`.
-        keyspace: key prefixes; the default writes ``pulse:{service}:{node_id}``.
+        keyspace: key prefixes; the defaults write ``pulse:{service}:{node_id}`` and
+            ``gravito:quasar:node:{service}:{node_id}``.
+        key_form: which of those two keys to write (both by default, so the Node console shows
+            this node too); ``PulseKeyForm.PULSE`` or ``PulseKeyForm.LEGACY`` writes one.
         node_id: this node's id; default ``{hostname}-{pid}``.
         interval_s: seconds between reports.
-        ttl_s: lifetime of the key in whole seconds; must exceed ``interval_s``.
+        ttl_s: lifetime of the keys in whole seconds; must exceed ``interval_s``.
         disk_paths: filesystems to report; a path that does not exist is skipped (logged once).
         framework: free text shown as ``runtime.framework`` (``"django"``, ``"celery"``, ...).
         version: version shown for the node; default the Python version.
@@ -158,18 +163,23 @@ class Pulse:
         version: str | None = None,
         meta: dict[str, Any] | None = None,
         queues: Callable[[], list[PulseQueue]] | None = None,
+        key_form: PulseKeyForm = PulseKeyForm.BOTH,
     ) -> None:
         self._hostname = socket.gethostname()
         self._process = psutil.Process()
         self._pid = self._process.pid
         node_id = f"{self._hostname}-{self._pid}" if node_id is None else node_id
         _check_arguments(service, node_id, interval_s, ttl_s, disk_paths)
+        self.key_form = _key_form(key_form)
         self.service = service
         self.node_id = node_id
         self.interval_s = interval_s
         self.ttl_s = ttl_s
         self.disk_paths: tuple[str, ...] = tuple(dict.fromkeys(disk_paths))
-        self.key = (keyspace or KeySpace()).pulse(service, node_id)
+        self.keys = (keyspace or KeySpace()).pulse_keys(service, node_id, self.key_form)
+        """Every key this node is written under (one, or two: see ``key_form``)."""
+        self.key = self.keys[0]
+        """The first of :attr:`keys`: the one log lines name."""
         self._client = connect(client)
         self._owns_client = not isinstance(client, redis.Redis)
         self._framework = framework
@@ -193,7 +203,7 @@ class Pulse:
         return self._loop.running
 
     def __repr__(self) -> str:
-        return f"Pulse(key={self.key!r}, interval_s={self.interval_s}, running={self.running})"
+        return f"Pulse(keys={self.keys!r}, interval_s={self.interval_s}, running={self.running})"
 
     def start(self) -> None:
         """Start reporting on a daemon thread (no-op when already running); never raises on Redis errors."""
@@ -204,9 +214,9 @@ class Pulse:
         self._loop.start()
 
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
-        """Stop the thread and delete this node's key; never raises.
+        """Stop the thread and delete this node's keys (one command); never raises.
 
-        When Redis is unreachable the key is left to expire within ``ttl_s``.
+        When Redis is unreachable the keys are left to expire within ``ttl_s``.
         """
         self._stopping.set()
         try:
@@ -229,7 +239,7 @@ class Pulse:
             logger.debug("pulse key=%s: Redis unreachable, key left to expire in %s s", self.key, self.ttl_s)
             return
         try:
-            self._client.delete(self.key)
+            self._client.delete(*self.keys)
         except redis.RedisError as exc:
             logger.warning("pulse key=%s not deleted (%s); it expires within %s s", self.key, exc, self.ttl_s)
 
@@ -276,13 +286,20 @@ class Pulse:
         )
 
     def beat(self) -> PulseNode:
-        """Sample and write the report with ``SET key EX ttl_s`` (one round trip); returns what was written.
+        """Sample and write the report with ``SET key EX ttl_s`` for each of :attr:`keys`; returns what was written.
+
+        The writes travel in one pipeline: one round trip, whatever the number of keys.
 
         Raises:
             redis.RedisError: Redis refused or could not be reached.
         """
         node = self.sample()
-        self._client.set(self.key, encode_pulse(node), ex=self.ttl_s)
+        payload = encode_pulse(node)
+        # Independent writes of the same bytes: a plain pipeline, no transaction (STYLE 10).
+        pipe = self._client.pipeline(transaction=False)
+        for key in self.keys:
+            pipe.set(key, payload, ex=self.ttl_s)
+        pipe.execute()
         return node
 
     def _tick(self) -> None:
@@ -324,6 +341,14 @@ class Pulse:
             return None
         self._queues_failing = False
         return queues or None
+
+
+def _key_form(value: PulseKeyForm | str) -> PulseKeyForm:
+    try:
+        return PulseKeyForm(value)
+    except ValueError:
+        allowed = ", ".join(repr(form.value) for form in PulseKeyForm)
+        raise ValueError(f"key_form must be one of {allowed}, got {value!r}") from None
 
 
 def _load_average() -> list[float] | None:

@@ -10,7 +10,14 @@ import zenith_protocol
 from zenith_protocol import ConfigError
 from zenith_protocol.schema import json_schemas
 
-__all__ = ["load_vector_documents", "schema_file_text", "spec_dir", "stale_schemas", "write_schemas"]
+__all__ = [
+    "OPERATIONS_STRUCTURE",
+    "load_vector_documents",
+    "schema_file_text",
+    "spec_dir",
+    "stale_schemas",
+    "write_schemas",
+]
 
 
 def spec_dir() -> Path:
@@ -22,8 +29,16 @@ def spec_dir() -> Path:
     raise ConfigError("the spec folder was not found next to zenith_protocol; pass its path explicitly")
 
 
+OPERATIONS_STRUCTURE = "operations"
+"""The ``structure`` of the writer vectors (``operations.json``), which run against a Redis, not a decoder."""
+
+
 def load_vector_documents(folder: Path | None = None) -> list[dict[str, Any]]:
-    """Every ``*.json`` vector file in ``folder`` (default: the spec's ``vectors/``), sorted by name."""
+    """Every decoding vector file in ``folder`` (default: the spec's ``vectors/``), sorted by name.
+
+    The writer vectors (``"structure": "operations"``) are left out: they check what a producer,
+    worker or control plane writes, which takes a Redis (PROTOCOL 13.1.1).
+    """
     folder = folder or spec_dir() / "vectors"
     if not folder.is_dir():
         raise ConfigError(f"vector folder {folder} does not exist")
@@ -35,7 +50,8 @@ def load_vector_documents(folder: Path | None = None) -> list[dict[str, Any]]:
             raise ConfigError(f"vector file {path} cannot be read: {exc}") from exc
         if not isinstance(document, dict):
             raise ConfigError(f"vector file {path} must hold a JSON object with 'structure' and 'vectors'")
-        documents.append(document)
+        if document.get("structure") != OPERATIONS_STRUCTURE:
+            documents.append(document)
     return documents
 
 

@@ -151,7 +151,7 @@ def clean_text(*, min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[st
 _NON_EMPTY = key_text(min_size=1)
 """For fields with a length constraint: pydantic refuses a lone surrogate there (but not in other text)."""
 _EPOCH_MS = st.integers(min_value=0, max_value=MAX_MS)
-_COUNT = st.integers(min_value=0, max_value=2**53)
+_COUNT = st.integers(min_value=0, max_value=2**53 - 1)
 _FLOAT = st.floats(allow_nan=False, allow_infinity=False)
 _ANY_FLOAT = _FLOAT.filter(lambda value: not 2**53 <= abs(value) < 1e21)
 """A float for an untyped place (unknown fields, ``meta``). JavaScript writes 2^53 <= |x| < 1e21 as integer
@@ -595,6 +595,26 @@ def queue_snapshots(draw: st.DrawFn) -> QueueSnapshot:
     }
     snapshot: QueueSnapshot = _build(draw, QueueSnapshot, fields, version=True)
     return snapshot
+
+
+MINIMAL = {
+    "job": '{"id":"1","type":"json","data":"{\\"job\\":\\"a\\"}"}',
+    "heartbeat": '{"id":"w","hostname":"h","pid":1,"timestamp":"2026-11-29T13:00:00.000Z"}',
+    "log": '{"level":"info","message":"m","timestamp":"2026-11-29T13:00:00.000Z"}',
+    "pulse": (
+        '{"id":"h-1","service":"s","pid":1,"hostname":"h","cpu":{"system":1,"process":1,"cores":1},'
+        '"memory":{"system":{"total":1,"free":1,"used":1},"process":{"rss":1}},"runtime":{"uptime":1},"timestamp":1}'
+    ),
+    "event": '{"type":"enqueued","queue":"q","timestamp":1}',
+    "alert_rules": '[{"id":"r","name":"n","type":"backlog","threshold":1}]',
+    "alert_event": '{"ruleId":"r","timestamp":1,"message":"m","severity":"warning"}',
+    "alert_config": "{}",
+    "command": '{"id":"c","type":"RETRY_JOB","targetNodeId":"*","payload":{"queue":"q"},"timestamp":1}',
+    "command_reply": '{"commandId":"c","nodeId":"n","ok":true,"timestamp":1}',
+    "maintenance_config": "{}",
+    "queue_snapshot": '{"name":"q"}',
+}
+"""The smallest legacy value of every JSON structure."""
 
 
 # -- registry --------------------------------------------------------------------------------------

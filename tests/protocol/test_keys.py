@@ -18,6 +18,7 @@ from zenith_protocol import (
     KeyKind,
     KeySpace,
     ParsedKey,
+    PulseKeyForm,
     lane_for,
     validate_queue_name,
 )
@@ -103,10 +104,15 @@ def test_default_prefixes_give_the_wire_names(build: Callable[[KeySpace], str], 
 def test_every_name_builder_has_an_exact_wire_name() -> None:
     called = {name for build, _ in WIRE_NAMES for name in build.__code__.co_names}
 
-    assert _public_methods() - {"parse", "queue_key_parser", "scan_patterns"} - POLL_ORDER_METHODS <= called
+    assert (
+        _public_methods() - {"parse", "queue_key_parser", "scan_patterns"} - POLL_ORDER_METHODS - GROUP_METHODS
+        <= called
+    )
 
 
 POLL_ORDER_METHODS = {"lanes_in_poll_order", "delayed_in_poll_order", "paused_in_poll_order"}
+GROUP_METHODS = {"pulse_keys", "pulse_scan_patterns", "worker_scan_patterns"}
+"""Methods that return several names built by the others (tested below)."""
 
 
 def test_lanes_are_polled_critical_high_base_low() -> None:
@@ -259,7 +265,14 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
 
 CHANNEL_BUILDERS = {"logs_channel", "command_channel", "command_reply_channel"}
 """Pub/sub channels: names, but not keys (nothing is stored, SCAN never sees them)."""
-OTHER_METHODS = {"parse", "queue_key_parser", "queue_keys_pattern", "scan_patterns", *POLL_ORDER_METHODS}
+OTHER_METHODS = {
+    "parse",
+    "queue_key_parser",
+    "queue_keys_pattern",
+    "scan_patterns",
+    *POLL_ORDER_METHODS,
+    *GROUP_METHODS,
+}
 
 
 def _public_methods() -> set[str]:
@@ -555,3 +568,41 @@ def test_default_scan_patterns() -> None:
         ["queue:*", "flux_console:*", "pulse:*", "gravito:quasar:node:*", "gravito:zenith:*", "zenith:*"]
     )
     assert sorted(NESTED.scan_patterns()) == ["gravito:quasar:node:*", "gravito:zenith:*", "queue:*"]
+
+
+def test_pulse_keys_of_each_form() -> None:
+    both = ("pulse:billing:web1-4242", "gravito:quasar:node:billing:web1-4242")
+
+    assert WIRE.pulse_keys("billing", "web1-4242") == both
+    assert WIRE.pulse_keys("billing", "web1-4242", PulseKeyForm.BOTH) == both
+    assert WIRE.pulse_keys("billing", "web1-4242", PulseKeyForm.PULSE) == both[:1]
+    assert WIRE.pulse_keys("billing", "web1-4242", PulseKeyForm.LEGACY) == both[1:]
+    same = KeySpace(pulse_prefix="gravito:quasar:node:")
+    assert same.pulse_keys("billing", "web1-4242") == both[1:]
+    with pytest.raises(ValueError, match="'all' is not a valid PulseKeyForm"):
+        WIRE.pulse_keys("billing", "web1-4242", "all")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("space", "patterns"),
+    [
+        (WIRE, ("gravito:quasar:node:*", "pulse:*")),
+        (KeySpace(pulse_prefix="gravito:quasar:node:"), ("gravito:quasar:node:*",)),
+        (KeySpace(pulse_prefix="p:", legacy_pulse_prefix="p:legacy:"), ("p:*",)),
+    ],
+)
+def test_pulse_scan_patterns_cover_both_forms_once(space: KeySpace, patterns: tuple[str, ...]) -> None:
+    assert space.pulse_scan_patterns() == patterns
+    for key in space.pulse_keys("svc", "node-1"):
+        assert sum(_glob_match(pattern, key) for pattern in patterns) == 1, key
+
+
+@pytest.mark.parametrize("layout", sorted(SPACES) + ["shared"])
+def test_worker_scan_patterns_match_both_heartbeat_keys(layout: str) -> None:
+    space = SHARED if layout == "shared" else SPACES[layout]
+    patterns = space.worker_scan_patterns()
+
+    assert len(set(patterns)) == len(patterns)
+    for key in (space.worker("w:1"), space.legacy_worker("w:1")):
+        assert any(_glob_match(pattern, key) for pattern in patterns), key
+    assert not any(_glob_match(pattern, space.worker_index()) for pattern in patterns)

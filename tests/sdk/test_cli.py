@@ -24,7 +24,8 @@ def test_doctor_vectors_passes_on_the_shipped_vectors(capsys: pytest.CaptureFixt
 def test_doctor_vectors_json_counts_every_vector(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--vectors", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    total = sum(len(json.loads(p.read_text())["vectors"]) for p in VECTORS.glob("*.json"))
+    documents = [json.loads(p.read_text()) for p in VECTORS.glob("*.json")]
+    total = sum(len(d["vectors"]) for d in documents if d["structure"] != "operations")  # writer vectors need Redis
     assert report == {"ok": True, "total": total, "passed": total, "failed": []}
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 from cli_run import ZENITH, child_env, finish, one_line, prefix_options, start, zenith, zenith_all
+from patience import HANG_S
 from redis.exceptions import ReadOnlyError
 from wire_data import node_job
 
@@ -135,6 +136,8 @@ REDIS_COMMANDS = {
     "recover": ["recover"],
     "doctor": ["doctor"],
     "pulse-once": ["pulse", "--service", "sidecar", "--once"],
+    "workers": ["workers"],
+    "nodes": ["nodes"],
 }
 
 
@@ -146,7 +149,6 @@ UNREACHABLE_CASES = {
 }
 
 
-@pytest.mark.timeout(30)
 @pytest.mark.parametrize(("argv", "failure"), UNREACHABLE_CASES.values(), ids=UNREACHABLE_CASES.keys())
 def test_every_command_says_in_one_line_that_redis_cannot_be_reached(
     redis_url: str, acl_user: str, argv: list[str], failure: str
@@ -167,7 +169,6 @@ def test_every_command_says_in_one_line_that_redis_cannot_be_reached(
     assert refused.stdout == other.stdout == ""
 
 
-@pytest.mark.timeout(30)
 def test_a_server_that_never_answers_is_unreachable_too(silent_server: int) -> None:
     # URL options override the client's defaults: a short timeout keeps the test quick.
     silent = f"redis://127.0.0.1:{silent_server}/0?socket_timeout=0.2&socket_connect_timeout=0.2"
@@ -178,7 +179,7 @@ def test_a_server_that_never_answers_is_unreachable_too(silent_server: int) -> N
 
 def test_the_redis_url_from_the_environment_is_named_in_the_message() -> None:
     env = {**child_env(), "REDIS_URL": "redis://127.0.0.1:1/3"}
-    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=8)
+    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=HANG_S)
     one_line(process, 2, "127.0.0.1:1 db 3", "$REDIS_URL")
 
 
@@ -232,7 +233,6 @@ def test_every_limit_names_its_range(capsys: pytest.CaptureFixture[str], argv: l
     assert len(err.splitlines()) == 1 and message in err
 
 
-@pytest.mark.timeout(30)
 def test_rejected_option_values_are_one_pydantic_sentence(tmp_path: Path, opts: list[str]) -> None:
     (tmp_path / "tiny_app.py").write_text(textwrap.dedent(APP_MODULE), encoding="utf-8")
 
@@ -334,7 +334,7 @@ def test_a_reader_that_goes_away_is_no_error(output: list[str]) -> None:
             env=child_env(),
             stdout=write_end,
             stderr=subprocess.PIPE,
-            timeout=8,
+            timeout=HANG_S,
         )
     finally:
         os.close(write_end)
@@ -360,7 +360,7 @@ def test_queues_json_lists_the_queues(opts: list[str], capsys: pytest.CaptureFix
 
 def test_a_bad_environment_value_is_one_line() -> None:
     env = {**child_env(), "ZENITH_CLUSTER_SAFE": "maybe"}
-    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=8)
+    process = subprocess.run([*ZENITH, "queues"], env=env, capture_output=True, text=True, timeout=HANG_S)
     one_line(process, 2, "error: cluster_safe: Input should be a valid boolean")
 
 
@@ -402,7 +402,6 @@ def odd_jobs(r: redis.Redis, keyspace: KeySpace) -> tuple[str, str, str]:
     return failed, f"d{MARKUP}", f"w{MARKUP}"
 
 
-@pytest.mark.timeout(30)
 def test_job_data_is_printed_literally(odd_jobs: tuple[str, str, str], opts: list[str]) -> None:
     failed, delayed, waiting = odd_jobs
 
@@ -467,7 +466,6 @@ def test_command_replies_are_printed_literally(redis_url: str, keyspace: KeySpac
     assert "web[/]" in result.stdout and MARKUP in result.stdout
 
 
-@pytest.mark.timeout(30)
 def test_recover_pulse_and_doctor_print_data_literally(r: redis.Redis, keyspace: KeySpace, opts: list[str]) -> None:
     dead = f"dead{MARKUP}"
     r.lpush(keyspace.processing("q", dead), node_job("job-1", "touch", {}, created_at=NOW))
@@ -494,7 +492,6 @@ def test_recover_pulse_and_doctor_print_data_literally(r: redis.Redis, keyspace:
     assert doctor.stderr == ""
 
 
-@pytest.mark.timeout(30)
 def test_the_worker_banner_prints_its_id_literally(tmp_path: Path, opts: list[str]) -> None:
     (tmp_path / "tiny_app.py").write_text(textwrap.dedent(APP_MODULE), encoding="utf-8")
     worker_id = "w[/][bold]b[/bold]:lock:"  # Redis names its connection after it: no spaces
@@ -510,7 +507,7 @@ def test_the_worker_banner_prints_its_id_literally(tmp_path: Path, opts: list[st
             seen.append(line)
         process.send_signal(signal.SIGTERM)
     finally:
-        result = finish(process, timeout_s=20)
+        result = finish(process)
     assert f"worker {worker_id}: 1 handlers ['touch'], queues ['q']" in "".join(seen)
     assert result.returncode == 0, result.stderr
     assert f"worker {worker_id} stopped" in result.stderr
@@ -582,7 +579,6 @@ FAILING = {
 }
 
 
-@pytest.mark.timeout(30)
 @pytest.mark.parametrize(("argv", "status"), FAILING.values(), ids=FAILING.keys())
 def test_json_output_exits_as_the_table_does(
     r: redis.Redis, keyspace: KeySpace, opts: list[str], argv: list[str], status: int
@@ -618,7 +614,6 @@ def test_push_priority_takes_only_the_polled_lanes(r: redis.Redis, keyspace: Key
 # -- 8. --data JSON, @FILE or - --------------------------------------------------------------------
 
 
-@pytest.mark.timeout(30)
 def test_push_and_schedules_add_read_data_from_a_file_or_standard_input(
     r: redis.Redis, keyspace: KeySpace, opts: list[str], tmp_path: Path
 ) -> None:
@@ -712,7 +707,6 @@ def _ids(r: redis.Redis, key: str) -> list[str]:
     return sorted(decode_job(raw).id for raw in raws)
 
 
-@pytest.mark.timeout(30)
 @pytest.mark.usefixtures("three_states")
 def test_delete_by_id_finds_each_job_in_its_state_and_names_the_missing_ones(
     r: redis.Redis, keyspace: KeySpace, opts: list[str]

@@ -10,18 +10,16 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
 import redis
+from patience import HANG_S
 from wire_data import node_job
-from worker_helpers import wait_for as wait_briefly
+from worker_helpers import wait_for
 
 from zenith_protocol import EventType, KeySpace, decode_event_fields, decode_heartbeat
 from zenith_sdk.producer import JobSpec, Producer
-
-wait_for = partial(wait_briefly, timeout_s=6.0)  # worker processes take a moment to start
 
 APP_MODULE = """
 from pathlib import Path
@@ -84,7 +82,7 @@ def run_cli(app_dir: Path) -> Run:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*zenith_command(), *args], cwd=app_dir, env=child_env(), capture_output=True, text=True, timeout=8
+            [*zenith_command(), *args], cwd=app_dir, env=child_env(), capture_output=True, text=True, timeout=HANG_S
         )
 
     return run
@@ -111,7 +109,7 @@ def spawn_cli(app_dir: Path) -> Iterator[Spawn]:
     for process in processes:
         if process.poll() is None:
             process.kill()
-        process.communicate(timeout=5)
+        process.communicate(timeout=HANG_S)
 
 
 def done_lines(app_dir: Path) -> list[str]:
@@ -143,7 +141,7 @@ def test_the_worker_command_runs_jobs_and_stops_cleanly_on_sigterm(
     wait_for(lambda: r.llen(keyspace.processing("cli", worker_id)) == 0, what="the acks")
 
     process.send_signal(signal.SIGTERM)
-    _out, err = process.communicate(timeout=8)
+    _out, err = process.communicate(timeout=HANG_S)
 
     assert process.returncode == 0, err
     assert sorted(line.split()[0] for line in done_lines(app_dir)) == sorted(ids)
@@ -169,7 +167,7 @@ def test_the_worker_command_accepts_a_dict_of_handlers_and_no_events(
     wait_for(lambda: done_lines(app_dir) or process.poll() is not None, what="the job")
     wait_for(lambda: r.llen(keyspace.processing("default", worker_id)) == 0, what="the ack")
     process.send_signal(signal.SIGTERM)
-    _out, err = process.communicate(timeout=8)
+    _out, err = process.communicate(timeout=HANG_S)
 
     assert process.returncode == 0, err
     assert done_lines(app_dir) == ["1700000000000-k3j9x2a 7 1"]

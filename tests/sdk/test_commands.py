@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from event_stream import stream_events
+from patience import HANG_S
 from redis.backoff import NoBackoff
 from redis.client import PubSub
 from redis.retry import Retry
@@ -57,12 +58,14 @@ class Recorder:
             return [command.id for command in self.commands]
 
 
-def _poll(condition: Callable[[], object], *, attempts: int = 100, pause_s: float = 0.05) -> bool:
-    for _ in range(attempts):
-        if condition():
-            return True
+def _poll(condition: Callable[[], object], *, pause_s: float = 0.05) -> bool:
+    """True as soon as ``condition`` holds; False after ``HANG_S`` (a bound, not a measurement)."""
+    deadline = time.monotonic() + HANG_S
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(pause_s)
-    return False
+    return True
 
 
 ListenerFactory = Callable[..., CommandListener]
@@ -252,7 +255,7 @@ def test_what_send_publishes_decodes_and_carries_every_wire_field(
     result = sender.send(SERVICE, CommandType.LARAVEL_ACTION, payload, node_id="web1", wait_s=0.05)
     assert result.delivered == 1 and result.replies == ()
 
-    message = subscription.get_message(timeout=5)
+    message = subscription.get_message(timeout=HANG_S)
     assert message is not None and message["type"] == "message"
     wire = json.loads(message["data"])
     assert set(wire) == WIRE_FIELDS
@@ -333,7 +336,7 @@ def test_the_listener_recovers_after_its_connection_is_killed(
         result = sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), node_id="web1", wait_s=0.5, expect=1)
         return [reply.ok for reply in result.replies] == [True]
 
-    assert _poll(answered, attempts=15, pause_s=0.05), "no reply after the connection was killed"
+    assert _poll(answered), "no reply after the connection was killed"
     assert listener.running
     assert connection_ids() and not connection_ids() & killed
     if not client_retries:
@@ -429,7 +432,7 @@ def test_a_sender_closes_what_it_opened_and_leaves_a_client_it_was_given_open(
     named = f"{redis_url}?client_name={name}"
 
     with CommandSender(named, keyspace=keyspace, issuer="alice") as sender:
-        assert sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), wait_s=5).replies
+        assert sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), wait_s=HANG_S).replies
         # The reply subscription is closed once send returns; the publishing connection stays for reuse.
         assert _connections(r, name) == 1
     assert _connections(r, name) == 0
@@ -437,7 +440,7 @@ def test_a_sender_closes_what_it_opened_and_leaves_a_client_it_was_given_open(
     given = redis.Redis.from_url(named)
     try:
         sender = CommandSender(given, keyspace=keyspace, issuer="alice")
-        assert sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), wait_s=5).replies
+        assert sender.send(SERVICE, CommandType.RETRY_JOB, _retry(), wait_s=HANG_S).replies
         sender.close()  # not the sender's to close
         assert _connections(r, name) == 1
         assert given.ping()

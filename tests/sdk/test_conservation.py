@@ -446,7 +446,6 @@ class ConservationMachine(RuleBasedStateMachine):
             assert not pending or holding, f"group {group} is stuck: {len(pending)} jobs wait and none can run"
 
 
-@pytest.mark.timeout(120)
 def test_no_job_is_lost_or_duplicated(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     class OnTestServer(ConservationMachine):
         pass

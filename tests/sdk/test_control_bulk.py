@@ -251,7 +251,6 @@ def test_a_retry_edits_only_top_level_members_even_when_nested_ones_share_their_
     assert r.lrange(keyspace.queue("q"), 0, -1) == [(expected + ',"attempts":0}').encode()]
 
 
-@pytest.mark.timeout(60)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     job=jobs(),

@@ -166,7 +166,6 @@ def test_each_event_names_the_job_as_the_protocol_reads_its_name(
     assert event.job_name == decode_job(raw).name
 
 
-@pytest.mark.timeout(60)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     job_id=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12),

@@ -66,7 +66,6 @@ _PROPERTY_FILTERS = st.builds(
 )
 
 
-@pytest.mark.timeout(120)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=st.lists(_entries(), min_size=1, max_size=8), job_filter=_FILTERS | _PROPERTY_FILTERS)
 def test_a_filter_matches_here_exactly_what_it_matches_in_redis(

@@ -264,7 +264,6 @@ def test_a_retry_is_computed_here_only_when_a_plain_search_is_exact(raw: bytes, 
     assert job is not None and plain_retry(raw, job) == expected
 
 
-@pytest.mark.timeout(60)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     job=jobs(),
@@ -289,7 +288,6 @@ def test_a_job_retried_by_id_equals_the_original_with_attempts_reset_and_error_d
     assert decode_job(retried) == failed.model_copy(update={"attempts": 0, "error": None, "failed_at_ms": None})
 
 
-@pytest.mark.timeout(60)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(job=jobs(), attempts=st.integers(0, 9), error=st.text(max_size=20))
 def test_a_retry_computed_here_gives_the_bytes_the_script_gives(

@@ -26,7 +26,7 @@ def _stats(report: DoctorReport, pattern: str) -> dict[str, int]:
 def test_everything_the_node_system_writes_is_accepted(r: redis.Redis, keyspace: KeySpace) -> None:
     seeded = seed_wire_facts(r, keyspace, _now_ms())
 
-    report = run_doctor(r, keyspace, now_ms=_now_ms())
+    report = run_doctor(r, keyspace=keyspace, now_ms=_now_ms())
 
     assert report.ok, [f for s in report.patterns.values() for f in s.findings]
     assert report.keys_scanned == seeded.keys
@@ -53,7 +53,7 @@ def test_canonical_entries_count_as_canonical(r: redis.Redis, keyspace: KeySpace
     event = JobEvent(type="enqueued", queue="images", timestamp=_now_ms(), job_id=job.id, job_name="resize")
     r.xadd(keyspace.events(), encode_event_fields(event))  # type: ignore[arg-type]
 
-    report = run_doctor(r, keyspace)
+    report = run_doctor(r, keyspace=keyspace)
 
     assert _stats(report, keyspace.queue("<name>")) == {"keys": 1, "canonical": 1, "legacy": 0, "invalid": 0}
     assert _stats(report, keyspace.events()) == {"keys": 1, "canonical": 1, "legacy": 0, "invalid": 0}
@@ -93,7 +93,7 @@ def _corrupt(r: redis.Redis, space: KeySpace) -> dict[str, str]:
 def test_each_corrupted_entry_is_reported_once_with_its_key_and_reason(r: redis.Redis, keyspace: KeySpace) -> None:
     expected = _corrupt(r, keyspace)
 
-    report = run_doctor(r, keyspace)
+    report = run_doctor(r, keyspace=keyspace)
 
     findings = {f.key: f for stats in report.patterns.values() for f in stats.findings}
     assert {key: finding.kind for key, finding in findings.items()} == expected
@@ -107,29 +107,18 @@ def test_each_corrupted_entry_is_reported_once_with_its_key_and_reason(r: redis.
 def test_sample_limits_entries_read_per_key(r: redis.Redis, keyspace: KeySpace) -> None:
     r.rpush(keyspace.failed("big"), *(encode_job(JobPayload.create("x")) for _ in range(30)))
 
-    report = run_doctor(r, keyspace, sample=10)
+    report = run_doctor(r, keyspace=keyspace, sample=10)
 
     assert report.patterns[keyspace.failed("<name>")].entries == 10
     with pytest.raises(ValueError, match="sample"):
-        run_doctor(r, keyspace, sample=0)
-
-
-def test_pulse_without_ttl_and_stale_pulse_are_warnings_not_errors(r: redis.Redis, keyspace: KeySpace) -> None:
-    seed_wire_facts(r, keyspace, _now_ms() - 120_000)
-    r.persist(keyspace.legacy_pulse("api", "web-1-4242"))
-
-    report = run_doctor(r, keyspace, now_ms=_now_ms())
-
-    assert report.ok
-    assert any("no TTL" in warning for warning in report.warnings)
-    assert any("stale" in warning for warning in report.warnings)
+        run_doctor(r, keyspace=keyspace, sample=0)
 
 
 def test_cluster_safe_layout_is_recognised(r: redis.Redis, keyspace: KeySpace) -> None:
     space = keyspace.model_copy(update={"cluster_safe": True})
     seed_wire_facts(r, space, _now_ms())
 
-    report = run_doctor(r, space, now_ms=_now_ms())
+    report = run_doctor(r, keyspace=space, now_ms=_now_ms())
 
     assert report.ok
     assert report.unrecognised_count == 0

@@ -10,6 +10,7 @@ import pytest
 import redis
 from counting import CountingRedis
 from event_stream import stream_events
+from patience import HANG_S
 from redis.client import PubSub
 
 from zenith_protocol import (
@@ -48,7 +49,7 @@ def subscribe(r: redis.Redis) -> Iterator[Callable[[str], PubSub]]:
         pubsub: PubSub = r.pubsub()  # type: ignore[no-untyped-call]
         subscriptions.append(pubsub)
         pubsub.subscribe(channel)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + HANG_S
         while time.monotonic() < deadline:
             message = pubsub.get_message(timeout=0.1)
             if message is not None and message["type"] == "subscribe":
@@ -61,7 +62,7 @@ def subscribe(r: redis.Redis) -> Iterator[Callable[[str], PubSub]]:
 
 
 def next_message(pubsub: PubSub) -> bytes:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + HANG_S
     while time.monotonic() < deadline:
         message = pubsub.get_message(timeout=0.1)
         if message is not None and message["type"] == "message":

@@ -332,7 +332,7 @@ def test_a_stuck_group_is_found_by_doctor_and_let_go_by_a_repair(
         [JobSpec(name="step", queue="q", group_id="fine", job_id=f"f-{n}") for n in range(2)]
     )
 
-    report = run_doctor(r, keyspace)
+    report = run_doctor(r, keyspace=keyspace)
     assert not report.ok
     assert sorted((g.id, g.held, g.pending, g.queue) for g in report.stuck_groups) == [
         ("empty", True, 0, None),
@@ -346,7 +346,7 @@ def test_a_stuck_group_is_found_by_doctor_and_let_go_by_a_repair(
         ("empty", "freed", None, None),
         ("g", "released", "q", "parked"),
     ]
-    assert stuck_groups(r, keyspace) == [] and run_doctor(r, keyspace).ok
+    assert stuck_groups(r, keyspace) == [] and run_doctor(r, keyspace=keyspace).ok
     record = Recorder()
     worker = start_worker(App({"step": record}), queues=("q",))
     wait_for(lambda: len(record) == 4 and idle(r, keyspace, worker, "q"), what="the jobs of both groups")

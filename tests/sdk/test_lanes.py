@@ -200,7 +200,7 @@ def test_doctor_knows_every_lanes_delayed_set_and_paused_flag(r: redis.Redis, ke
     _seed(r, keyspace)
     r.set(keyspace.paused("q", "low"), "1")
 
-    report = run_doctor(r, keyspace)
+    report = run_doctor(r, keyspace=keyspace)
 
     assert report.ok and report.unrecognised == []
     lane = keyspace.lane("<name>", "<priority>")

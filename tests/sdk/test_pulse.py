@@ -20,23 +20,28 @@ from typing import Any
 
 import pytest
 import redis
+from cli_run import one_line, prefix_options, zenith
+from counting import CountingRedis
+from patience import HANG_S
 from redis.backoff import NoBackoff
+from redis.client import Monitor
 from redis.retry import Retry
 
-from zenith_protocol import KeySpace, PulseNode, PulseQueue, QueueSize, decode_pulse
+from zenith_protocol import KeySpace, PulseKeyForm, PulseNode, PulseQueue, QueueSize, decode_pulse, encode_pulse
 from zenith_sdk.cli import main
 from zenith_sdk.pulse import Pulse
 
 _BACKGROUND_LOGGER = "zenith_sdk._background"
 
 
-def _poll(predicate: Callable[[], object], attempts: int = 250, delay_s: float = 0.02) -> bool:
-    """True as soon as ``predicate`` is truthy; False after ``attempts`` tries (a bounded wait)."""
-    for _ in range(attempts):
-        if predicate():
-            return True
+def _poll(predicate: Callable[[], object], delay_s: float = 0.02) -> bool:
+    """True as soon as ``predicate`` is truthy; False after ``HANG_S`` (a bound, not a measurement)."""
+    deadline = time.monotonic() + HANG_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(delay_s)
-    return False
+    return True
 
 
 def _free_port() -> int:
@@ -100,7 +105,7 @@ class _PrivateRedis:
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=5)
+            self.process.wait(timeout=HANG_S)
 
 
 @pytest.fixture
@@ -154,16 +159,77 @@ def test_writes_a_decodable_node_with_sane_values(r: redis.Redis, keyspace: KeyS
     assert 0 < ttl <= 7
 
 
-def test_beat_writes_what_it_returns_and_stop_deletes_it(r: redis.Redis, keyspace: KeySpace) -> None:
+def test_beat_writes_what_it_returns_under_both_keys_and_stop_deletes_both(r: redis.Redis, keyspace: KeySpace) -> None:
     pulse = Pulse("api", r, keyspace=keyspace, node_id="web-1", ttl_s=40)
     node = pulse.beat()
-    raw = r.get(keyspace.pulse("api", "web-1"))
+    keys = [keyspace.pulse("api", "web-1"), keyspace.legacy_pulse("api", "web-1")]
+    raws = [r.get(key) for key in keys]
 
-    assert raw is not None and decode_pulse(raw) == node
-    assert 30 < r.ttl(pulse.key) <= 40
+    assert list(pulse.keys) == keys and pulse.key == keys[0]
+    assert raws[0] is not None and raws[0] == raws[1] and decode_pulse(raws[0]) == node
+    assert all(30 < r.ttl(key) <= 40 for key in keys)
     assert not pulse.running
     pulse.stop()
-    assert not r.exists(pulse.key)
+    assert r.exists(*keys) == 0
+
+
+def _sets_seen(monitor: Monitor, keys: set[str]) -> list[dict[str, Any]]:
+    """The SET commands on ``keys`` that MONITOR reports, read until there is one per key."""
+    seen: list[dict[str, Any]] = []
+    while len(seen) < len(keys):
+        command: dict[str, Any] = monitor.next_command()  # type: ignore[no-untyped-call]
+        words = command["command"].split(" ")
+        if words[0] == "SET" and words[1] in keys:
+            seen.append(command)
+    return seen
+
+
+def test_both_key_forms_travel_in_one_round_trip(r: redis.Redis, counting: CountingRedis, keyspace: KeySpace) -> None:
+    pulse = Pulse("billing", counting, keyspace=keyspace, node_id="web-1", ttl_s=25)
+    with r.monitor() as monitor:  # type: ignore[no-untyped-call]
+        node = pulse.beat()
+        seen = _sets_seen(monitor, set(pulse.keys))
+
+    keys = (keyspace.pulse("billing", "web-1"), keyspace.legacy_pulse("billing", "web-1"))
+    payload = encode_pulse(node)
+    assert counting.round_trips == [[("SET", key, payload, "EX", 25) for key in keys]]
+    # What the server ran: one SET with the TTL per key, both from the same connection.
+    assert sorted(command["command"].split(" ")[1] for command in seen) == sorted(keys)
+    assert all(command["command"].endswith(" EX 25") for command in seen)
+    assert len({(command["client_address"], command["client_port"]) for command in seen}) == 1
+    pulse.stop()
+    assert r.exists(*keys) == 0
+
+
+@pytest.mark.parametrize(
+    ("form", "written"),
+    [(PulseKeyForm.PULSE, "pulse"), (PulseKeyForm.LEGACY, "legacy_pulse"), ("legacy", "legacy_pulse")],
+)
+def test_one_key_form_when_told(r: redis.Redis, keyspace: KeySpace, form: PulseKeyForm, written: str) -> None:
+    pulse = Pulse("api", r, keyspace=keyspace, node_id="web-1", key_form=form)
+    pulse.beat()
+    key = getattr(keyspace, written)("api", "web-1")
+    other = keyspace.legacy_pulse("api", "web-1") if written == "pulse" else keyspace.pulse("api", "web-1")
+
+    assert pulse.keys == (key,)
+    assert r.exists(key) and not r.exists(other)
+    pulse.stop()
+    assert not r.exists(key)
+
+
+def test_one_key_when_both_prefixes_are_the_same(r: redis.Redis, counting: CountingRedis, keyspace: KeySpace) -> None:
+    same = keyspace.model_copy(update={"pulse_prefix": keyspace.legacy_pulse_prefix})
+    pulse = Pulse("api", counting, keyspace=same, node_id="web-1")
+    pulse.beat()
+
+    assert pulse.keys == (same.legacy_pulse("api", "web-1"),)
+    assert [len(batch) for batch in counting.round_trips] == [1]
+    pulse.stop()
+
+
+def test_an_unknown_key_form_says_what_to_pass() -> None:
+    with pytest.raises(ValueError, match="key_form must be one of 'both', 'pulse', 'legacy'"):
+        Pulse("api", key_form="all")  # type: ignore[arg-type]
 
 
 def test_optional_fields_are_written(r: redis.Redis, keyspace: KeySpace) -> None:
@@ -367,7 +433,7 @@ def _cli_key(keyspace: KeySpace, service: str) -> str:
 def test_cli_once_json_writes_and_prints_the_node(
     redis_url: str, r: redis.Redis, keyspace: KeySpace, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["pulse", "--redis", redis_url, "--pulse-prefix", keyspace.pulse_prefix, "--service", "side"]
+    argv = ["pulse", "--redis", redis_url, *prefix_options(keyspace), "--service", "side"]
     status = _cli([*argv, "--once", "--json", "--ttl", "25", "--disk", "/", "--framework", "gunicorn"])
 
     assert status == 0
@@ -381,12 +447,38 @@ def test_cli_once_json_writes_and_prints_the_node(
 def test_cli_once_prints_a_table(
     redis_url: str, keyspace: KeySpace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["pulse", "--redis", redis_url, "--pulse-prefix", keyspace.pulse_prefix, "--service", "side", "--once"]
+    argv = ["pulse", "--redis", redis_url, *prefix_options(keyspace), "--service", "side", "--once"]
     assert _cli([*argv, "--disk", "/", str(tmp_path), "--framework", "uvicorn"]) == 0
 
     out = capsys.readouterr().out
     for label in ("cpu", "memory", "load average", "disk /", "uvicorn"):
         assert label in out
+
+
+def test_cli_key_form_option_and_setting(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["pulse", "--redis", redis_url, *prefix_options(keyspace), "--once", "--json"]
+    node_id = f"{socket.gethostname()}-{os.getpid()}"
+    pulse_key, legacy_key = keyspace.pulse("one", node_id), keyspace.legacy_pulse("one", node_id)
+
+    assert _cli([*argv, "--service", "one", "--key-form", "legacy"]) == 0
+    assert (r.exists(pulse_key), r.exists(legacy_key)) == (0, 1)
+    r.delete(legacy_key)
+
+    monkeypatch.setenv("ZENITH_PULSE_KEY_FORM", "pulse")
+    assert _cli([*argv, "--service", "one"]) == 0
+    assert (r.exists(pulse_key), r.exists(legacy_key)) == (1, 0)
+    r.delete(pulse_key)
+
+    monkeypatch.delenv("ZENITH_PULSE_KEY_FORM")
+    assert _cli([*argv, "--service", "one"]) == 0
+    assert (r.exists(pulse_key), r.exists(legacy_key)) == (1, 1)
+
+
+def test_cli_rejects_an_unknown_key_form_with_exit_2(redis_url: str) -> None:
+    result = zenith("pulse", "--redis", redis_url, "--service", "one", "--once", "--key-form", "all")
+    one_line(result, 2, "--key-form", "invalid choice")
 
 
 def test_cli_rejects_bad_options_with_exit_2(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -405,7 +497,7 @@ def test_cli_once_reports_unreachable_redis(
     assert "cannot reach Redis" in capsys.readouterr().err
 
 
-def test_cli_sidecar_runs_until_sigterm_then_deletes_its_key(
+def test_cli_sidecar_runs_until_sigterm_then_deletes_its_keys(
     redis_url: str, r: redis.Redis, keyspace: KeySpace
 ) -> None:
     key = _cli_key(keyspace, "sidecar")
@@ -423,7 +515,7 @@ def test_cli_sidecar_runs_until_sigterm_then_deletes_its_key(
     killer = threading.Thread(target=terminate_once_written)
     killer.start()
     try:
-        argv = ["pulse", "--redis", redis_url, "--pulse-prefix", keyspace.pulse_prefix, "--service", "sidecar"]
+        argv = ["pulse", "--redis", redis_url, *prefix_options(keyspace), "--service", "sidecar"]
         status = _cli([*argv, "--interval", "0.05", "--ttl", "5"])
     finally:
         returned.set()
@@ -431,5 +523,5 @@ def test_cli_sidecar_runs_until_sigterm_then_deletes_its_key(
 
     assert seen == [True]
     assert status == 0
-    assert not r.exists(key)
+    assert r.exists(key, keyspace.legacy_pulse("sidecar", key.rsplit(":", 1)[1])) == 0
     assert signal.getsignal(signal.SIGTERM) is previous

@@ -10,6 +10,7 @@ import pytest
 import redis
 from event_stream import stream_events
 from node_consumer import NodeConsumer, NodeJob
+from patience import HANG_S
 from wire_data import node_job
 from worker_fixtures import StartWorker
 from worker_helpers import Recorder, dead_worker, idle, lrange, node_raws, server_ms, wait_for
@@ -232,7 +233,7 @@ def test_a_worker_that_cannot_put_its_jobs_back_keeps_its_registration(
     monkeypatch.setattr(_runtime, "requeue_processing", unreachable)
 
     worker.request_stop(force=True)
-    worker.stop(timeout_s=5)
+    worker.stop(timeout_s=HANG_S)
     gate.set()
 
     assert r.llen(keyspace.processing("q", worker.id)) == 3

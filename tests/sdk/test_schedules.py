@@ -17,6 +17,7 @@ from typing import cast
 import pytest
 import redis
 from event_stream import stream_events
+from patience import HANG_S
 from wire_data import node_job
 from worker_helpers import wait_for
 
@@ -437,12 +438,12 @@ def test_scheduler_command_fires_and_stops_on_sigterm(redis_url: str, r: redis.R
         [sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"}
     )
     try:
-        deadline = time.monotonic() + 6
+        deadline = time.monotonic() + HANG_S
         while r.llen(keyspace.queue("reports")) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert r.llen(keyspace.queue("reports")) == 1
         process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=3)
+        _out, err = process.communicate(timeout=HANG_S)
     finally:
         if process.poll() is None:
             process.kill()
@@ -481,7 +482,7 @@ def test_run_fires_due_schedules_until_stop_is_called(scheduler: Scheduler, r: r
         wait_for(lambda: r.llen(keyspace.queue("reports")) == 2, what="the next run, fired by the next tick")
     finally:
         scheduler.stop()
-        thread.join(5)
+        thread.join(HANG_S)
     assert not thread.is_alive()
 
 
@@ -504,10 +505,10 @@ def test_run_ends_when_the_callers_event_is_set_and_survives_failing_ticks(
     stop = threading.Event()
     thread = _running(scheduler, interval_s=0.05, stop=stop)
     try:
-        wait_for(lambda: r.llen(keyspace.queue("reports")) == 1, what="a run after two failed ticks", timeout_s=10)
+        wait_for(lambda: r.llen(keyspace.queue("reports")) == 1, what="a run after two failed ticks")
     finally:
         stop.set()
-        thread.join(5)
+        thread.join(HANG_S)
     assert not thread.is_alive() and calls["tick"] >= 3
 
 
@@ -524,5 +525,5 @@ def test_stop_before_run_makes_that_run_return_and_the_next_one_work(
         wait_for(lambda: r.llen(keyspace.queue("reports")) == 1, what="a run of the restarted loop")
     finally:
         scheduler.stop()
-        thread.join(5)
+        thread.join(HANG_S)
     assert not thread.is_alive()

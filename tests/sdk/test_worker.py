@@ -16,6 +16,7 @@ import pytest
 import redis
 from event_stream import stream_events
 from node_consumer import NodeConsumer, NodeJob
+from patience import HANG_S
 from redis.client import Pipeline
 from redis.crc import key_slot
 from wire_data import node_class_job, node_job
@@ -548,7 +549,7 @@ def test_the_worker_runs_on_the_cluster_safe_layout(r: redis.Redis, keyspace: Ke
         wait_for(lambda: len(record) == 4 and r.llen(space.failed("q")) == 1, what="the jobs")
         wait_for(lambda: r.llen(space.processing("q", worker.id)) == 0, what="the acks")
     finally:
-        worker.stop(timeout_s=5)
+        worker.stop(timeout_s=HANG_S)
         worker.client.connection_pool.disconnect()
 
     assert sorted(record.ids()) == sorted(ids)
@@ -608,7 +609,7 @@ def test_every_script_call_stays_in_one_slot_in_the_cluster_safe_layout(
     try:
         wait_for(lambda: len(record) == 6 and r.llen(space.failed("q")) == 1, what="the jobs")
     finally:
-        worker.stop(timeout_s=5)
+        worker.stop(timeout_s=HANG_S)
         worker.client.connection_pool.disconnect()
 
     assert attempts == [1, 2]
@@ -681,7 +682,7 @@ def test_a_job_retried_by_python_runs_as_its_next_attempt_in_node(
     job_id = producer.push("flaky", queue="q")
     worker = start_worker(App({"flaky": boom}), queues=("q",))
     wait_for(lambda: r.zcard(keyspace.delayed("q")) == 1 and idle(r, keyspace, worker, "q"), what="a retry")
-    worker.stop(timeout_s=5)
+    worker.stop(timeout_s=HANG_S)
     seen: list[NodeJob] = []
 
     (run,) = NodeConsumer(r, keyspace, ["q"], {"flaky": seen.append}, clock_ms=lambda: server_ms(r) + 60_000).drain()
@@ -710,7 +711,7 @@ def test_a_graceful_stop_finishes_running_jobs_and_puts_prefetched_ones_back(
 
     worker.request_stop()
     gate.set()
-    worker.stop(timeout_s=5)
+    worker.stop(timeout_s=HANG_S)
 
     assert worker._thread is not None and not worker._thread.is_alive()
     assert finished == [first]
@@ -736,7 +737,7 @@ def test_prefetched_jobs_put_back_on_stop_keep_their_order(
     wait_for(lambda: started.is_set() and r.llen(keyspace.processing("q", worker.id)) == 4, what="prefetch")
     worker.request_stop()
     gate.set()
-    worker.stop(timeout_s=5)
+    worker.stop(timeout_s=HANG_S)
 
     oldest_first = [decode_job(raw).properties["n"] for raw in reversed(lrange(r, keyspace.queue("q")))]
     assert oldest_first == [1, 2, 3, 4]
@@ -755,7 +756,7 @@ def test_a_job_still_running_at_the_shutdown_timeout_is_put_back(
     worker = start_worker(App({"stuck": stuck}), queues=("q",), shutdown_timeout_s=0.2)
     wait_for(started.is_set, what="the job to start")
 
-    worker.stop(timeout_s=5)
+    worker.stop(timeout_s=HANG_S)
 
     assert worker._thread is not None and not worker._thread.is_alive()
     assert [decode_job(raw).id for raw in lrange(r, keyspace.lane("q", "high"))] == [job_id]

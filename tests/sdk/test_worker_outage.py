@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 import redis
 from event_stream import completions, stream_events
+from patience import HANG_S
 from reply_dropper import reply_dropper
 from worker_helpers import wait_for
 
@@ -33,7 +34,6 @@ def _kill_named(killer: redis.Redis, name: str) -> int:
     return killed
 
 
-@pytest.mark.timeout(60)
 def test_client_kill_while_busy_loses_and_repeats_nothing(
     r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -66,7 +66,7 @@ def test_client_kill_while_busy_loses_and_repeats_nothing(
             kills += _kill_named(killer, f"zenith-worker:{worker.id}")
             time.sleep(0.002)
     finally:
-        worker.stop(timeout_s=5)
+        worker.stop(timeout_s=HANG_S)
         killer.connection_pool.disconnect()
     completed = completions(r, keyspace)
     assert kills > 0
@@ -115,10 +115,10 @@ def _run_through_a_cut(
         worker = Worker(App({"tick": tick}), through, keyspace=keyspace, queues=["cut"], concurrency=2)
         worker.start()
         try:
-            wait_for(cut.is_set, what="the cut", timeout_s=20)
-            wait_for(lambda: set(completions(r, keyspace)) == set(ids), what="every job done", timeout_s=20)
+            wait_for(cut.is_set, what="the cut")
+            wait_for(lambda: set(completions(r, keyspace)) == set(ids), what="every job done")
         finally:
-            worker.stop(timeout_s=5)
+            worker.stop(timeout_s=HANG_S)
             through.close()
     assert any("lost Redis" in record.message for record in caplog.records)
     completed = completions(r, keyspace)
@@ -128,7 +128,6 @@ def _run_through_a_cut(
     return ids, ran
 
 
-@pytest.mark.timeout(60)
 def test_jobs_fetched_by_a_round_trip_whose_reply_was_lost_are_adopted_and_run_once(
     r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -138,7 +137,6 @@ def test_jobs_fetched_by_a_round_trip_whose_reply_was_lost_are_adopted_and_run_o
     assert any("adopts" in record.message for record in caplog.records)
 
 
-@pytest.mark.timeout(60)
 @pytest.mark.parametrize("deliver", [True, False], ids=["reply-lost", "request-lost"])
 def test_acknowledgements_whose_fate_was_unknown_land_once(
     r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture, deliver: bool
@@ -149,7 +147,6 @@ def test_acknowledgements_whose_fate_was_unknown_land_once(
     assert ran == Counter({(job_id, 1): 1 for job_id in ids})
 
 
-@pytest.mark.timeout(60)
 @pytest.mark.parametrize("deliver", [True, False], ids=["reply-lost", "request-lost"])
 def test_retries_whose_fate_was_unknown_are_scheduled_once(
     r: redis.Redis, keyspace: KeySpace, caplog: pytest.LogCaptureFixture, deliver: bool

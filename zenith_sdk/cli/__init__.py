@@ -12,7 +12,19 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from zenith_sdk import __version__
-from zenith_sdk.cli import _commands, _doctor, _jobs, _pulse, _queues, _schedules, _search, _spec, _worker
+from zenith_sdk.cli import (
+    _commands,
+    _conformance,
+    _doctor,
+    _fleet,
+    _jobs,
+    _pulse,
+    _queues,
+    _schedules,
+    _search,
+    _spec,
+    _worker,
+)
 from zenith_sdk.cli._common import CliSettings, redis_location
 from zenith_sdk.cli._errors import EXIT_INTERRUPTED, EXIT_USAGE, print_error, report_failure
 
@@ -38,7 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug and tracebacks)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_commands, _doctor, _jobs, _pulse, _queues, _schedules, _search, _spec, _worker):
+    for module in (
+        _commands,
+        _conformance,
+        _doctor,
+        _fleet,
+        _jobs,
+        _pulse,
+        _queues,
+        _schedules,
+        _search,
+        _spec,
+        _worker,
+    ):
         module.register(commands)
     return parser
 

@@ -20,7 +20,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
-from zenith_protocol import ConfigError, KeySpace, ZenithError
+from zenith_protocol import ConfigError, KeySpace, PulseKeyForm, ZenithError
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "add_redis_options",
     "console",
     "default_actor",
+    "human_bytes",
     "keyspace_from",
     "print_json",
     "read_json_object",
@@ -67,6 +68,8 @@ class CliSettings(BaseSettings):
     settings_prefix: str | None = None
     zenith_prefix: str | None = None
     cluster_safe: bool = False
+    pulse_key_form: PulseKeyForm = PulseKeyForm.BOTH
+    """Which pulse key forms ``zenith pulse`` writes (``ZENITH_PULSE_KEY_FORM``: both, pulse or legacy)."""
 
 
 def add_redis_options(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +198,15 @@ def console(*, stderr: bool = False) -> Console:
     # Piped into a file or another program, tables keep their full key patterns instead of 80 columns.
     width = None if stream.isatty() else 200
     return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=True, width=width)
+
+
+def human_bytes(count: int) -> str:
+    """A byte count for people: ``512 B``, ``1.5 KiB``, ``3.2 GiB``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    value, index = float(count), 0
+    while value >= 1024 and index < len(units) - 1:
+        value, index = value / 1024, index + 1
+    return f"{count} B" if index == 0 else f"{value:.1f} {units[index]}"
 
 
 def default_actor() -> str:

@@ -6,12 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from zenith_protocol.vectors import VectorResult, check_document
+from zenith_sdk._doctor_report import visible
 from zenith_sdk.cli._common import (
     CliSettings,
     add_output_options,
@@ -23,7 +25,7 @@ from zenith_sdk.cli._common import (
     whole_number,
 )
 from zenith_sdk.control import GroupStatus
-from zenith_sdk.doctor import DoctorReport, run_doctor
+from zenith_sdk.doctor import DoctorReport, Issue, PatternStats, run_doctor
 from zenith_sdk.spec_files import load_vector_documents
 
 __all__ = ["register"]
@@ -36,8 +38,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "doctor",
         help="check every Zenith structure in a Redis, or run the golden vectors",
-        description="Read every Zenith key (SCAN, never KEYS) and validate each entry with the protocol decoders. "
-        "Exit status 0 when nothing is invalid, 1 when something is, 2 when Redis cannot be reached.",
+        description="Read every Zenith key (SCAN, never KEYS), decode each entry, compare each entry that carries "
+        "protocolVersion byte for byte with its canonical form, and check the members writers must write and the "
+        "TTLs keys must have. Exit status 0 when nothing is an error, 1 when something is (an invalid or "
+        "non-canonical entry, a key without its TTL, a stuck group), 2 when Redis cannot be reached.",
     )
     add_redis_options(parser)
     add_output_options(parser)
@@ -98,7 +102,9 @@ def _run_redis(args: argparse.Namespace, settings: CliSettings) -> int:
             def advance(keys: int) -> None:
                 progress.update(task, description=escape(f"scanning {where}: {keys} keys checked"))
 
-            report = run_doctor(client, space, sample=args.sample, now_ms=int(time.time() * 1000), progress=advance)
+            report = run_doctor(
+                client, keyspace=space, sample=args.sample, now_ms=int(time.time() * 1000), progress=advance
+            )
     finally:
         client.close()
     if args.json:
@@ -112,13 +118,15 @@ def _print_report(report: DoctorReport, where: str) -> None:
     out = console()
     out.print(escape(f"Redis {report.redis_version} at {where}: {report.keys_scanned} Zenith keys checked"))
     table = Table()
-    for column in ("key pattern", "type", "keys", "entries", "canonical", "legacy", "invalid"):
+    for column in ("key pattern", "type", "keys", "entries", "canonical", "legacy", "not canonical", "invalid"):
         table.add_column(column, justify="left" if column in ("key pattern", "type") else "right")
     for stats in report.patterns.values():
-        invalid = f"[red]{stats.invalid}[/]" if stats.invalid else "0"
         counts = (stats.keys, stats.entries, stats.canonical, stats.legacy)
-        table.add_row(Text(stats.pattern), Text(stats.redis_type), *(str(n) for n in counts), invalid)
+        bad = (f"[red]{n}[/]" if n else "0" for n in (stats.not_canonical, stats.invalid))
+        table.add_row(Text(stats.pattern), Text(stats.redis_type), *(str(n) for n in counts), *bad)
     out.print(table)
+    for stats, issue in report.issues("error"):
+        _print_issue(out, "[red]error[/]", stats, issue)
     for stats in report.patterns.values():
         for finding in stats.findings:
             where_in_key = f" ({finding.where})" if finding.where else ""
@@ -128,15 +136,53 @@ def _print_report(report: DoctorReport, where: str) -> None:
             out.print(escape(f"  ... and {stats.invalid - len(stats.findings)} more under {stats.pattern}"))
     for group in report.stuck_groups:
         out.print(f"[red]stuck[/] {escape(_stuck_text(group))}")
+    for stats, issue in report.issues("warning"):
+        _print_issue(out, "[yellow]warning[/]", stats, issue)
     for warning in report.warnings:
         out.print(f"[yellow]warning[/] {escape(warning)}")
     if report.unrecognised_count:
         listed = ", ".join(report.unrecognised[:10])
         out.print(escape(f"{report.unrecognised_count} keys under Zenith prefixes are not Zenith structures: {listed}"))
     if report.ok:
-        out.print("[green]OK[/]: nothing invalid, no stuck group")
+        out.print("[green]OK[/]: every entry with a protocolVersion is canonical; nothing invalid, no stuck group")
     else:
-        out.print(f"[red]{report.invalid} invalid entries, {len(report.stuck_groups)} stuck groups[/]")
+        out.print(f"[red]{report.errors} errors[/]: {_error_summary(report)}")
+
+
+def _print_issue(out: Console, label: str, stats: PatternStats, issue: Issue) -> None:
+    """One problem of one pattern: how many share it, the first one, and where its bytes differ."""
+    unit, what = _ISSUE_TEXT[issue.kind]
+    count = f"{issue.count} {unit if issue.count == 1 else _PLURAL[unit]}"
+    out.print(f"{label} {escape(visible(f'{stats.pattern}: {count} {what}: {issue.reason}'))}")
+    where_in_key = f" ({issue.where})" if issue.where else ""
+    out.print(escape(visible(f"  e.g. {issue.key}{where_in_key}")))
+    if issue.offset is not None:
+        out.print(escape(f"  first difference at byte {issue.offset}:"))
+        out.print(escape(visible(f"    ours:   {issue.ours}")))
+        out.print(escape(visible(f"    theirs: {issue.theirs}")))
+
+
+_PLURAL = {"entry": "entries", "key": "keys"}
+_ISSUE_TEXT = {
+    "not_canonical": ("entry", "not canonical"),
+    "missing_field": ("entry", "missing a field writers must write"),
+    "forbidden_field": ("entry", "with a field writers must not add"),
+    "missing_ttl": ("key", "without TTL"),
+    "long_ttl": ("key", "with a TTL longer than the spec's"),
+    "stale": ("key", "stale"),
+    "orphaned": ("key", "orphaned"),
+}
+
+
+def _error_summary(report: DoctorReport) -> str:
+    ttl = sum(issue.count for _, issue in report.issues("error") if issue.kind == "missing_ttl")
+    parts = [
+        (report.invalid, "invalid entries"),
+        (report.not_canonical, "entries not canonical"),
+        (ttl, "keys without their TTL"),
+        (len(report.stuck_groups), "stuck groups"),
+    ]
+    return ", ".join(f"{count} {text}" for count, text in parts if count)
 
 
 def _stuck_text(group: GroupStatus) -> str:

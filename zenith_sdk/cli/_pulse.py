@@ -15,13 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from zenith_protocol import PulseNode, encode_pulse
+from zenith_protocol import PulseKeyForm, PulseNode, encode_pulse
 from zenith_protocol.pulse import PULSE_INTERVAL_S, PULSE_TTL_S
 from zenith_sdk.cli._common import (
     CliSettings,
     add_output_options,
     add_redis_options,
     console,
+    human_bytes,
     keyspace_from,
     print_json,
     redis_from,
@@ -63,6 +64,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="filesystem to report; repeat or list several (default /)",
     )
     parser.add_argument("--framework", metavar="TEXT", help="free text shown as the node's framework")
+    parser.add_argument(
+        "--key-form",
+        choices=[form.value for form in PulseKeyForm],
+        help="keys to write: both (pulse: and the Node console's gravito:quasar:node:), pulse or legacy "
+        "(default: $ZENITH_PULSE_KEY_FORM, else both)",
+    )
     parser.add_argument("--once", action="store_true", help="write one report, print it and exit")
     parser.set_defaults(handler=_run)
 
@@ -79,11 +86,13 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
             ttl_s=args.ttl,
             disk_paths=args.disk or ("/",),
             framework=args.framework,
+            key_form=PulseKeyForm(args.key_form) if args.key_form else settings.pulse_key_form,
         )
         if args.once:
             return _run_once(pulse, as_json=args.json)
         every = f"every {pulse.interval_s:g} s"
-        err.print(escape(f"pulse: writing {pulse.key} to {where} {every}; stop with Ctrl-C or SIGTERM"))
+        keys = " and ".join(pulse.keys)
+        err.print(escape(f"pulse: writing {keys} to {where} {every}; stop with Ctrl-C or SIGTERM"))
         with _stop_on_signals() as stop_requested:
             pulse.start()
             try:
@@ -92,7 +101,7 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
                     pass
             finally:
                 pulse.stop()
-        err.print(escape(f"pulse: stopped, {pulse.key} deleted"))
+        err.print(escape(f"pulse: stopped, {keys} deleted"))
         return EXIT_OK
     finally:
         client.close()
@@ -121,35 +130,30 @@ def _run_once(pulse: Pulse, *, as_json: bool) -> int:
     if as_json:
         print_json(json.loads(encode_pulse(node)))
     else:
-        _print_node(node, pulse.key, pulse.ttl_s)
+        _print_node(node, pulse.keys, pulse.ttl_s)
     return EXIT_OK
 
 
-def _bytes(count: int) -> str:
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    value, index = float(count), 0
-    while value >= 1024 and index < len(units) - 1:
-        value, index = value / 1024, index + 1
-    return f"{count} B" if index == 0 else f"{value:.1f} {units[index]}"
-
-
-def _print_node(node: PulseNode, key: str, ttl_s: int) -> None:
-    table = Table(title=escape(f"{key} (expires in {ttl_s} s)"), show_header=False)
+def _print_node(node: PulseNode, keys: tuple[str, ...], ttl_s: int) -> None:
+    expiry = f"expires in {ttl_s} s" if len(keys) == 1 else f"each expires in {ttl_s} s"
+    table = Table(title=escape(f"{' and '.join(keys)} ({expiry})"), show_header=False)
     table.add_column("field")
     table.add_column("value")
     system, process = node.memory.system, node.memory.process
     rows = [
         ("node", f"{node.id} ({node.language.value} {node.version}, {node.platform})"),
         ("cpu", f"system {node.cpu.system:.1f}%, process {node.cpu.process:.1f}%, {node.cpu.cores} cores"),
-        ("memory", f"{_bytes(system.used)} used of {_bytes(system.total)}, {_bytes(system.free)} free"),
-        ("process rss", _bytes(process.rss)),
+        ("memory", f"{human_bytes(system.used)} used of {human_bytes(system.total)}, {human_bytes(system.free)} free"),
+        ("process rss", human_bytes(process.rss)),
         ("load average", " ".join(f"{value:.2f}" for value in node.load_avg) if node.load_avg else "n/a"),
         ("uptime", f"{node.runtime.uptime_s:.0f} s"),
     ]
     if node.runtime.framework:
         rows.append(("framework", node.runtime.framework))
     for disk in node.disk or []:
-        rows.append((f"disk {disk.path}", f"{_bytes(disk.used)} used of {_bytes(disk.total)} ({disk.percent:.1f}%)"))
+        rows.append(
+            (f"disk {disk.path}", f"{human_bytes(disk.used)} used of {human_bytes(disk.total)} ({disk.percent:.1f}%)")
+        )
     for field, value in rows:
         table.add_row(Text(field), Text(value))
     console().print(table)

@@ -17,6 +17,7 @@ from zenith_sdk.control.jobs import (
 from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots, require_queue
 from zenith_sdk.control.remote import job_command_handlers
 from zenith_sdk.control.search import search
+from zenith_sdk.fleet import NodeEntry, StaleReason, WorkerEntry, list_nodes, list_workers
 
 __all__ = [
     "BulkAction",
@@ -26,7 +27,10 @@ __all__ = [
     "JobEntry",
     "JobFilter",
     "JobState",
+    "NodeEntry",
     "QueueKeys",
+    "StaleReason",
+    "WorkerEntry",
     "bulk",
     "clear_failed",
     "delete_job",
@@ -35,6 +39,8 @@ __all__ = [
     "group_survey",
     "job_command_handlers",
     "list_jobs",
+    "list_nodes",
+    "list_workers",
     "pause",
     "promote_job",
     "purge",
