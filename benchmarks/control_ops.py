@@ -9,6 +9,8 @@ operation (WIRE_FACTS section 8); the "ours" side calls zenith_sdk.control. Case
 4. searching 100 queues x 1,000 failed jobs, limit 20 (old: reads jobs 0..99 of each list only).
 
 During our bulk cases the Redis slow log (threshold 1 ms) records our longest single script call.
+Our bulk cases record lifecycle events as the CLI does (an event per job moved, and the operator's
+summary); ``--no-events`` leaves them out. The old console wrote none.
 
     python benchmarks/control_ops.py            # about 2 minutes on a small machine
     python benchmarks/control_ops.py --scale 0.1

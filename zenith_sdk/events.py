@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypedDict
 
 import redis
+from redis.client import Pipeline
 
 from zenith_protocol import (
     EventType,
@@ -212,14 +213,20 @@ class EventEmitter(ClientHolder):
         ]
         return keys, [*head, *finished.values(), *pairs]
 
-    def write(self, pipe: ScriptPipeline, events: Sequence[JobEvent]) -> bool:
+    def write(self, pipe: ScriptPipeline | Pipeline, events: Sequence[JobEvent]) -> bool:
         """Queue the one script call that records ``events`` on ``pipe`` (nothing is sent).
 
-        Returns whether anything was queued.
+        Returns whether anything was queued. On a :class:`~zenith_sdk.scripts.ScriptPipeline` a call
+        that meets a flushed script cache is repeated; on a plain redis-py pipeline it is a bare
+        EVALSHA whose NOSCRIPT error is the caller's to handle.
         """
         if not events:
             return False
-        pipe.call(EVENTS, *self._call(events))
+        keys, args = self._call(events)
+        if isinstance(pipe, ScriptPipeline):
+            pipe.call(EVENTS, keys, args)
+        else:
+            pipe.execute_command(*EVENTS.command(keys, args))  # type: ignore[no-untyped-call]
         return True
 
     def emit(self, *events: JobEvent) -> None:

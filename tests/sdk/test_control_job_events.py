@@ -23,6 +23,7 @@ from zenith_protocol import (
     encode_job,
 )
 from zenith_sdk.control import BulkAction, BulkResult, JobFilter, JobState, bulk, delete_job, promote_job, retry_job
+from zenith_sdk.doctor import run_doctor
 from zenith_sdk.events import EventEmitter
 
 NOW = 1_767_225_600_000
@@ -202,3 +203,19 @@ def test_the_events_the_scripts_write_are_canonical_whatever_the_id_and_name(
         name,
         'ops\u2028"team"',
     )
+
+
+def test_the_doctor_finds_every_operator_event_canonical(r: redis.Redis, keyspace: KeySpace) -> None:
+    emitter = EventEmitter(r, keyspace=keyspace)
+    odd = JobPayload.create('Send "it"\\now\t\u2028 /é', {"to": "x"}, job_id='id "1"\\ /\u0001é', created_at_ms=NOW)
+    r.lpush(keyspace.failed("q"), encode_job(odd.model_copy(update={"attempts": 1, "error": "e"})))
+    r.lpush(keyspace.failed("q"), *[dead_letter_job(f"f-{n}", failed_at=NOW) for n in range(3)])
+    r.zadd(keyspace.delayed("q"), {node_job("d-0", "Later", {}, created_at=NOW): NOW})
+
+    bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=[odd.id, "f-0"], actor="a", events=emitter)
+    bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=keyspace, actor="b", events=emitter)
+    promote_job(r, "q", "d-0", keyspace=keyspace, actor="c", events=emitter)
+    report = run_doctor(r, keyspace=keyspace)
+
+    events = report.patterns[keyspace.events()]
+    assert (events.entries, events.canonical, events.not_canonical, events.issues) == (8, 8, 0, {})

@@ -11,7 +11,7 @@ import redis
 from counting import CountingRedis
 from event_stream import stream_events
 from patience import HANG_S
-from redis.client import PubSub
+from redis.client import Pipeline, PubSub
 
 from zenith_protocol import (
     EventType,
@@ -146,6 +146,21 @@ def test_emit_works_after_redis_lost_its_scripts(r: redis.Redis, keyspace: KeySp
     assert [e.job_id for e in stream_events(r, keyspace)] == ["before", "after"]
     assert [decode_log(line).job_id for line in history(r, keyspace)] == ["after", "before"]
     assert r.get(keyspace.throughput(T0 // MINUTE_MS)) == b"2"
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["script-pipeline", "redis-py-pipeline"])
+def test_write_queues_the_events_with_the_callers_own_commands(
+    r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter, plain: bool
+) -> None:
+    scripts_for(r).load()
+    pipe = r.pipeline(transaction=True) if plain else scripts_for(r).pipeline(transaction=True)
+    commands = pipe if isinstance(pipe, Pipeline) else pipe.commands
+    commands.lpush(keyspace.queue("q"), "job")
+    assert emitter.write(pipe, [job_event(EventType.ENQUEUED, "q", "j-1", timestamp_ms=T0)])
+    assert not emitter.write(pipe, [])
+
+    assert pipe.execute() == [1, 1]
+    assert [e.job_id for e in stream_events(r, keyspace)] == ["j-1"]
 
 
 def test_emitting_nothing_writes_nothing(counting: CountingRedis, keyspace: KeySpace) -> None:
