@@ -67,7 +67,7 @@ EVENT_REQUIRED_FIELDS: Mapping[EventType, tuple[str, ...]] = {
     EventType.DEAD_LETTERED: ("jobId", "error"),
     EventType.DELETED: ("jobId", "actor"),
     EventType.PROMOTED: ("jobId", "actor"),
-    EventType.RECOVERED: ("workerId", "count"),
+    EventType.RECOVERED: ("count",),
     EventType.OPERATOR: ("actor", "action", "count"),
 }
 """Members each event type MUST carry besides those of every event (PROTOCOL.md 8.4)."""

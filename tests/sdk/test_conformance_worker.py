@@ -46,11 +46,6 @@ def test_our_worker_passes_every_check_and_the_run_leaves_nothing_behind(
     assert not r.sismember(keyspace.group_active("conf.jobs"), "conf.group")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the worker writes protocolVersion into the dead letter of a legacy job (spec 1.3: it keeps the "
-    "version it read); passes once the worker's failure path keeps it",
-)
 def test_our_worker_keeps_a_legacy_job_legacy(r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker) -> None:
     report = check_worker(
         r,

@@ -309,3 +309,23 @@ def test_a_retry_computed_here_gives_the_bytes_the_script_gives(
         **{key: value for key, value in decoded.items() if key not in ("error", "failedAt")},
         "attempts": 0,
     }
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000, b"\xff\xfe{}", b"  " + b'{"a":' * 100_000],
+)
+def test_entries_nested_too_deep_or_not_utf8_are_not_objects(raw: bytes) -> None:
+    assert decode_object(raw) is None
+
+
+def test_a_bulk_retry_walks_past_an_entry_nested_too_deep(r: redis.Redis, keyspace: KeySpace) -> None:
+    deep = b'{"id":' * 5_000 + b"1" + b"}" * 5_000
+    good = node_job("good-1", "mail", {}, created_at=1).encode()
+    r.rpush(keyspace.failed("q"), good, deep)
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, actor="ops")
+
+    assert result.moved == 1
+    assert r.lrange(keyspace.failed("q"), 0, -1) == [deep]
+    assert [decode_job(raw).id for raw in r.lrange(keyspace.queue("q"), 0, -1)] == ["good-1"]

@@ -12,8 +12,21 @@ from worker_fixtures import StartWorker
 from worker_helpers import dead_worker, idle, make_due, retry_attempts, wait_for
 
 from zenith_protocol import JobPayload, KeySpace, encode_job
+from zenith_sdk.control import (
+    BulkAction,
+    JobState,
+    bulk,
+    clear_failed,
+    delete_job,
+    pause,
+    purge,
+    repair_groups,
+    resume,
+    retry_job,
+)
 from zenith_sdk.doctor import run_doctor
-from zenith_sdk.producer import Producer
+from zenith_sdk.events import EventEmitter
+from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.pulse import Pulse
 from zenith_sdk.schedules import Scheduler
 from zenith_sdk.worker import App, JobContext
@@ -98,3 +111,34 @@ def test_everything_our_writers_write_is_canonical(
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(result.stdout)
     assert (summary["ok"], summary["errors"], summary["notCanonical"], summary["invalid"]) == (True, 0, 0, 0)
+
+
+def _failed(job_id: str, group_id: str | None = None) -> bytes:
+    job = JobPayload.create("step", {"n": job_id}, job_id=job_id, group_id=group_id)
+    return encode_job(job.model_copy(update={"attempts": 3, "error": "boom", "failed_at_ms": 1})).encode()
+
+
+def test_what_operator_actions_write_is_canonical(r: redis.Redis, keyspace: KeySpace, producer: Producer) -> None:
+    audit = EventEmitter(r, keyspace=keyspace)
+    r.lpush(keyspace.failed("q"), *(_failed(f"f-{n}") for n in range(5)))
+    producer.push_many([JobSpec(name="step", queue="q", job_id=f"w-{n}") for n in range(3)])
+    # A group an older version left stuck: held, its next job parked in the pending list.
+    r.sadd(keyspace.group_active("q"), "g")
+    r.lpush(keyspace.group_pending("q", "g"), encode_job(JobPayload.create("step", job_id="g-1", group_id="g")))
+    r.lpush(keyspace.failed("q"), _failed("g-0", group_id="g"))
+
+    pause(r, "q", actor="ops", keyspace=keyspace, events=audit)
+    resume(r, "q", actor="ops", keyspace=keyspace, events=audit)
+    retry_job(r, "q", "f-0", actor="ops", keyspace=keyspace, events=audit)
+    delete_job(r, "q", "f-1", actor="ops", keyspace=keyspace, events=audit)
+    bulk(r, "q", JobState.FAILED, BulkAction.RETRY, ids=["f-2"], actor="ops", keyspace=keyspace, events=audit)
+    repaired = repair_groups(r, keyspace, actor="ops", events=audit)
+    clear_failed(r, "q", actor="ops", keyspace=keyspace, events=audit)
+    purge(r, "q", confirm="q", actor="ops", keyspace=keyspace, events=audit)
+
+    assert [repair.outcome for repair in repaired] == ["released"]
+    report = run_doctor(r, keyspace=keyspace, now_ms=int(time.time() * 1000))
+    stream = report.patterns[keyspace.events()]
+    assert report.ok, [issue for stats in report.patterns.values() for issue in stats.issues.values()]
+    assert stream.entries >= 12  # pause, resume, a retried and a deleted job, the bulk, the repair, clear, purge
+    assert (stream.not_canonical, stream.invalid, stream.canonical) == (0, 0, stream.entries)

@@ -243,3 +243,17 @@ def test_a_worker_that_cannot_put_its_jobs_back_keeps_its_registration(
     later = server_ms(r) + 60_000
     assert recover_dead_workers(r, keyspace, now_ms=later, sweep=False) == {worker.id: {"q": 3}}
     assert sorted(lrange(r, keyspace.queue("q"))) == sorted(node_raws("held", 3))
+
+
+@pytest.mark.parametrize("queues", [b"[" * 100_000, b"\xff[]", b'{"q":1}'])
+def test_a_dead_worker_with_an_unreadable_queue_list_is_skipped_not_fatal(
+    r: redis.Redis, keyspace: KeySpace, queues: bytes
+) -> None:
+    dead_worker(r, keyspace, "broken-1", {"q": node_raws("b", 1)}, age_ms=60_000)
+    r.hset(keyspace.worker_queues(), "broken-1", queues)
+    dead_worker(r, keyspace, "dead-2", {"q": node_raws("d", 2)}, age_ms=60_000)
+
+    result = recover_dead_workers(r, keyspace=keyspace, sweep=False)
+
+    assert result["dead-2"] == {"q": 2}
+    assert result["broken-1"] == {}

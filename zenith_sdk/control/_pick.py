@@ -18,6 +18,7 @@ from redis.client import NEVER_DECODE
 from redis.connection import AbstractConnection
 
 from zenith_protocol import LANES_IN_POLL_ORDER, lane_for
+from zenith_protocol._json import loads
 from zenith_sdk._wire import storable
 from zenith_sdk.control._entries import JobState, Source
 from zenith_sdk.control._job_events import JobEvents
@@ -123,12 +124,17 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     """``raw`` decoded, if it is a JSON object; else None."""
     try:
         text = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    try:
         job, end = _DECODER.raw_decode(text)  # faster than json.loads, which also strips whitespace
         if end != len(text) and text[end:].strip():
             return None
-    except ValueError:  # UnicodeDecodeError is one; so is leading whitespace, which json.loads allows
+    except RecursionError:  # nested deeper than any reader must accept (PROTOCOL.md 2.1)
+        return None
+    except ValueError:  # leading whitespace, which loads allows
         try:
-            job = json.loads(raw)
+            job = loads(text)
         except ValueError:
             return None
     return job if isinstance(job, dict) else None

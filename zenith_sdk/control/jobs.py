@@ -198,7 +198,7 @@ def promote_job(
     return _single(client, queue, job_id, BulkAction.PROMOTE, states, keyspace=keyspace, actor=actor, events=events)
 
 
-def _record(events: EventEmitter | None, queue: str, actor: str, action: OperatorAction, count: int | None) -> None:
+def _record(events: EventEmitter | None, queue: str, actor: str, action: OperatorAction, count: int) -> None:
     if events is not None:
         events.emit(job_event(EventType.OPERATOR, queue, actor=actor, action=action, count=count))
 
@@ -216,7 +216,7 @@ def pause(
     for flag in space.paused_in_poll_order(queue):
         pipe.set(flag, "1")
     pipe.execute()
-    _record(events, queue, actor, OperatorAction.PAUSE, None)
+    _record(events, queue, actor, OperatorAction.PAUSE, 0)
 
 
 def resume(
@@ -225,7 +225,7 @@ def resume(
     """Resume a paused queue: every lane's flag is cleared, including a lane paused on its own."""
     space = keyspace or KeySpace()
     client.delete(*space.paused_in_poll_order(queue))
-    _record(events, queue, actor, OperatorAction.RESUME, None)
+    _record(events, queue, actor, OperatorAction.RESUME, 0)
 
 
 def clear_failed(

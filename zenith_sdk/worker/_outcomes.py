@@ -7,7 +7,6 @@ import hashlib
 from dataclasses import dataclass, field
 
 from zenith_protocol import (
-    PROTOCOL_VERSION,
     EventType,
     JobEvent,
     JobPayload,
@@ -110,6 +109,7 @@ def failure(
 
     A retry waits in the delayed set of the lane the job was fetched from and keeps the job's
     FIFO group (it is still the group's one job); dead-lettering lets the next job of the group go.
+    Either keeps the ``protocolVersion`` the job was read with: a legacy job stays legacy.
     """
     payload = item.payload
     if payload is None:  # pragma: no cover - invalid payloads go through invalid_payload()
@@ -117,9 +117,7 @@ def failure(
     events = [job_event(EventType.FAILED, item.queue, payload, error=error, worker_id=worker_id, attempt=attempt)]
     if retryable and attempt < max_attempts:
         delay_s = retry_delay_s(payload, attempt + 1)
-        updated = payload.model_copy(
-            update={"attempts": attempt, "delay_seconds": delay_s, "error": error, "protocol_version": PROTOCOL_VERSION}
-        )
+        updated = payload.model_copy(update={"attempts": attempt, "delay_seconds": delay_s, "error": error})
         keys = [space.processing(item.queue, worker_id), space.delayed(item.queue, item.lane)]
         args: list[ScriptArg] = [item.raw, encode_job(updated), "retry", delay_s * 1000, ""]
         op = Op(SETTLE, item.queue, keys, args, raw=item.raw)
@@ -128,9 +126,7 @@ def failure(
         )
         events.append(retried)
     else:
-        updated = payload.model_copy(
-            update={"attempts": attempt, "error": error, "failed_at_ms": now_ms, "protocol_version": PROTOCOL_VERSION}
-        )
+        updated = payload.model_copy(update={"attempts": attempt, "error": error, "failed_at_ms": now_ms})
         op = _dead_letter(space, item, worker_id, updated)
         events.append(
             job_event(

@@ -7,7 +7,6 @@ workers that never registered or whose index entry is gone.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Collection
@@ -16,6 +15,7 @@ from typing import cast
 import redis
 
 from zenith_protocol import EventType, KeyKind, KeySpace
+from zenith_protocol._json import loads
 from zenith_protocol.workers import HEARTBEAT_TTL_S
 from zenith_sdk._wire import text_of
 from zenith_sdk.events import EventEmitter, job_event
@@ -45,7 +45,7 @@ def _queues_of(raw: bytes | str | None, worker_id: str) -> list[str]:
     if raw is None:
         return []
     try:
-        queues = json.loads(raw)
+        queues = loads(raw if isinstance(raw, str) else raw.decode())
     except ValueError:
         queues = None
     if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
