@@ -225,8 +225,8 @@ def test_pause_resume_and_clear_failed(
     assert main(["clear-failed", "q", "--yes", "--json", *opts, *ACTOR]) == 0
     assert json.loads(capsys.readouterr().out) == {"queue": "q", "cleared": 4}
     assert _operator_events(r, keyspace) == [
-        (OperatorAction.PAUSE, None, "ann"),
-        (OperatorAction.RESUME, None, "ann"),
+        (OperatorAction.PAUSE, 0, "ann"),
+        (OperatorAction.RESUME, 0, "ann"),
         (OperatorAction.CLEAR_FAILED, 4, "ann"),
     ]
 
