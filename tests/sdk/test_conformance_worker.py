@@ -8,6 +8,7 @@ import pytest
 import redis
 from foreign_worker import Breaks, ForeignWorker, one_second_short
 from worker_fixtures import StartWorker
+from worker_helpers import wait_for
 
 from zenith_protocol import ConfigError, JobPayload, KeySpace
 from zenith_sdk.conformance import WORKER_CHECKS, CheckStatus, ConformanceReport, app, check_worker, worker_queues
@@ -91,6 +92,7 @@ def test_each_broken_worker_fails_its_own_check_and_no_other(r: redis.Redis, key
 def test_a_worker_already_running_cannot_prove_its_registration(r: redis.Redis, keyspace: KeySpace) -> None:
     worker = ForeignWorker(r, keyspace, worker_queues("early"))
     worker.start()
+    wait_for(lambda: r.exists(keyspace.worker(worker.worker_id)), what="the worker to register")
     try:
         report = check_worker(r, queue="early", keyspace=keyspace, checks={"ack"})
     finally:
