@@ -30,6 +30,7 @@ from zenith_protocol.codec import (
     decode_pulse,
     decode_queue_snapshot,
     decode_schedule,
+    decode_worker_queues,
     encode_alert_config,
     encode_alert_event,
     encode_alert_rules,
@@ -46,6 +47,7 @@ from zenith_protocol.codec import (
     encode_pulse,
     encode_queue_snapshot,
     encode_schedule,
+    encode_worker_queues,
 )
 from zenith_protocol.commands import CommandPayload, CommandReply, CommandType, RemoteCommand
 from zenith_protocol.errors import (
@@ -156,6 +158,7 @@ __all__ = [
     "decode_pulse",
     "decode_queue_snapshot",
     "decode_schedule",
+    "decode_worker_queues",
     "encode_alert_config",
     "encode_alert_event",
     "encode_alert_rules",
@@ -172,6 +175,7 @@ __all__ = [
     "encode_pulse",
     "encode_queue_snapshot",
     "encode_schedule",
+    "encode_worker_queues",
     "lane_for",
     "retry_delay_s",
     "validate_queue_name",

@@ -49,6 +49,7 @@ __all__ = [
     "decode_pulse",
     "decode_queue_snapshot",
     "decode_schedule",
+    "decode_worker_queues",
     "encode_alert_config",
     "encode_alert_event",
     "encode_alert_rules",
@@ -65,6 +66,7 @@ __all__ = [
     "encode_pulse",
     "encode_queue_snapshot",
     "encode_schedule",
+    "encode_worker_queues",
 ]
 
 Raw = str | bytes | bytearray | memoryview
@@ -490,6 +492,20 @@ def decode_paused_flag(raw: Raw | None) -> bool:
 def encode_paused_flag(paused: bool) -> str | None:
     """``"1"`` to SET when paused; ``None`` means DEL the key."""
     return "1" if paused else None
+
+
+def decode_worker_queues(raw: Raw) -> list[str]:
+    """Decode a worker's entry in the worker-queues hash: the JSON array of queue names it polls (4.12)."""
+    document = _parse("worker_queues", raw)
+    if not isinstance(document, list) or not all(isinstance(queue, str) for queue in document):
+        reason = "expected a JSON array of queue names"
+        raise ProtocolError("worker_queues", ErrorKind.INVALID_VALUE, reason, raw=raw)
+    return document
+
+
+def encode_worker_queues(queues: Iterable[str]) -> str:
+    """A worker's queue list as the worker-queues hash stores it."""
+    return _json.dumps(list(queues))
 
 
 # -- registry --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from zenith_protocol import (
     encode_job,
     encode_log,
 )
+from zenith_protocol.canonical import COUNTER_TTL_S
 from zenith_protocol.events import EVENTS_STREAM_MAXLEN
 from zenith_protocol.workers import LOG_HISTORY_CAP
 from zenith_sdk.connection import ClientHolder
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EventEmitter", "EventFields", "EventWriter", "job_event", "log_entry_for"]
 
-THROUGHPUT_TTL_S = 3600
 _FINISHED = frozenset({EventType.COMPLETED, EventType.FAILED})
 _LEVELS = {
     EventType.COMPLETED: LogLevel.SUCCESS,
@@ -208,7 +208,7 @@ class EventEmitter(ClientHolder):
             self.stream_maxlen,
             space.logs_channel(),
             LOG_HISTORY_CAP,
-            THROUGHPUT_TTL_S,
+            COUNTER_TTL_S,
             len(pairs) // 2,
         ]
         return keys, [*head, *finished.values(), *pairs]

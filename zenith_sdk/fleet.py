@@ -35,6 +35,7 @@ from zenith_protocol import (
     WorkerStatus,
     decode_heartbeat,
     decode_pulse,
+    decode_worker_queues,
     encode_heartbeat,
     encode_pulse,
 )
@@ -260,10 +261,9 @@ def _index_queues(client: redis.Redis, space: KeySpace, worker_ids: list[str]) -
 
 def _queue_list(value: bytes | str | None) -> tuple[str, ...]:
     try:
-        queues = json.loads(value) if value is not None else []
-    except ValueError:
+        return tuple(decode_worker_queues(value)) if value is not None else ()
+    except ProtocolError:
         return ()
-    return tuple(queues) if isinstance(queues, list) and all(isinstance(q, str) for q in queues) else ()
 
 
 def _judge_worker(entry: WorkerEntry, indexed_ms: int | None, ttl_s: float, now_ms: int) -> WorkerEntry:

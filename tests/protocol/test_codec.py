@@ -41,12 +41,14 @@ from zenith_protocol import (
     decode_maintenance_config,
     decode_pulse,
     decode_schedule,
+    decode_worker_queues,
     encode_alert_config,
     encode_alert_rules,
     encode_heartbeat,
     encode_job,
     encode_log,
     encode_pulse,
+    encode_worker_queues,
     retry_delay_s,
 )
 from zenith_protocol.workers import from_node_consumer_heartbeat
@@ -952,3 +954,20 @@ def test_a_numeric_pulse_version_reads_as_javascript_prints_it(written: float, r
     node = json.loads(MINIMAL["pulse"])
     node["version"] = written
     assert decode_pulse(json.dumps(node)).version == read
+
+
+@given(st.lists(text(), max_size=5))
+def test_a_worker_queue_list_round_trips(queues: list[str]) -> None:
+    encoded = encode_worker_queues(queues)
+    assert decode_worker_queues(encoded) == queues
+
+
+@pytest.mark.parametrize("raw", ['{"q":1}', '["a",1]', "null", "[", b"\xff[]", "[" * 100_000, '"emails"', ""])
+def test_an_unreadable_worker_queue_list_is_a_protocol_error(raw: str | bytes) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode_worker_queues(raw)
+    assert (caught.value.structure, caught.value.raw) == ("worker_queues", raw)
+
+
+def test_a_worker_queue_list_is_written_as_the_worker_writes_it() -> None:
+    assert encode_worker_queues(("emails", "zoë/β", "a\u2028b")) == '["emails","zoë/β","a\u2028b"]'

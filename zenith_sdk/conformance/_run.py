@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from typing import Any, cast
 
 import redis
 
-from zenith_protocol import LANES_IN_POLL_ORDER, KeySpace
+from zenith_protocol import LANES_IN_POLL_ORDER, KeySpace, ProtocolError, decode_worker_queues
 from zenith_sdk.conformance._plan import WorkerPlan
 from zenith_sdk.conformance._report import fields_of
 
@@ -173,10 +172,10 @@ class Run:
         found = set()
         for worker, value in cast("dict[Any, Any]", self.client.hgetall(self.space.worker_queues())).items():
             try:
-                queues = json.loads(value)
-            except (ValueError, RecursionError):
+                queues = decode_worker_queues(value)
+            except ProtocolError:
                 continue
-            if isinstance(queues, list) and set(self.plan.queues) & {q for q in queues if isinstance(q, str)}:
+            if set(self.plan.queues) & set(queues):
                 found.add(as_bytes(worker).decode("utf-8", "replace"))
         return found
 

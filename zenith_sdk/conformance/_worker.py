@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Collection
 
 import redis
 from redis.client import PubSub
 
-from zenith_protocol import ConfigError, KeySpace
+from zenith_protocol import ConfigError, KeySpace, ProtocolError, decode_worker_queues
 from zenith_sdk.conformance._check import Check
 from zenith_sdk.conformance._events_check import EventsCheck
 from zenith_sdk.conformance._job_checks import DelayedCheck, GroupsCheck, LanesCheck, PausedCheck, RetryCheck
@@ -187,7 +186,7 @@ def _holder(run: Run, probe: bytes, verdict: Verdict) -> str | None:
             verdict.fail(f"{worker} fetched the first job while it had no heartbeat key {space.worker(worker)}")
         if indexed is None:
             verdict.fail(f"{worker} fetched the first job before it was in {space.worker_index()}")
-        if queues is None or plan.jobs not in _queue_list(as_bytes(queues)):
+        if queues is None or plan.jobs not in _queue_list(queues):
             verdict.fail(f"{worker} fetched the first job before {space.worker_queues()} listed {plan.jobs} for it")
         return worker
     verdict.fail(
@@ -197,12 +196,11 @@ def _holder(run: Run, probe: bytes, verdict: Verdict) -> str | None:
     return None
 
 
-def _queue_list(raw: bytes) -> list[object]:
+def _queue_list(raw: bytes | str) -> list[str]:
     try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
+        return decode_worker_queues(raw)
+    except ProtocolError:
         return []
-    return value if isinstance(value, list) else []
 
 
 def _watch(run: Run, instances: list[Check], logs: _LogLines, timeout_s: float, on_progress: Progress | None) -> None:

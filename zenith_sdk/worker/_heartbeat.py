@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -14,7 +13,14 @@ from datetime import datetime, timezone
 import psutil
 import redis
 
-from zenith_protocol import KeySpace, WorkerHeartbeat, WorkerMemory, WorkerStatus, encode_heartbeat
+from zenith_protocol import (
+    KeySpace,
+    WorkerHeartbeat,
+    WorkerMemory,
+    WorkerStatus,
+    encode_heartbeat,
+    encode_worker_queues,
+)
 from zenith_sdk._background import BackgroundLoop
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.worker._options import WorkerOptions
@@ -91,7 +97,7 @@ class HeartbeatLoop:
         pipe.hset(
             self.space.worker_queues(),
             options.worker_id,
-            json.dumps(list(options.queues), separators=(",", ":"), ensure_ascii=False),
+            encode_worker_queues(options.queues),
         )
         pipe.execute()
 

@@ -14,8 +14,7 @@ from typing import cast
 
 import redis
 
-from zenith_protocol import EventType, KeyKind, KeySpace
-from zenith_protocol._json import loads
+from zenith_protocol import EventType, KeyKind, KeySpace, ProtocolError, decode_worker_queues
 from zenith_protocol.workers import HEARTBEAT_TTL_S
 from zenith_sdk._wire import text_of
 from zenith_sdk.events import EventEmitter, job_event
@@ -45,13 +44,10 @@ def _queues_of(raw: bytes | str | None, worker_id: str) -> list[str]:
     if raw is None:
         return []
     try:
-        queues = loads(raw if isinstance(raw, str) else raw.decode())
-    except ValueError:
-        queues = None
-    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-        logger.warning("worker=%s has an unreadable queue list %r; its jobs cannot be found", worker_id, raw)
+        return decode_worker_queues(raw)
+    except ProtocolError as exc:
+        logger.warning("worker=%s has an unreadable queue list (%s); its jobs cannot be found", worker_id, exc.reason)
         return []
-    return queues
 
 
 def orphaned_processing_lists(
