@@ -152,6 +152,16 @@ def test_a_job_whose_id_no_reader_could_decode_is_moved_and_counted_without_an_e
         ('{"class":"A"}', "K"),
         ('{"properties":{}}', "K"),
         ('{"job":"tab\\there"}', None),
+        ('{"class": "App\\\\Jobs\\\\Send", "properties": {}}', "App\\Jobs\\Send"),
+        ('{ "job" : "x" , "properties":{}}', None),
+        ('{"job":"a","j\\u006fb":"b"}', None),
+        ('{"class":"A","cl\\u0061ss":"B"}', None),
+        ('{"job":"\\u00e9t\\u00e9"}', None),
+        ('{"job":"a\\/b"}', None),
+        ('{"job":"ends\\\\"}', None),
+        ('{"job":"été  "}', None),
+        ('{"class": "A", "class": "B"}', None),
+        ('{"job":"x","kind":"job"}', None),
     ],
 )
 def test_each_event_names_the_job_as_the_protocol_reads_its_name(
@@ -203,6 +213,37 @@ def test_the_events_the_scripts_write_are_canonical_whatever_the_id_and_name(
         name,
         'ops\u2028"team"',
     )
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.sampled_from(["job", "class"]),
+    name=st.text(st.characters(exclude_categories=["Cs"]), max_size=10),
+    later=st.dictionaries(st.sampled_from(["job", "class", "properties", "x"]), st.text(max_size=3), max_size=2),
+    separators=st.sampled_from([(",", ":"), (", ", ": "), (",", " : ")]),
+    ascii_only=st.booleans(),
+)
+def test_the_event_names_the_job_however_its_data_is_written(
+    r: redis.Redis,
+    keyspace: KeySpace,
+    key: str,
+    name: str,
+    later: dict[str, str],
+    separators: tuple[str, str],
+    ascii_only: bool,
+) -> None:
+    # The name member first, as producers write it, in any spacing and escaping, perhaps
+    # followed by members that take precedence over it.
+    delete_prefix(r, keyspace.queue_prefix)
+    delete_prefix(r, keyspace.zenith_prefix)
+    data = json.dumps({key: name, **later}, separators=separators, ensure_ascii=ascii_only)
+    raw = json.dumps({"id": "j", "type": "json", "data": data, "className": "K", "error": "e"}, separators=(",", ":"))
+    r.lpush(keyspace.failed("q"), raw)
+
+    _delete_every_failed_job(r, keyspace)
+
+    (event, _summary) = stream_events(r, keyspace)
+    assert event.job_name == decode_job(raw).name
 
 
 def test_the_doctor_finds_every_operator_event_canonical(r: redis.Redis, keyspace: KeySpace) -> None:

@@ -257,6 +257,7 @@ def test_decode_object_reads_json_objects_only(raw: bytes, expected: dict[str, s
         (b'{"id":"a","\\u0061ttempts":1}', None),
         (b'{"attempts":1,"id":"a"}', None),
         (b'{"id":"a", "attempts" : 1}', None),
+        (b'{"id":"a","attempts":3,"error": "x, y","failedAt":5}', None),
     ],
 )
 def test_a_retry_is_computed_here_only_when_a_plain_search_is_exact(raw: bytes, expected: bytes | None) -> None:
@@ -309,6 +310,61 @@ def test_a_retry_computed_here_gives_the_bytes_the_script_gives(
         **{key: value for key, value in decoded.items() if key not in ("error", "failedAt")},
         "attempts": 0,
     }
+
+
+_SEPARATORS = st.sampled_from([(",", ":"), (", ", ": "), (",", ": "), (", ", ":")])
+_RESET_VALUES = st.fixed_dictionaries(
+    {},
+    optional={
+        "attempts": st.integers(0, 9),
+        "error": st.text(st.sampled_from('ab, }{"\\:u\u00e9'), max_size=8) | st.none(),
+        "failedAt": st.integers(0, 2**41),
+    },
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    head=_RESET_VALUES,
+    tail=_RESET_VALUES,
+    nested=_RESET_VALUES,
+    separators=_SEPARATORS,
+    ascii_only=st.booleans(),
+    escaped_key=st.booleans(),
+    by_id=st.booleans(),
+)
+def test_a_retry_resets_the_job_however_its_payload_is_written(
+    r: redis.Redis,
+    keyspace: KeySpace,
+    head: dict[str, object],
+    tail: dict[str, object],
+    nested: dict[str, object],
+    separators: tuple[str, str],
+    ascii_only: bool,
+    escaped_key: bool,
+    by_id: bool,
+) -> None:
+    # Reset members before and after the data, the same keys nested in a property, any spacing,
+    # \u escapes in values or in a key: the retried job is the original with attempts 0 and no
+    # error or failedAt, whichever script (bulk by filter, pick by id) rewrites it.
+    data = json.dumps({"job": "w", "properties": nested})
+    job: dict[str, object] = {"id": "j", **head, "meta": nested, "data": data, **tail}
+    raw = json.dumps(job, separators=separators, ensure_ascii=ascii_only)
+    if escaped_key and "error" in job:
+        raw = raw.replace('"error"', '"\\u0065rror"', 1)
+    decoded = json.loads(raw)
+    delete_prefix(r, keyspace.queue_prefix)
+    r.lpush(keyspace.failed("q"), raw)
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=["j"] if by_id else None, actor="t")
+
+    (retried,) = r.lrange(keyspace.queue("q"), 0, -1)
+    expected = {key: value for key, value in decoded.items() if key not in ("error", "failedAt")}
+    if "attempts" in decoded:
+        expected["attempts"] = 0
+    assert result.moved == 1
+    assert json.loads(retried) == expected
+    assert list(json.loads(retried)) == list(expected)  # members keep their order
 
 
 @pytest.mark.parametrize(

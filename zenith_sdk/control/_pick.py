@@ -154,6 +154,8 @@ def plain_retry(raw: bytes, job: dict[str, Any]) -> bytes | None:
             return None  # written with an escape or with spaces
         if start < 0:
             continue
+        if raw[start + len(marker) : start + len(marker) + 1].isspace():
+            return None  # a space after the colon: the value is found by the script's full scan
         end = _value_end(raw, start + len(marker))
         if raw.find(marker, end) >= 0:
             return None  # written twice

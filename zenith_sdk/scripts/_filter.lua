@@ -5,6 +5,8 @@
 -- a property (compared as text: a string as it is, a number or boolean as printed, null as
 -- "null"; an object or array never matches), "from"/"to" failedAt (else createdAt) in [from, to).
 
+local find = string.find
+
 local function job_name(job)
   if type(job.data) == 'string' then
     local ok, data = pcall(cjson.decode, job.data)
@@ -30,14 +32,14 @@ local function property_text(value)
 end
 
 local function job_matches(raw, filter)
-  if filter.text and not string.find(raw, filter.text, 1, true) then
+  if filter.text and not find(raw, filter.text, 1, true) then
     return false
   end
   local ok, job = pcall(cjson.decode, raw)
   if not ok or type(job) ~= 'table' then
     return false
   end
-  if filter.error and not (type(job.error) == 'string' and string.find(job.error, filter.error, 1, true)) then
+  if filter.error and not (type(job.error) == 'string' and find(job.error, filter.error, 1, true)) then
     return false
   end
   local moment = tonumber(job.failedAt) or tonumber(job.createdAt)

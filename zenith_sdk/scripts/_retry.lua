@@ -1,21 +1,9 @@
 -- Shared by the scripts that retry jobs (included with "--#include _retry"): rewrite a job
 -- payload for a retry, attempts reset to 0 and error/failedAt removed, every other byte unchanged.
--- Defines string_end, rebuilt_for_retry and reset_for_retry(raw, job) (see there for job).
+-- Defines rebuilt_for_retry and reset_for_retry(raw, job) (see there for job). Needs _json
+-- included before it.
 
--- The position of the quote that closes the string opened at open_quote.
-local function string_end(raw, open_quote)
-  local j = open_quote + 1
-  while true do
-    local q = string.find(raw, '["\\]', j)
-    if not q then
-      return #raw
-    end
-    if string.sub(raw, q, q) == '"' then
-      return q
-    end
-    j = q + 2
-  end
-end
+local find, sub, byte = string.find, string.sub, string.byte
 
 -- Top-level member spans of a JSON object, found by jumping from one structural character
 -- to the next (strings and nesting skipped).
@@ -23,15 +11,19 @@ local function top_level_members(raw)
   local members, i, depth = {}, 1, 0
   local start, key = nil, nil
   while true do
-    local p = string.find(raw, '[\"{}%[%],]', i)
+    local p = find(raw, '[\"{}%[%],]', i)
     if not p then
       break
     end
-    local c = string.sub(raw, p, p)
+    local c = sub(raw, p, p)
     if c == '"' then
       local q = string_end(raw, p)
       if depth == 1 and key == nil then
-        start, key = p, string.sub(raw, p + 1, q - 1)
+        start, key = p, sub(raw, p + 1, q - 1)
+        if find(key, '\\', 1, true) then
+          local ok, decoded = pcall(cjson.decode, '"' .. key .. '"')
+          key = ok and decoded or key -- a key written with escapes compares as what it names
+        end
       end
       i = q + 1
     elseif c == '{' or c == '[' then
@@ -62,89 +54,87 @@ local function rebuilt_for_retry(raw)
     if m.key == 'attempts' then
       parts[#parts + 1] = '"attempts":0'
     elseif m.key ~= 'error' and m.key ~= 'failedAt' then
-      parts[#parts + 1] = string.sub(raw, m.from, m.to)
+      parts[#parts + 1] = sub(raw, m.from, m.to)
     end
   end
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
 local RESET_KEYS = {'attempts', 'error', 'failedAt'}
-local MARKERS = {attempts = ',"attempts":', error = ',"error":', failedAt = ',"failedAt":'}
+local QUOTED = {attempts = '"attempts"', error = '"error"', failedAt = '"failedAt"'}
+local COMMA, COLON, QUOTE = byte(','), byte(':'), byte('"')
+local JSON_SPACE = {[byte(' ')] = true, [byte('\t')] = true, [byte('\n')] = true, [byte('\r')] = true}
 
--- The span of the first ,"key":value found by a plain search (it may be a nested one: the
--- caller checks the result), value included.
+-- The span of the member key of a valid JSON object, leading comma and value included, when a
+-- plain search finds it exactly: the key is written once in the whole payload, as ,"key": (no
+-- escape, no space), and its value, right after the colon, is a string or a scalar. Else nil.
+-- Written once suffices: ,"key": cannot occur inside a JSON string (its quotes would be escaped),
+-- so it is a key, and at the top level when the decoded job has that member and no key of the
+-- payload is written with a \u escape (the caller checks that).
 local function member_span(raw, key)
-  local marker = MARKERS[key]
-  local s = string.find(raw, marker, 1, true)
-  if not s then
+  local quoted = QUOTED[key]
+  local p = find(raw, quoted, 1, true)
+  if not p or find(raw, quoted, p + #quoted, true) then
     return nil
   end
-  local v = s + #marker
-  if string.sub(raw, v, v) == '"' then
-    return s, string_end(raw, v)
+  local v = p + #quoted + 1
+  if byte(raw, p - 1) ~= COMMA or byte(raw, v - 1) ~= COLON then
+    return nil
   end
-  return s, (string.find(raw, '[,}]', v) or (#raw + 1)) - 1
+  local first = byte(raw, v)
+  if first == QUOTE then
+    return p - 1, string_end(raw, v)
+  end
+  if not first or JSON_SPACE[first] then
+    return nil
+  end
+  return p - 1, (find(raw, '[,}]', v) or (#raw + 1)) - 1
 end
 
-local function has_nested_values(job)
-  for _, value in pairs(job) do
-    if type(value) == 'table' then
-      return true
-    end
-  end
-  return false
-end
-
-local function by_start(a, b)
-  return a[1] < b[1]
-end
+-- Reused by every call (no table is built per job): the spans to cut, and the pieces kept.
+local CUT_FROM, CUT_TO, CUT_WITH, KEPT = {}, {}, {}, {}
 
 -- The payload with the members the decoded job has cut out (attempts put back as 0), or nil
--- when one is not where a plain search looks or the spans overlap. Also returns whether no member
--- cut was found a second time further on.
+-- when one of them cannot be found exactly by a plain search (see member_span), its value is
+-- an object or array, or they are not written in the order attempts, error, failedAt.
 local function cut_members(raw, job)
-  local cuts, ordered, last, once = {}, true, 0, true
+  local n, last = 0, 0
   for _, key in ipairs(RESET_KEYS) do
-    if job[key] ~= nil then
-      local s, e = member_span(raw, key)
-      if not s then
+    local value = job[key]
+    if value ~= nil then
+      if type(value) == 'table' then
         return nil
       end
-      ordered = ordered and s > last
-      last = s
-      once = once and not string.find(raw, MARKERS[key], e + 1, true)
-      cuts[#cuts + 1] = {s, e, key == 'attempts' and ',"attempts":0' or ''}
+      local s, e = member_span(raw, key)
+      if not s or s <= last then
+        return nil
+      end
+      n, last = n + 1, e
+      CUT_FROM[n], CUT_TO[n], CUT_WITH[n] = s, e, key == 'attempts' and ',"attempts":0' or ''
     end
   end
-  if not ordered then
-    table.sort(cuts, by_start)
+  local at = 1
+  for i = 1, n do
+    KEPT[2 * i - 1] = sub(raw, at, CUT_FROM[i] - 1)
+    KEPT[2 * i] = CUT_WITH[i]
+    at = CUT_TO[i] + 1
   end
-  local parts, at = {}, 1
-  for _, cut in ipairs(cuts) do
-    if cut[1] < at then
-      return nil
-    end
-    parts[#parts + 1] = string.sub(raw, at, cut[1] - 1)
-    parts[#parts + 1] = cut[3]
-    at = cut[2] + 1
-  end
-  parts[#parts + 1] = string.sub(raw, at)
-  return table.concat(parts), once
+  KEPT[2 * n + 1] = sub(raw, at)
+  return table.concat(KEPT, '', 1, 2 * n + 1)
 end
 
 -- The payload for a retry. job is the decoded payload, or nil when Redis' JSON decoder cannot
--- read it. A plain search can only be wrong about a member that also appears nested, under an
--- escaped key name or twice; when the decoded job rules all three out the cut is exact, else it
--- is checked by decoding it. Any doubt takes the full member scan.
+-- read it. The plain search's cut is exact unless a key is written with a \u escape; then it is
+-- checked by decoding it. Any doubt takes the full member scan.
 local function reset_for_retry(raw, job)
   if type(job) ~= 'table' then
     return rebuilt_for_retry(raw)
   end
-  local out, once = cut_members(raw, job)
+  local out = cut_members(raw, job)
   if not out then
     return rebuilt_for_retry(raw)
   end
-  if once and not string.find(raw, '\\u', 1, true) and not has_nested_values(job) then
+  if not find(raw, '\\u', 1, true) then
     return out
   end
   local ok, new = pcall(cjson.decode, out)

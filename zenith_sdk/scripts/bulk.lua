@@ -35,6 +35,7 @@ local sample_size, tombstone = tonumber(ARGV[6]), ARGV[7]
 local move_limit = tonumber(ARGV[8])
 local defer_groups = (ARGV[9] or '') ~= ''
 
+--#include _json
 --#include _retry
 --#include _filter
 --#include _push

@@ -39,6 +39,7 @@ local NEAR = 32 -- how far from its expected position a list entry is looked for
 local FIRST = 11 + group_count
 local STRIDE = kind == 'list' and 5 or 4
 
+--#include _json
 --#include _retry
 --#include _filter
 --#include _push
