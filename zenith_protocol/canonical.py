@@ -85,9 +85,10 @@ KEY_TTL_S: Mapping[KeyKind, int | None] = {
     KeyKind.PULSE: PULSE_TTL_S,
     KeyKind.LEGACY_PULSE: PULSE_TTL_S,
     KeyKind.SWEEP_LOCK: None,
+    KeyKind.ALERT_DELIVERED: None,
 }
 """Keys written with a TTL (PROTOCOL.md 3.3) and its length in seconds; ``None``: the length varies
-(a rate-limit window, the recovery interval). Every other key has none."""
+(a rate-limit window, the recovery interval, a sender's delivered-marker TTL). Every other key has none."""
 
 DeviationKind = Literal["not_canonical", "missing_field", "forbidden_field"]
 

@@ -75,9 +75,27 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.WORKER_INDEX: _Rule(lambda s: s.worker_index(), "zset", "members", "zcard"),
     KeyKind.WORKER_QUEUES: _Rule(lambda s: s.worker_queues(), "hash", "members", "hlen"),
     KeyKind.SWEEP_LOCK: _Rule(lambda s: s.sweep_lock(), "string", "lock", "lock"),
+    KeyKind.ALERT_STATES: _Rule(lambda s: s.alerts_states(), "hash", "members", "hlen"),
+    KeyKind.ALERT_OUTBOX: _Rule(lambda s: s.alerts_outbox(), "stream", "members", "xlen"),
+    KeyKind.ALERT_HISTORY: _Rule(lambda s: s.alerts_history(), "list", "members", "llen"),
+    KeyKind.ALERT_SILENCES: _Rule(lambda s: s.alerts_silences(), "hash", "members", "hlen"),
+    KeyKind.ALERT_MUTES: _Rule(lambda s: s.alerts_mutes(), "hash", "members", "hlen"),
+    KeyKind.ALERT_CHANNELS: _Rule(lambda s: s.alerts_channels(), "hash", "members", "hlen"),
+    KeyKind.ALERT_DELIVERED: _Rule(
+        lambda s: s.alerts_delivered("<notificationId>", "<channel>"), "string", "lock", "lock"
+    ),
 }
 
-_SIZE = {"list": "llen", "zset": "zcard", "stream": "xlen", "scard": "scard", "zcard": "zcard", "hlen": "hlen"}
+_SIZE = {
+    "list": "llen",
+    "zset": "zcard",
+    "stream": "xlen",
+    "scard": "scard",
+    "zcard": "zcard",
+    "hlen": "hlen",
+    "llen": "llen",
+    "xlen": "xlen",
+}
 
 
 @dataclass

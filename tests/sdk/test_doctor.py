@@ -125,6 +125,37 @@ def test_cluster_safe_layout_is_recognised(r: redis.Redis, keyspace: KeySpace) -
     assert report.patterns[space.queue("<name>")].legacy == 3
 
 
+@pytest.mark.parametrize("cluster_safe", [False, True], ids=["wire", "cluster-safe"])
+def test_alerting_keys_are_recognised(r: redis.Redis, keyspace: KeySpace, cluster_safe: bool) -> None:
+    space = keyspace.model_copy(update={"cluster_safe": cluster_safe})
+    r.hset(space.alerts_states(), "r1\x1fqueue:q", "{}")
+    r.xadd(space.alerts_outbox(), {"notification": "{}"})
+    r.lpush(space.alerts_history(), "{}", "{}")
+    r.hset(space.alerts_silences(), "s1", "{}")
+    r.hset(space.alerts_mutes(), "m1", "{}")
+    r.hset(space.alerts_channels(), "slack", "{}")
+    r.set(space.alerts_delivered("r1:queue:q:1", "slack"), "1", ex=600)
+
+    report = run_doctor(r, keyspace=space)
+
+    assert report.ok and report.unrecognised_count == 0
+    assert report.patterns[space.alerts_history()].entries == 2
+    assert report.patterns[space.alerts_delivered("<notificationId>", "<channel>")].keys == 1
+
+
+def test_alerting_keys_of_the_wrong_type_or_without_ttl_are_errors(r: redis.Redis, keyspace: KeySpace) -> None:
+    r.set(keyspace.alerts_states(), "a string where a hash belongs")
+    r.set(keyspace.alerts_delivered("r1:all:1", "email"), "1")
+
+    report = run_doctor(r, keyspace=keyspace)
+
+    findings = {f.key: f.kind for stats in report.patterns.values() for f in stats.findings}
+    assert findings == {keyspace.alerts_states(): "wrong_type"}
+    issues = [(stats.pattern, issue.kind) for stats, issue in report.issues("error")]
+    assert issues == [(keyspace.alerts_delivered("<notificationId>", "<channel>"), "missing_ttl")]
+    assert not report.ok
+
+
 def _db_url(client: redis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
