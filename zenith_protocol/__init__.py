@@ -52,6 +52,7 @@ from zenith_protocol.codec import (
 from zenith_protocol.commands import CommandPayload, CommandReply, CommandType, RemoteCommand
 from zenith_protocol.errors import (
     ConfigError,
+    ConflictError,
     ErrorKind,
     InvalidScheduleError,
     NotFoundError,
@@ -105,6 +106,7 @@ __all__ = [
     "CommandReply",
     "CommandType",
     "ConfigError",
+    "ConflictError",
     "DiskUsage",
     "EmailChannel",
     "ErrorKind",
