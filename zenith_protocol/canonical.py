@@ -69,6 +69,7 @@ EVENT_REQUIRED_FIELDS: Mapping[EventType, tuple[str, ...]] = {
     EventType.PROMOTED: ("jobId", "actor"),
     EventType.RECOVERED: ("count",),
     EventType.OPERATOR: ("actor", "action", "count"),
+    EventType.ALERT: ("ruleId", "subject", "toState", "seq"),
 }
 """Members each event type MUST carry besides those of every event (PROTOCOL.md 8.4)."""
 
