@@ -20,7 +20,7 @@ EVENT_FIELD = "event"
 
 
 class EventType(str, Enum):
-    """What happened to a job (for ``operator``, what an operator did to a queue; for ``alert``, an alert changed state)."""
+    """What happened to a job (``operator``: what an operator did to a queue; ``alert``: an alert's state changed)."""
 
     ENQUEUED = "enqueued"
     STARTED = "started"
