@@ -51,6 +51,10 @@ class OperatorAction(str, Enum):
     SCHEDULE_RESUME = "schedule_resume"
     SCHEDULE_RUN = "schedule_run"
     COMMAND = "command"
+    SILENCE = "silence"
+    UNSILENCE = "unsilence"
+    MUTE = "mute"
+    UNMUTE = "unmute"
 
 
 class JobEvent(WireModel):
