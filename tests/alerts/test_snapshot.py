@@ -30,7 +30,7 @@ ALL_RULES = [
     _rule("backlog", "backlog"),
     _rule("latency", "latency", "em*"),
     _rule("failures", "failure_count", "*", windowMinutes=5),
-    _rule("ratio", "failure_ratio", windowMinutes=5),
+    _rule("ratio", "failure_ratio", windowMinutes=10),
     _rule("stuck", "stuck_job", "emails"),
     _rule("workers", "worker_lost", "emails"),
     _rule("cpu", "node_cpu"),
@@ -74,8 +74,8 @@ def test_a_snapshot_of_node_written_data(r: redis.Redis, keyspace: KeySpace) -> 
     emails = snapshot.queues["emails"]
     assert (emails.waiting, emails.failed, emails.workers) == (3, 1, 1)
     assert emails.oldest_waiting_age_s == 90.0
-    assert emails.failed_in_window == {5: 2}
-    assert emails.completed_in_window == {5: 1}
+    assert emails.failed_in_window == {5: 2, 10: 2}
+    assert emails.completed_in_window == {5: 1, 10: 1}
     assert emails.longest_active_s == 300.0
     assert snapshot.queues["reports"].oldest_waiting_age_s is None  # its only job has no createdAt
     assert snapshot.workers_total == 1

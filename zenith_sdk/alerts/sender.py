@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.exceptions import ResponseError
@@ -113,15 +113,20 @@ class Sender:
     def _fetch(self, *, block: bool) -> list[tuple[str, Any]]:
         """Entries to deliver: those claimed from dead senders, then new ones."""
         outbox = self.keyspace.alerts_outbox()
-        claimed = self.client.xautoclaim(outbox, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=BATCH)
+        claimed: list[Any] = self.client.xautoclaim(
+            outbox, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=BATCH
+        )
         entries = [(text_of(entry_id), fields) for entry_id, fields in claimed[1] if fields is not None]
         gone = [text_of(entry_id) for entry_id in (claimed[2] if len(claimed) > 2 else [])]
         if gone:
             self.client.xack(outbox, GROUP, *gone)  # trimmed from the outbox while pending: nothing to send
         if entries:
             return entries
-        read = self.client.xreadgroup(
-            GROUP, self.consumer, {outbox: ">"}, count=BATCH, block=self.block_ms if block else None
+        read: list[Any] = cast(
+            "list[Any]",
+            self.client.xreadgroup(
+                GROUP, self.consumer, {outbox: ">"}, count=BATCH, block=self.block_ms if block else None
+            ),
         )
         return [(text_of(entry_id), fields) for _stream, batch in read or [] for entry_id, fields in batch]
 

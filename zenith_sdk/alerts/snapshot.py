@@ -84,12 +84,12 @@ class SnapshotNeeds:
         latency: list[str | None] = []
         stuck: list[str | None] = []
         for rule in rules:
-            if getattr(rule, "enabled", True) is False:
+            if not rule.enabled:
                 continue
             kind = _type(rule)
             kinds.add(kind)
             if kind in ("failure_count", "failure_ratio"):
-                windows.add(max(1, int(getattr(rule, "window_minutes", 5) or 5)))
+                windows.add(rule.window_minutes)
             elif kind == "latency":
                 latency.append(rule.queue)
             elif kind == "stuck_job":
