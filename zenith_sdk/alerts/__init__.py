@@ -1,0 +1,70 @@
+"""Alerting: rules evaluated over a snapshot, changes applied once by a compare-and-set, notifications delivered.
+
+:class:`AlertService` is the loop (``zenith alerts run``); the store functions edit rules, channel
+settings, silences and mute windows, and read states, history and channel health.
+"""
+
+from zenith_sdk.alerts._settings import (
+    add_rule,
+    edit_config,
+    edit_rules,
+    load_config,
+    load_rules,
+    redact_config,
+    remove_rule,
+    save_config,
+    update_rule,
+)
+from zenith_sdk.alerts._silences import (
+    add_mute,
+    add_silence,
+    end_silence,
+    list_mutes,
+    list_silences,
+    prune_silences,
+    remove_mute,
+)
+from zenith_sdk.alerts.sender import Sender, SentEntry
+from zenith_sdk.alerts.service import AlertService, EvaluationReport
+from zenith_sdk.alerts.snapshot import SnapshotGatherer, SnapshotNeeds
+from zenith_sdk.alerts.store import (
+    Applied,
+    StoredStates,
+    apply_evaluation,
+    channel_health,
+    read_history,
+    read_states,
+    record_delivery,
+)
+
+__all__ = [
+    "AlertService",
+    "Applied",
+    "EvaluationReport",
+    "Sender",
+    "SentEntry",
+    "SnapshotGatherer",
+    "SnapshotNeeds",
+    "StoredStates",
+    "add_mute",
+    "add_rule",
+    "add_silence",
+    "apply_evaluation",
+    "channel_health",
+    "edit_config",
+    "edit_rules",
+    "end_silence",
+    "list_mutes",
+    "list_silences",
+    "load_config",
+    "load_rules",
+    "prune_silences",
+    "read_history",
+    "read_states",
+    "record_delivery",
+    "redact_config",
+    "remove_mute",
+    "remove_rule",
+    "save_config",
+    "update_rule",
+]
