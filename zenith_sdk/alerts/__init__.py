@@ -24,6 +24,24 @@ from zenith_sdk.alerts._silences import (
     prune_silences,
     remove_mute,
 )
+from zenith_sdk.alerts.evaluate import (
+    Evaluation,
+    NodeReading,
+    QueueReading,
+    ScheduleReading,
+    Snapshot,
+    StateKey,
+    evaluate,
+)
+from zenith_sdk.alerts.matching import (
+    AlertLabels,
+    active_mutes,
+    glob_matches,
+    matchers_match,
+    mute_active,
+    silence_active,
+    silenced_by,
+)
 from zenith_sdk.alerts.sender import Sender, SentEntry
 from zenith_sdk.alerts.service import AlertService, EvaluationReport
 from zenith_sdk.alerts.snapshot import SnapshotGatherer, SnapshotNeeds
@@ -38,14 +56,22 @@ from zenith_sdk.alerts.store import (
 )
 
 __all__ = [
+    "AlertLabels",
     "AlertService",
     "Applied",
+    "Evaluation",
     "EvaluationReport",
+    "NodeReading",
+    "QueueReading",
+    "ScheduleReading",
     "Sender",
     "SentEntry",
+    "Snapshot",
     "SnapshotGatherer",
     "SnapshotNeeds",
+    "StateKey",
     "StoredStates",
+    "active_mutes",
     "add_mute",
     "add_rule",
     "add_silence",
@@ -54,10 +80,14 @@ __all__ = [
     "edit_config",
     "edit_rules",
     "end_silence",
+    "evaluate",
+    "glob_matches",
     "list_mutes",
     "list_silences",
     "load_config",
     "load_rules",
+    "matchers_match",
+    "mute_active",
     "prune_silences",
     "read_history",
     "read_states",
@@ -66,5 +96,7 @@ __all__ = [
     "remove_mute",
     "remove_rule",
     "save_config",
+    "silence_active",
+    "silenced_by",
     "update_rule",
 ]

@@ -161,14 +161,22 @@ class _Call:
         for subject in notification.subjects:
             index = self.index.get((notification.rule_id, subject.subject))
             if index is None:
-                logger.error("alert notification id=%s: subject %s has no state change; left out", notification.id, subject.subject)
+                logger.error(
+                    "alert notification id=%s: subject %s has no state change; left out",
+                    notification.id,
+                    subject.subject,
+                )
                 continue
             candidate = (
                 notification_id(notification.rule_id, subject.subject, subject.seq)
                 if subject.seq is not None
                 else notification.id
             )
-            subjects += [index, _json.dumps(candidate)[1:-1], _json.dumps(subject.model_dump(mode="json", by_alias=True, exclude_none=True))]
+            subjects += [
+                index,
+                _json.dumps(candidate)[1:-1],
+                _json.dumps(subject.model_dump(mode="json", by_alias=True, exclude_none=True)),
+            ]
         if subjects:
             self.notifications += [len(subjects) // 3, head, middle, tail, *subjects]
             self.counts[2] += 1
