@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from fnmatch import fnmatchcase
 from typing import Any
 
 import redis
@@ -34,6 +33,7 @@ from zenith_protocol.pulse import PULSE_STALE_AFTER_MS
 from zenith_sdk._wire import text_of
 from zenith_sdk.alerts._window import EventWindow
 from zenith_sdk.alerts.evaluate import NodeReading, QueueReading, ScheduleReading, Snapshot
+from zenith_sdk.alerts.matching import glob_matches
 from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots
 from zenith_sdk.fleet import NodeEntry, list_nodes, list_workers, scan_node_keys, scan_worker_keys
 
@@ -56,10 +56,6 @@ _NODE_TYPES = frozenset({"node_cpu", "node_ram", "node_disk", "node_down"})
 
 def _type(rule: AlertRule) -> str:
     return rule.type.value if isinstance(rule.type, Enum) else str(rule.type)
-
-
-def _matches(glob: str | None, name: str) -> bool:
-    return glob is None or glob in ("all", "*") or fnmatchcase(name, glob)
 
 
 @dataclass(frozen=True)
@@ -207,7 +203,7 @@ class _Reads:
     def _queues_for(self, globs: tuple[str | None, ...]) -> list[str]:
         if not globs:
             return []
-        return [name for name in self.found.queues if any(_matches(glob, name) for glob in globs)]
+        return [name for name in self.found.queues if any(glob_matches(glob, name) for glob in globs)]
 
     def run(self) -> None:
         if self.needs.queues:
