@@ -28,9 +28,9 @@ from zenith_sdk.alerts import (
     read_states,
     remove_mute,
     remove_rule,
-    send_test,
     update_rule,
 )
+from zenith_sdk.alerts.channels import send_test
 from zenith_sdk.cli._common import (
     CliSettings,
     add_output_options,
