@@ -1,7 +1,11 @@
 """Alerting: rules evaluated over a snapshot, changes applied once by a compare-and-set, notifications delivered.
 
-:class:`AlertService` is the loop (``zenith alerts run``); the store functions edit rules, channel
-settings, silences and mute windows, and read states, history and channel health.
+``evaluate`` turns rules, a :class:`Snapshot` and the stored states into new states, transitions
+and grouped notifications (PROTOCOL section 10); ``configured_channels`` builds the Slack,
+Discord, signed webhook and email channels of an alert config. :class:`AlertService` is the loop
+(``zenith alerts run``): it gathers snapshots, applies each evaluation with the compare-and-set
+script and runs the senders; the store functions edit rules, channel settings, silences and mute
+windows, and read states, history and channel health.
 """
 
 from zenith_sdk.alerts._settings import (
@@ -24,6 +28,19 @@ from zenith_sdk.alerts._silences import (
     prune_silences,
     remove_mute,
 )
+from zenith_sdk.alerts.channels import (
+    Channel,
+    Delivery,
+    DiscordChannel,
+    MisconfiguredChannel,
+    RetryPolicy,
+    SignedWebhookChannel,
+    SlackChannel,
+    SmtpChannel,
+    configured_channels,
+    redact,
+    send_test,
+)
 from zenith_sdk.alerts.evaluate import (
     Evaluation,
     NodeReading,
@@ -42,6 +59,7 @@ from zenith_sdk.alerts.matching import (
     silence_active,
     silenced_by,
 )
+from zenith_sdk.alerts.messages import Message, render_message
 from zenith_sdk.alerts.sender import Sender, SentEntry
 from zenith_sdk.alerts.service import AlertService, EvaluationReport
 from zenith_sdk.alerts.snapshot import SnapshotGatherer, SnapshotNeeds
@@ -59,13 +77,22 @@ __all__ = [
     "AlertLabels",
     "AlertService",
     "Applied",
+    "Channel",
+    "Delivery",
+    "DiscordChannel",
     "Evaluation",
     "EvaluationReport",
+    "Message",
+    "MisconfiguredChannel",
     "NodeReading",
     "QueueReading",
+    "RetryPolicy",
     "ScheduleReading",
     "Sender",
     "SentEntry",
+    "SignedWebhookChannel",
+    "SlackChannel",
+    "SmtpChannel",
     "Snapshot",
     "SnapshotGatherer",
     "SnapshotNeeds",
@@ -77,6 +104,7 @@ __all__ = [
     "add_silence",
     "apply_evaluation",
     "channel_health",
+    "configured_channels",
     "edit_config",
     "edit_rules",
     "end_silence",
@@ -92,10 +120,13 @@ __all__ = [
     "read_history",
     "read_states",
     "record_delivery",
+    "redact",
     "redact_config",
     "remove_mute",
     "remove_rule",
+    "render_message",
     "save_config",
+    "send_test",
     "silence_active",
     "silenced_by",
     "update_rule",
