@@ -156,7 +156,7 @@ def test_channels_are_shown_redacted(
     text = json.dumps(shown) + capsys.readouterr().out
 
     assert "SECRET" not in text and "hunter2" not in text
-    assert shown["config"]["channels"]["slack"]["webhookUrl"] == "https://hooks.slack.com/services/***"  # type: ignore[index]
+    assert shown["config"]["channels"]["slack"]["webhookUrl"] == "https://hooks.slack.com/***"  # type: ignore[index]
 
 
 def test_run_evaluates_until_sigterm_and_history_shows_it(r: redis.Redis, keyspace: KeySpace) -> None:

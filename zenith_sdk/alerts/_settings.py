@@ -26,6 +26,7 @@ from zenith_protocol import (
     encode_alert_config,
     encode_alert_rules,
 )
+from zenith_sdk.alerts.channels import redact
 from zenith_sdk.scripts import COMPARE_AND_SET, scripts_for
 
 __all__ = [
@@ -248,12 +249,8 @@ _SECRET_MEMBERS = frozenset({"webhookUrl", "smtpPass", "secret", "url"})
 def _redact_value(name: str, value: Any) -> Any:
     if not isinstance(value, str) or not value:
         return value
-    if name in ("webhookUrl", "url"):
-        head, sep, rest = value.partition("://")
-        host, slash, path = rest.partition("/")
-        first = path.split("/", 1)[0] if path else ""
-        return f"{head}{sep}{host}{slash}{first + '/' if first else ''}{REDACTED}" if sep else REDACTED
-    return REDACTED
+    # A URL keeps its scheme and host (which service it is), as the channels' errors show it.
+    return redact(value) if name in ("webhookUrl", "url") and "://" in value else REDACTED
 
 
 def _walk(document: Any, leaf: Callable[[str, Any, Any], Any], other: Any = None) -> Any:

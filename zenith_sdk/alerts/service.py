@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import redis
 
@@ -128,7 +129,7 @@ class AlertService:
         """
         stopping = stop or self._stopping
         self._loops = [
-            BackgroundLoop(f"zenith-alert-sender-{index}", 0.01, lambda sender=sender: sender.run_once(block=True))
+            BackgroundLoop(f"zenith-alert-sender-{index}", 0.01, partial(sender.run_once, block=True))
             for index, sender in enumerate(self.senders)
         ]
         for loop in self._loops:
