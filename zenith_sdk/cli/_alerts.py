@@ -100,7 +100,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     mode.add_argument("--no-send", action="store_true", help="evaluate only (other processes send)")
     mode.add_argument("--no-evaluate", action="store_true", help="send only (other processes evaluate)")
     run.add_argument("--senders", type=int, default=1, help="sender threads (default 1)")
-    run.add_argument("--claim-idle", type=duration_s, default=60.0, metavar="S", help="claim a dead sender's entries after")
+    run.add_argument(
+        "--claim-idle", type=duration_s, default=60.0, metavar="S", help="claim a dead sender's entries after"
+    )
     add_redis_options(run)
     run.set_defaults(handler=_run_loop)
 
@@ -126,7 +128,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     edit.add_argument("--channel", action="append", dest="channels", metavar="NAME", help="a channel (repeatable)")
     edit.add_argument("--enable", dest="enabled", action="store_true", default=None, help="enable it")
     edit.add_argument("--disable", dest="enabled", action="store_false", help="disable it")
-    edit.add_argument("--clear", action="append", default=[], metavar="FIELD", help="remove an optional field (wire name)")
+    edit.add_argument(
+        "--clear", action="append", default=[], metavar="FIELD", help="remove an optional field (wire name)"
+    )
     _common(edit)
     edit.set_defaults(handler=_run_edit)
 
@@ -137,7 +141,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     silence = actions.add_parser("silence", help="silence alerts of a rule, or those matching --match, for a while")
     silence.add_argument("rule", nargs="?", default=None, help="rule id (glob)")
-    silence.add_argument("--match", action="append", type=_matcher, default=[], metavar="KEY=GLOB", help="rule, queue, service or severity")
+    silence.add_argument(
+        "--match",
+        action="append",
+        type=_matcher,
+        default=[],
+        metavar="KEY=GLOB",
+        help="rule, queue, service or severity",
+    )
     silence.add_argument("--for", dest="duration", type=duration_s, required=True, metavar="DURATION", help="e.g. 2h")
     silence.add_argument("--comment", required=True, help="why")
     silence.add_argument("--author", default=default_actor(), help="who (default: you)")
@@ -160,7 +171,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     mute_add.add_argument("--cron", required=True, help="five fields, e.g. '0 22 * * 5'")
     mute_add.add_argument("--duration", type=duration_s, required=True, help="e.g. 2h")
     mute_add.add_argument("--timezone", default="UTC", help="IANA zone the cron is read in (default UTC)")
-    mute_add.add_argument("--match", action="append", type=_matcher, default=[], metavar="KEY=GLOB", help="what it mutes")
+    mute_add.add_argument(
+        "--match", action="append", type=_matcher, default=[], metavar="KEY=GLOB", help="what it mutes"
+    )
     mute_add.add_argument("--comment", default="", help="why")
     _common(mute_add)
     mute_add.set_defaults(handler=_run_mute_add)
@@ -177,7 +190,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _common(history)
     history.set_defaults(handler=_run_history)
 
-    test = actions.add_parser("test", help="send a test notification to a channel (slack, discord, email, webhook:NAME)")
+    test = actions.add_parser(
+        "test", help="send a test notification to a channel (slack, discord, email, webhook:NAME)"
+    )
     test.add_argument("channel", help="channel name")
     _common(test)
     test.set_defaults(handler=_run_test)
@@ -250,7 +265,11 @@ def _run_loop(args: argparse.Namespace, settings: CliSettings) -> int:
         claim_idle_s=args.claim_idle,
     )
     err = console(stderr=True)
-    what = "sending" if args.no_evaluate else f"evaluating every {args.interval:g} s" + ("" if args.no_send else " and sending")
+    what = (
+        "sending"
+        if args.no_evaluate
+        else f"evaluating every {args.interval:g} s" + ("" if args.no_send else " and sending")
+    )
     err.print(escape(f"alerts: {what} in {where}; stop with Ctrl-C or SIGTERM"))
     with _stop_on_signals() as stop_requested:
         try:
@@ -338,7 +357,12 @@ def _run_silence(args: argparse.Namespace, settings: CliSettings) -> int:
     client, space = _client(args, settings)
     with client:
         silence = add_silence(
-            client, matchers=matchers, duration_s=args.duration, comment=args.comment, author=args.author, keyspace=space
+            client,
+            matchers=matchers,
+            duration_s=args.duration,
+            comment=args.comment,
+            author=args.author,
+            keyspace=space,
         )
     return _say(args, _wire(silence), f"silence {silence.id} until {_when(silence.ends_at_ms)}")
 
@@ -357,7 +381,14 @@ def _run_silences(args: argparse.Namespace, settings: CliSettings) -> int:
     for silence in silences:
         matchers = ", ".join(f"{k}={v}" for k, v in _wire(silence.matchers).items())
         state = "ended" if silence.ends_at_ms <= now else ("active" if silence.starts_at_ms <= now else "pending")
-        cells = (silence.id, matchers, _when(silence.starts_at_ms), _when(silence.ends_at_ms), silence.author, silence.comment)
+        cells = (
+            silence.id,
+            matchers,
+            _when(silence.starts_at_ms),
+            _when(silence.ends_at_ms),
+            silence.author,
+            silence.comment,
+        )
         table.add_row(*(Text(cell) for cell in cells), state)
     console().print(table)
     return EXIT_OK
@@ -421,7 +452,11 @@ def _run_history(args: argparse.Namespace, settings: CliSettings) -> int:
     for transition in transitions:
         change = f"{_text(transition.from_state)} -> {_text(transition.to_state)}"
         value = "-" if transition.value is None else f"{transition.value:g}"
-        kind = _text(transition.kind) if transition.kind else (f"silenced: {transition.silenced_by}" if transition.silenced_by else "-")
+        kind = (
+            _text(transition.kind)
+            if transition.kind
+            else (f"silenced: {transition.silenced_by}" if transition.silenced_by else "-")
+        )
         cells = (_when(transition.at_ms), transition.rule_id, transition.subject, change, value, kind)
         table.add_row(*(Text(cell) for cell in cells))
     console().print(table)
@@ -433,7 +468,13 @@ def _run_test(args: argparse.Namespace, settings: CliSettings) -> int:
     with client:
         config = load_config(client, keyspace=space, reveal=True)
     delivery = send_test(config, args.channel)
-    data = {"channel": delivery.channel, "ok": delivery.ok, "attempts": delivery.attempts, "error": delivery.error, "status": delivery.status}
+    data = {
+        "channel": delivery.channel,
+        "ok": delivery.ok,
+        "attempts": delivery.attempts,
+        "error": delivery.error,
+        "status": delivery.status,
+    }
     if args.json:
         print_json(data)
     elif delivery.ok:
@@ -449,7 +490,9 @@ def _run_channels(args: argparse.Namespace, settings: CliSettings) -> int:
         config = load_config(client, keyspace=space)
         health = channel_health(client, keyspace=space)
     if args.json:
-        print_json({"config": _json.loads(encode_alert_config(config)), "health": {k: _wire(v) for k, v in health.items()}})
+        print_json(
+            {"config": _json.loads(encode_alert_config(config)), "health": {k: _wire(v) for k, v in health.items()}}
+        )
         return EXIT_OK
     table = Table("channel", "last success", "last attempt", "failures in a row", "last error", title="channel health")
     for name, state in sorted(health.items()):
