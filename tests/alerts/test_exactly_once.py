@@ -14,9 +14,10 @@ import threading
 from collections import Counter
 
 import redis
+from event_stream import outbox_notifications, stream_events
 from patience import HANG_S
 
-from zenith_protocol import AlertRule, KeySpace, decode_alert_notification, decode_event_fields
+from zenith_protocol import AlertRule, EventType, KeySpace
 from zenith_sdk.alerts import AlertService, edit_rules
 
 QUEUES = [f"q{index}" for index in range(8)]
@@ -68,13 +69,12 @@ def test_four_evaluators_notify_each_transition_once(r: redis.Redis, keyspace: K
         thread.join(HANG_S)
     assert not errors, errors
 
-    events = [decode_event_fields(fields) for _id, fields in r.xrange(keyspace.events())]
-    transitions = [event for event in events if getattr(event.type, "value", event.type) == "alert"]
+    transitions = [event for event in stream_events(r, keyspace) if event.type == EventType.ALERT]
     notified = Counter((event.subject, event.seq) for event in transitions if event.kind)
     sent = Counter(
         (subject.subject, subject.seq)
-        for _id, fields in r.xrange(keyspace.alerts_outbox())
-        for subject in decode_alert_notification(fields[b"notification"]).subjects
+        for notification in outbox_notifications(r, keyspace)
+        for subject in notification.subjects
     )
     assert len(notified) > 50, "the flips should make many notified transitions"
     assert sent == notified  # each notified transition exactly once: none lost, none twice

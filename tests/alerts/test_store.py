@@ -6,6 +6,7 @@ import json
 
 import pytest
 import redis
+from event_stream import outbox_notifications, stream_events
 
 from zenith_protocol import (
     AlertRule,
@@ -18,8 +19,6 @@ from zenith_protocol import (
     NotificationSubject,
     SilenceMatchers,
     Transition,
-    decode_alert_notification,
-    decode_event_fields,
 )
 from zenith_sdk.alerts._silences import (
     add_mute,
@@ -77,8 +76,12 @@ def _evaluation(subjects: list[str], seq: int = 1) -> Evaluation:
     return Evaluation(states=states, transitions=transitions, notifications=[notification])
 
 
+def _text(value: object) -> str:
+    return str(getattr(value, "value", value))
+
+
 def _outbox(r: redis.Redis, space: KeySpace) -> list[Notification]:
-    return [decode_alert_notification(fields[b"notification"]) for _id, fields in r.xrange(space.alerts_outbox())]
+    return outbox_notifications(r, space)
 
 
 def test_an_apply_writes_states_outbox_history_and_events(r: redis.Redis, keyspace: KeySpace) -> None:
@@ -93,8 +96,8 @@ def test_an_apply_writes_states_outbox_history_and_events(r: redis.Redis, keyspa
     [sent] = _outbox(r, keyspace)
     assert sent == _evaluation(["queue:a", "queue:b"]).notifications[0]
     assert [t.subject for t in read_history(r, keyspace=keyspace)] == ["queue:b", "queue:a"]
-    events = [decode_event_fields(fields) for _id, fields in r.xrange(keyspace.events())]
-    assert [(e.type.value, e.queue, e.subject, e.to_state, e.seq, e.severity) for e in events] == [
+    events = stream_events(r, keyspace)
+    assert [(_text(e.type), e.queue, e.subject, e.to_state, e.seq, e.severity) for e in events] == [
         ("alert", "a", "queue:a", "firing", 1, "critical"),
         ("alert", "b", "queue:b", "firing", 1, "critical"),
     ]
@@ -170,8 +173,7 @@ def test_silences_start_end_and_are_pruned(r: redis.Redis, keyspace: KeySpace) -
     assert list_silences(r, keyspace=keyspace) == []
     assert [s.id for s in list_silences(r, keyspace=keyspace, include_ended=True)] == [silence.id]
     assert prune_silences(r, keyspace=keyspace, now_ms=ended.ends_at_ms + 25 * 3600 * 1000) == 1
-    actions = [decode_event_fields(fields).action for _id, fields in r.xrange(keyspace.events())]
-    assert [getattr(a, "value", a) for a in actions] == ["silence", "unsilence"]
+    assert [_text(event.action) for event in stream_events(r, keyspace)] == ["silence", "unsilence"]
     with pytest.raises(NotFoundError):
         end_silence(r, "nope", keyspace=keyspace)
     with pytest.raises(ValueError, match="matcher"):
