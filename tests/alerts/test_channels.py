@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from werkzeug import Request, Response
 
-from zenith_protocol.alerts import Notification
+from zenith_protocol.alerts import AlertRule, AlertType, Notification
 from zenith_protocol.codec import decode_alert_notification
 from zenith_protocol.errors import NotFoundError
 from zenith_sdk.alerts.channels import (
@@ -30,6 +30,7 @@ from zenith_sdk.alerts.channels import (
     configured_channels,
     send_test,
 )
+from zenith_sdk.alerts.evaluate import QueueReading, Snapshot, evaluate
 from zenith_sdk.alerts.messages import Message
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -310,3 +311,34 @@ def test_send_test_names_the_configured_channels_when_the_name_is_unknown() -> N
     config = alert_config({"channels": {"slack": {"enabled": True, "webhookUrl": "https://hooks.slack.com/x"}}})
     with pytest.raises(NotFoundError, match="alert channel 'teams' not found; configured channels: slack"):
         send_test(config, "teams")
+
+
+def test_fifty_queues_crossing_a_threshold_in_one_evaluation_make_one_post_per_channel(server: HTTPServer) -> None:
+    server.expect_request("/slack").respond_with_data("ok")
+    server.expect_request("/discord").respond_with_data("", status=204)
+    rule = AlertRule(id="high_backlog", name="Queue backlog", type=AlertType.BACKLOG, threshold=1000)
+    queues = {f"q{index:02d}": QueueReading(name=f"q{index:02d}", waiting=2000 + index) for index in range(50)}
+    firing = evaluate([rule], Snapshot(taken_ms=AT_MS, queues=queues), {}, [], [], AT_MS)
+    (n,) = firing.notifications
+    config = alert_config(
+        {
+            "channels": {
+                "slack": {"enabled": True, "webhookUrl": server.url_for("/slack")},
+                "discord": {"enabled": True, "webhookUrl": server.url_for("/discord")},
+            }
+        }
+    )
+    deliveries = [channel.send(n) for channel in configured_channels(config).values()]
+    assert [(delivery.channel, delivery.ok) for delivery in deliveries] == [("slack", True), ("discord", True)]
+    assert sorted(request.path for request, _ in server.log) == ["/discord", "/slack"]
+    slack_text = str(_posted_json(server, 0)["text"])
+    assert "- queue:q09: 2009" in slack_text and "queue:q10" not in slack_text and "and 40 more" in slack_text
+    assert n.id in slack_text
+
+    server.clear_log()
+    later = AT_MS + 12 * 60_000
+    calm = {name: QueueReading(name=name, waiting=0) for name in queues}
+    resolved = evaluate([rule], Snapshot(taken_ms=later, queues=calm), firing.states, [], [], later)
+    (done,) = resolved.notifications
+    assert configured_channels(config)["slack"].send(done).ok
+    assert "- queue:q00: 0, fired from 2026-05-28T20:26:40Z for 12m" in str(_posted_json(server, 0)["text"])

@@ -126,8 +126,10 @@ def test_configured_email_reads_the_node_settings() -> None:
         delivery = configured_channels(config)["email"].send(notification())
     assert delivery.ok
     (mail,) = box.received
-    assert mail.recipients == ["ops@example.com", "oncall@example.com"]
+    assert (mail.sender, mail.recipients) == ("zenith@example.com", ["ops@example.com", "oncall@example.com"])
+    assert mail.message["From"] == "Zenith <zenith@example.com>"
     assert mail.message["Subject"] == "firing Queue backlog"
+    assert mail.message["Message-ID"].endswith("@example.com>")
 
 
 def test_unusable_email_settings_fail_every_send_with_what_to_fix() -> None:

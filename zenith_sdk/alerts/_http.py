@@ -6,16 +6,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import math
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from zenith_protocol._json import dumps
 from zenith_protocol.alerts import Notification
 from zenith_protocol.codec import encode_alert_notification
 from zenith_protocol.errors import ConfigError
@@ -116,10 +115,6 @@ class _HttpChannel(BaseChannel):
         return Attempt(False, status=status, error=error, retryable=retryable, retry_after_s=_retry_after_s(response))
 
 
-def _json_body(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _slack_escape(text: str) -> str:
     """Text as Slack shows it literally: data never becomes a mention (``<!channel>``) or a link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -137,7 +132,7 @@ class SlackChannel(_HttpChannel):
             {"type": "context", "elements": [{"type": "mrkdwn", "text": foot}]},
         ]
         payload = {"text": _cut(f"*{title}*\n{body}\n\n{foot}", _SLACK_TEXT_CHARS), "blocks": blocks}
-        return _json_body(payload), {"content-type": "application/json"}
+        return dumps(payload).encode(), {"content-type": "application/json"}
 
 
 class DiscordChannel(_HttpChannel):
@@ -157,7 +152,7 @@ class DiscordChannel(_HttpChannel):
             "embeds": [embed],
             "allowed_mentions": {"parse": []},  # data never pings @everyone or a role
         }
-        return _json_body(payload), {"content-type": "application/json"}
+        return dumps(payload).encode(), {"content-type": "application/json"}
 
 
 def signing_key(secret: str) -> bytes:

@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 
 from zenith_protocol.alerts import Notification
 from zenith_sdk.alerts._delivery import Attempt, BaseChannel, RetryPolicy
@@ -50,6 +50,7 @@ class SmtpChannel(BaseChannel):
         self.host = host
         self.port = port
         self.sender = sender
+        self._envelope_sender = parseaddr(sender)[1] or sender
         self.recipients = tuple(recipients)
         self.user = user
         self._password = password
@@ -73,7 +74,7 @@ class SmtpChannel(BaseChannel):
         email["From"] = self.sender
         email["To"] = ", ".join(self.recipients)
         email["Date"] = formatdate(usegmt=True)
-        email["Message-ID"] = make_msgid(domain=self.host)
+        email["Message-ID"] = make_msgid(domain=self._envelope_sender.rpartition("@")[2] or self.host)
         email["X-Zenith-Notification-Id"] = n.id
         email.set_content(f"{message.body}\n\n-- \n{message.footer}\n")
         return email
@@ -102,7 +103,7 @@ class SmtpChannel(BaseChannel):
             with self._connect() as smtp:
                 if self.user and self._password:
                     smtp.login(self.user, self._password)
-                smtp.send_message(email, from_addr=self.sender, to_addrs=list(self.recipients))
+                smtp.send_message(email, from_addr=self._envelope_sender, to_addrs=list(self.recipients))
         except (smtplib.SMTPException, OSError) as exc:
             return self._failed(exc)
         return Attempt(True)
