@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
@@ -39,8 +41,10 @@ __all__ = [
     "end_silence",
     "list_mutes",
     "list_silences",
+    "mutes_from",
     "prune_silences",
     "remove_mute",
+    "silences_from",
 ]
 
 logger = logging.getLogger(__name__)
@@ -102,15 +106,20 @@ def list_silences(
     client: redis.Redis, *, keyspace: KeySpace | None = None, now_ms: int | None = None, include_ended: bool = False
 ) -> list[Silence]:
     """Silences that have not ended (all of them with ``include_ended``), by start time; bad entries skipped."""
-    now = _now_ms() if now_ms is None else now_ms
+    raw_hash = client.hgetall((keyspace or KeySpace()).alerts_silences())
+    return silences_from(raw_hash, now_ms=_now_ms() if now_ms is None else now_ms, include_ended=include_ended)
+
+
+def silences_from(raw_hash: Mapping[Any, Any], *, now_ms: int, include_ended: bool = False) -> list[Silence]:
+    """The silences of a silences hash as HGETALL returned it (see :func:`list_silences`)."""
     found = []
-    for name, raw in client.hgetall((keyspace or KeySpace()).alerts_silences()).items():
+    for name, raw in raw_hash.items():
         try:
             silence = decode_alert_silence(raw)
         except ProtocolError as exc:
             logger.warning("silence %s does not decode (%s); `zenith doctor` shows it", text_of(name), exc.reason)
             continue
-        if include_ended or silence.ends_at_ms > now:
+        if include_ended or silence.ends_at_ms > now_ms:
             found.append(silence)
     return sorted(found, key=lambda silence: (silence.starts_at_ms, silence.id))
 
@@ -190,8 +199,13 @@ def _check_cron(cron: str, zone: str) -> None:
 
 def list_mutes(client: redis.Redis, *, keyspace: KeySpace | None = None) -> list[MuteWindow]:
     """Every mute window, by id (entries that do not decode are skipped)."""
+    return mutes_from(client.hgetall((keyspace or KeySpace()).alerts_mutes()))
+
+
+def mutes_from(raw_hash: Mapping[Any, Any]) -> list[MuteWindow]:
+    """The mute windows of a mute-windows hash as HGETALL returned it."""
     found = []
-    for name, raw in client.hgetall((keyspace or KeySpace()).alerts_mutes()).items():
+    for name, raw in raw_hash.items():
         try:
             found.append(decode_alert_mute_window(raw))
         except ProtocolError as exc:

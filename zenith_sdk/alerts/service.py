@@ -16,14 +16,13 @@ from functools import partial
 
 import redis
 
-from zenith_protocol import AlertRule, KeySpace, ProtocolError
+from zenith_protocol import AlertRule, KeySpace, ProtocolError, decode_alert_rules
 from zenith_sdk._background import BackgroundLoop
-from zenith_sdk.alerts._settings import load_rules
-from zenith_sdk.alerts._silences import list_mutes, list_silences, prune_silences
+from zenith_sdk.alerts._silences import mutes_from, prune_silences, silences_from
 from zenith_sdk.alerts.evaluate import Evaluation, Snapshot, evaluate
 from zenith_sdk.alerts.sender import CLAIM_IDLE_S, Sender
 from zenith_sdk.alerts.snapshot import REDISCOVER_EVERY, SnapshotGatherer
-from zenith_sdk.alerts.store import Applied, apply_evaluation, read_states
+from zenith_sdk.alerts.store import Applied, apply_evaluation, states_from
 
 __all__ = ["DEFAULT_INTERVAL_S", "AlertService", "EvaluationReport"]
 
@@ -88,17 +87,24 @@ class AlertService:
         self._loops: list[BackgroundLoop] = []
 
     def evaluate_once(self, *, now_ms: int | None = None) -> EvaluationReport:
-        """One evaluation: read, gather, evaluate, apply.
+        """One evaluation: read rules, silences, mute windows and states (one round trip), gather, evaluate, apply.
 
         Raises:
             redis.RedisError: Redis could not be read or written (the loop logs it and tries again).
             ProtocolError: the rules do not decode (the loop logs it; fix them with ``zenith alerts``).
         """
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        rules: list[AlertRule] = load_rules(self.client, keyspace=self.keyspace)
-        silences = list_silences(self.client, keyspace=self.keyspace, now_ms=now)
-        mutes = list_mutes(self.client, keyspace=self.keyspace)
-        read = read_states(self.client, keyspace=self.keyspace)
+        space = self.keyspace
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(space.alert_rules())
+        pipe.hgetall(space.alerts_silences())
+        pipe.hgetall(space.alerts_mutes())
+        pipe.hgetall(space.alerts_states())
+        raw_rules, raw_silences, raw_mutes, raw_states = pipe.execute()
+        rules: list[AlertRule] = list(decode_alert_rules(raw_rules))
+        silences = silences_from(raw_silences, now_ms=now)
+        mutes = mutes_from(raw_mutes)
+        read = states_from(raw_states)
         snapshot = self.gatherer.gather(rules, now_ms=now)
         evaluation = evaluate(rules, snapshot, read.states, silences, mutes, now)
         for problem in evaluation.problems:

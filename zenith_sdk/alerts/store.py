@@ -58,6 +58,7 @@ __all__ = [
     "record_delivery",
     "split_state_field",
     "state_field",
+    "states_from",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,9 +106,13 @@ class StoredStates:
 
 def read_states(client: redis.Redis, *, keyspace: KeySpace | None = None) -> StoredStates:
     """Every alert state, in one round trip (HGETALL)."""
-    space = keyspace or KeySpace()
+    return states_from(client.hgetall((keyspace or KeySpace()).alerts_states()))
+
+
+def states_from(raw_hash: Mapping[Any, Any]) -> StoredStates:
+    """The states of a states hash as HGETALL returned it (see :func:`read_states`)."""
     stored = StoredStates()
-    for raw_field, raw_value in client.hgetall(space.alerts_states()).items():
+    for raw_field, raw_value in raw_hash.items():
         name = text_of(raw_field)
         key = split_state_field(name)
         value = raw_value if isinstance(raw_value, bytes) else str(raw_value).encode()
