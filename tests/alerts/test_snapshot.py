@@ -64,7 +64,7 @@ def test_a_snapshot_of_node_written_data(r: redis.Redis, keyspace: KeySpace) -> 
         job_event(EventType.FAILED, "emails", "j2", error="x", attempt=1, timestamp_ms=now - 60_000),
         job_event(EventType.FAILED, "emails", "j3", error="x", attempt=1, timestamp_ms=now - 1000),
         job_event(EventType.COMPLETED, "emails", "j4", attempt=1, worker_id="w", timestamp_ms=now - 1000),
-        job_event(EventType.STARTED, "emails", job, attempt=1, worker_id="w", timestamp_ms=now - 300_000),
+        job_event(EventType.STARTED, "emails", job, attempt=1, worker_id="w", timestamp_ms=now - 3_000_000),
     )
     r.lpush(space.processing("emails", "w"), encode_job(job))
 
@@ -76,7 +76,7 @@ def test_a_snapshot_of_node_written_data(r: redis.Redis, keyspace: KeySpace) -> 
     assert emails.oldest_waiting_age_s == 90.0
     assert emails.failed_in_window == {5: 2, 10: 2}
     assert emails.completed_in_window == {5: 1, 10: 1}
-    assert emails.longest_active_s == 300.0
+    assert emails.longest_active_s == 3000.0  # from its started event, older than every failure window
     assert snapshot.queues["reports"].oldest_waiting_age_s is None  # its only job has no createdAt
     assert snapshot.workers_total == 1
     assert snapshot.nodes is not None and snapshot.nodes["api/web-1-42"].cpu_percent == 12

@@ -149,6 +149,10 @@ class Sender:
             self.client.xack(outbox, GROUP, entry_id)
             return SentEntry(entry_id, None, {})
         targets = notification.channels or sorted(channels)
+        if not targets:
+            logger.warning(
+                "notification=%s not sent: no channel is enabled (see `zenith alerts channels`)", notification.id
+            )
         outcomes: dict[str, str] = {}
         pending: dict[str, Future[Delivery]] = {}
         for name in targets:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -45,6 +45,10 @@ REDISCOVER_EVERY = 20
 """Gatherings between two discoveries (SCAN passes), when the indexes do not change first."""
 PROCESSING_READ = 100
 """Entries of a processing list read to find its longest-running job."""
+MAX_STARTED_MINUTES = 24 * 60
+"""How far back (in minutes) the event stream is read, once, for the starts of running jobs when stuck-job
+rules exist; a running job whose start is older (or was trimmed from the stream) counts from when a
+gatherer first saw it in a processing list."""
 NODE_MEMORY_MS = 24 * 3600 * 1000
 """How long a pulse node whose key expired is still reported (stale), so node-down rules see it."""
 
@@ -71,6 +75,8 @@ class SnapshotNeeds:
     windows: frozenset[int] = frozenset()
     latency_globs: tuple[str | None, ...] = ()
     stuck_globs: tuple[str | None, ...] = ()
+    started_minutes: int = 0
+    """How far back the starts of running jobs are read (a job's start is known only from its ``started`` event)."""
 
     @classmethod
     def of(cls, rules: Iterable[AlertRule]) -> SnapshotNeeds:
@@ -79,6 +85,7 @@ class SnapshotNeeds:
         windows: set[int] = set()
         latency: list[str | None] = []
         stuck: list[str | None] = []
+        started = 0
         for rule in rules:
             if not rule.enabled:
                 continue
@@ -90,6 +97,7 @@ class SnapshotNeeds:
                 latency.append(rule.queue)
             elif kind == "stuck_job":
                 stuck.append(rule.queue)
+                started = MAX_STARTED_MINUTES
         return cls(
             queues=bool(kinds & _QUEUE_TYPES),
             workers="worker_lost" in kinds,
@@ -100,6 +108,7 @@ class SnapshotNeeds:
             windows=frozenset(windows),
             latency_globs=tuple(latency),
             stuck_globs=tuple(stuck),
+            started_minutes=started,
         )
 
 
@@ -241,7 +250,7 @@ class _Reads:
                 queue(f"active {name} {key}", lambda p, key=key: p.lrange(key, 0, PROCESSING_READ - 1))
         window = self.owner._window
         if self.needs.windows or self.stuck:
-            window.ensure_span(max(self.needs.windows, default=1), self.now_ms)
+            window.ensure_span(max(*self.needs.windows, self.needs.started_minutes, 1), self.now_ms)
             queue("events", window.queue_read)
         if self.needs.schedules:
             queue("schedules", lambda p: p.zrange(self.space.schedules(), 0, -1, withscores=True))
@@ -315,7 +324,7 @@ class _Reads:
                 del seen[name]
                 continue
             stale = self.now_ms - reading.last_seen_ms > PULSE_STALE_AFTER_MS
-            nodes[name] = reading if reading.stale == stale else _with_stale(reading, stale)
+            nodes[name] = reading if reading.stale == stale else replace(reading, stale=stale)
         self.nodes = nodes
 
     # -- building the parts --------------------------------------------------------------------
@@ -502,16 +511,4 @@ def _node_reading(entry: NodeEntry) -> NodeReading | None:
         disk_percent=max(disks) if disks else None,
         last_seen_ms=node.timestamp,
         stale=entry.stale,
-    )
-
-
-def _with_stale(reading: NodeReading, stale: bool) -> NodeReading:
-    return NodeReading(
-        service=reading.service,
-        node_id=reading.node_id,
-        cpu_percent=reading.cpu_percent,
-        ram_percent=reading.ram_percent,
-        disk_percent=reading.disk_percent,
-        last_seen_ms=reading.last_seen_ms,
-        stale=stale,
     )

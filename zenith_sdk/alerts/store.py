@@ -251,7 +251,7 @@ def apply_evaluation(
             call.state(key, read.raw.get(key, b""), encode_alert_state(state))
     for key in sorted(set(read.states) - set(new_states)):
         call.state(key, read.raw[key], "")
-    severities = {rule.id: _text(rule.severity) for rule in rules if hasattr(rule, "severity")}
+    severities = {rule.id: _text(rule.severity) for rule in rules}
     for transition in evaluation.transitions:
         event = encode_event(alert_event(transition, severities.get(transition.rule_id))) if events else ""
         call.transition(transition, event)

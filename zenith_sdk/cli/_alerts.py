@@ -141,14 +141,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     silence = actions.add_parser("silence", help="silence alerts of a rule, or those matching --match, for a while")
     silence.add_argument("rule", nargs="?", default=None, help="rule id (glob)")
-    silence.add_argument(
-        "--match",
-        action="append",
-        type=_matcher,
-        default=[],
-        metavar="KEY=GLOB",
-        help="rule, queue, service or severity",
-    )
+    _match_option(silence, "what it silences besides RULE: rule, queue, service or severity")
     silence.add_argument("--for", dest="duration", type=duration_s, required=True, metavar="DURATION", help="e.g. 2h")
     silence.add_argument("--comment", required=True, help="why")
     silence.add_argument("--author", default=default_actor(), help="who (default: you)")
@@ -171,9 +164,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     mute_add.add_argument("--cron", required=True, help="five fields, e.g. '0 22 * * 5'")
     mute_add.add_argument("--duration", type=duration_s, required=True, help="e.g. 2h")
     mute_add.add_argument("--timezone", default="UTC", help="IANA zone the cron is read in (default UTC)")
-    mute_add.add_argument(
-        "--match", action="append", type=_matcher, default=[], metavar="KEY=GLOB", help="what it mutes"
-    )
+    _match_option(mute_add, "what it mutes: rule, queue, service or severity")
     mute_add.add_argument("--comment", default="", help="why")
     _common(mute_add)
     mute_add.set_defaults(handler=_run_mute_add)
@@ -200,6 +191,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     channels = actions.add_parser("channels", help="channel settings (secrets redacted) and delivery health")
     _common(channels)
     channels.set_defaults(handler=_run_channels)
+
+
+def _match_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--match", action="append", type=_matcher, default=[], metavar="KEY=GLOB", help=text)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
