@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import threading
@@ -10,11 +11,14 @@ from typing import Any
 import pytest
 import redis
 from cli_run import finish, one_line, prefix_options, start, zenith
+from hypothesis import given
+from hypothesis import strategies as st
 from patience import HANG_S
 
 from zenith_protocol import KeySpace
 from zenith_sdk.alerts import read_history, read_states
 from zenith_sdk.cli import main
+from zenith_sdk.cli._alerts import duration_s
 
 NODE_RULES = '[{"id":"high_backlog","name":"Queue backlog","type":"backlog","threshold":2,"cooldownMinutes":60}]'
 
@@ -212,3 +216,19 @@ def test_errors_are_one_line_without_traceback(
 
 def test_unreachable_redis_is_one_line() -> None:
     one_line(zenith("alerts", "rules", "--redis", "redis://127.0.0.1:1/0"), 2, "cannot reach Redis")
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["s", "m", "h", "d", "w"]))
+def test_durations_read_with_their_unit(amount: int, unit: str) -> None:
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    assert duration_s(f"{amount}{unit}") == amount * seconds
+    assert duration_s(f"1h{amount}m") == 3600 + amount * 60
+
+
+@given(st.one_of(st.text(max_size=12), st.sampled_from(["nan", "inf", "-1", "-5m", "1e400", " 2h "])))
+def test_a_duration_is_read_or_refused_never_crashes(text: str) -> None:
+    try:
+        value = duration_s(text)
+    except argparse.ArgumentTypeError:
+        return
+    assert 0 <= value < float("inf")

@@ -230,3 +230,29 @@ def test_rules_and_settings_as_the_node_console_stored_them_notify(
     texts = [json.loads(request.get_data())["text"] for request, _ in server.log]
     failure = next(text for text in texts if "High failure count" in text)
     assert "queue:emails" in failure and "60" in failure and "50" in failure
+
+
+def test_a_redelivered_entry_skips_channels_already_done_and_health_records_failures(
+    r: redis.Redis, keyspace: KeySpace, server: HTTPServer
+) -> None:
+    server.expect_request("/slack", method="POST").respond_with_data("ok")
+    server.expect_request("/discord", method="POST").respond_with_data("no", status=400)
+    config = {
+        "channels": {
+            "slack": {"enabled": True, "webhookUrl": server.url_for("/slack")},
+            "discord": {"enabled": True, "webhookUrl": server.url_for("/discord"), "retries": 0},
+        }
+    }
+    r.set(keyspace.alert_config(), json.dumps(config))
+    [notification_id] = _fill(r, keyspace, 1)
+    r.set(keyspace.alerts_delivered(notification_id, "slack"), "1", ex=60)  # done before a crash
+    sender = Sender(r, keyspace=keyspace)
+
+    [entry] = sender.run_once()
+    sender.close()
+
+    assert entry.outcomes == {"slack": "done", "discord": "failed"}
+    assert [request.path for request, _ in server.log] == ["/discord"]
+    assert _pending(r, keyspace) == 0  # given up after its retries: acknowledged
+    health = channel_health(r, keyspace=keyspace)["discord"]
+    assert health.consecutive_failures == 1 and health.last_error is not None and "/discord" not in health.last_error

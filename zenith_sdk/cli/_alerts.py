@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import time
 from datetime import datetime, timezone
@@ -74,8 +75,8 @@ def duration_s(text: str) -> float:
         if not parts or "".join(number + unit for number, unit in parts) != cleaned:
             raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 2h or 1d") from None
         value = sum(float(number) * _UNITS[unit] for number, unit in parts)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a duration cannot be negative, got {text!r}")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"a duration is a finite time of 0 or more, got {text!r}")
     return value
 
 
