@@ -117,14 +117,23 @@ def previous_run_ms(cron: str, now_ms: int, tz: str | None = None, *, schedule_i
     return _run_ms(cron, now_ms, tz, schedule_id, forward=False)
 
 
+def _offset(moment: datetime, fold: int) -> timedelta:
+    return moment.replace(fold=fold).utcoffset() or timedelta(0)
+
+
 def _run_ms(cron: str, now_ms: int, tz: str | None, schedule_id: str, *, forward: bool) -> int:
     seconds = _check_cron(schedule_id, cron)
     zone = _zone(schedule_id, tz)
     # Iterate over naive local wall-clock times so that croniter never sees a DST jump, then
     # map each candidate to an instant ourselves.
-    start = datetime.fromtimestamp(now_ms / 1000, tz=zone).replace(tzinfo=None)
+    moment = datetime.fromtimestamp(now_ms / 1000, tz=zone)
+    start = moment.replace(tzinfo=None)
     if not forward:
         start += timedelta(seconds=1)  # croniter looks strictly before its start; now itself counts
+        if moment.fold:
+            # Now is in the second pass of a repeated hour, whose local times count at their first
+            # occurrence: every one of them up to now plus the hour given back is already past.
+            start += _offset(moment, 0) - _offset(moment, 1)
     candidates = croniter(cron, start, second_at_beginning=seconds)
     for _ in range(_MAX_CANDIDATES):
         try:
