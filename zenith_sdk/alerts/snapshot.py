@@ -26,16 +26,17 @@ from enum import Enum
 from typing import Any
 
 import redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from zenith_protocol import AlertRule, KeyKind, KeySpace, ProtocolError, _json, decode_job
+from zenith_protocol import AlertRule, KeyKind, KeySpace
 from zenith_protocol.pulse import PULSE_STALE_AFTER_MS
 from zenith_sdk._wire import text_of
+from zenith_sdk.alerts._parts import archive_lags, channel_failures, created_at, job_id, node_reading
 from zenith_sdk.alerts._window import EventWindow
 from zenith_sdk.alerts.evaluate import NodeReading, QueueReading, ScheduleReading, Snapshot
 from zenith_sdk.alerts.matching import glob_matches
 from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots
-from zenith_sdk.fleet import NodeEntry, list_nodes, list_workers, scan_node_keys, scan_worker_keys
+from zenith_sdk.fleet import list_nodes, list_workers, scan_node_keys, scan_worker_keys
 
 __all__ = ["REDISCOVER_EVERY", "SnapshotGatherer", "SnapshotNeeds"]
 
@@ -315,7 +316,7 @@ class _Reads:
             return
         seen = self.owner._nodes_seen
         for entry in entries:
-            reading = _node_reading(entry)
+            reading = node_reading(entry)
             if reading is not None:
                 seen[f"{reading.service}/{reading.node_id}"] = reading
         nodes: dict[str, NodeReading] = {}
@@ -392,7 +393,7 @@ class _Reads:
                 reply = self._reply(f"oldest {name} {key}")
                 if reply is None:
                     continue
-                at = _created_at(reply)
+                at = created_at(reply)
                 if at is None:
                     unknown = True
                 else:
@@ -412,10 +413,10 @@ class _Reads:
             started: list[int] = []
             for key in self._processing(name):
                 for raw in self._reply(f"active {name} {key}") or []:
-                    job_id = _job_id(raw)
-                    mark = (name, job_id)
+                    running = job_id(raw)
+                    mark = (name, running)
                     present.add(mark)
-                    start = window.started.get(job_id) if window is not None else None
+                    start = window.started.get(running) if window is not None else None
                     if start is not None and start[0] == name:
                         started.append(start[1])
                     else:
@@ -451,64 +452,7 @@ class _Reads:
 
     def _channels(self) -> dict[str, int] | None:
         reply = self._reply("channels")
-        if reply is None:
-            return None
-        failures: dict[str, int] = {}
-        for name, raw in reply.items():
-            try:
-                health = _json.loads(text_of(raw))
-                count = health.get("consecutiveFailures", 0) if isinstance(health, dict) else 0
-            except ValueError:
-                count = 0
-            failures[text_of(name)] = int(count) if isinstance(count, (int, float)) else 0
-        return failures
+        return None if reply is None else channel_failures(reply)
 
     def _archive(self) -> dict[str, int] | None:
-        reply = self.replies.get("archive", self.replies.get("failed"))
-        if isinstance(reply, ResponseError) and "no such key" in str(reply).lower():
-            return {}  # no events stream yet: no consumer group lags
-        if reply is None or isinstance(reply, Exception):
-            return None
-        lags: dict[str, int] = {}
-        for group in reply:
-            name = text_of(group.get("name", b""))
-            lag = group.get("lag")
-            lags[name] = int(lag) if lag is not None else int(group.get("pending", 0) or 0)
-        return lags
-
-
-def _created_at(raw: bytes | str) -> int | None:
-    """The ``createdAt`` of a job (legacy and Node forms too), or None when it has none."""
-    try:
-        return decode_job(raw).created_at_ms
-    except ProtocolError:
-        try:
-            value = _json.loads(text_of(raw)).get("createdAt")
-        except (ValueError, AttributeError):
-            return None
-        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _job_id(raw: bytes | str) -> str:
-    try:
-        return decode_job(raw).id
-    except ProtocolError:
-        return text_of(raw)  # the bytes identify an undecodable entry well enough
-
-
-def _node_reading(entry: NodeEntry) -> NodeReading | None:
-    node = entry.node
-    if node is None:
-        return None
-    system = node.memory.system
-    ram = system.used / system.total * 100 if system.total else None
-    disks = [disk.percent for disk in node.disk or ()]
-    return NodeReading(
-        service=entry.service,
-        node_id=entry.node_id,
-        cpu_percent=node.cpu.system,
-        ram_percent=ram,
-        disk_percent=max(disks) if disks else None,
-        last_seen_ms=node.timestamp,
-        stale=entry.stale,
-    )
+        return archive_lags(self.replies.get("archive", self.replies.get("failed")))
