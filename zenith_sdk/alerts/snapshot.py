@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import RedisError
@@ -333,11 +333,11 @@ class _Reads:
     def snapshot(self) -> Snapshot:
         return Snapshot(
             taken_ms=self.now_ms,
-            queues=self._queues() if self.needs.queues else None,
+            queues=_part("queues", self._queues) if self.needs.queues else None,
             nodes=self.nodes,
-            schedules=self._schedules() if self.needs.schedules else None,
-            channels=self._channels() if self.needs.channels else None,
-            archive_lag=self._archive() if self.needs.archive else None,
+            schedules=_part("schedules", self._schedules) if self.needs.schedules else None,
+            channels=_part("channels", self._channels) if self.needs.channels else None,
+            archive_lag=_part("archive lag", self._archive) if self.needs.archive else None,
             workers_total=self.workers_total,
         )
 
@@ -456,3 +456,18 @@ class _Reads:
 
     def _archive(self) -> dict[str, int] | None:
         return archive_lags(self.replies.get("archive", self.replies.get("failed")))
+
+
+P = TypeVar("P")
+
+
+def _part(name: str, build: Callable[[], P | None]) -> P | None:
+    """A part built from its replies; one that cannot be built is unread (None), never an error out of a gathering."""
+    try:
+        return build()
+    except RedisError as exc:
+        logger.warning("alert snapshot: %s unread (%s)", name, exc)
+    except Exception:
+        # An unexpected reply must not stop the other parts: the rules that need this one go to `error`.
+        logger.exception("alert snapshot: %s could not be built", name)
+    return None
