@@ -12,7 +12,7 @@ from zenith_sdk.alerts.matching import AlertLabels, glob_matches, is_glob, selec
 if TYPE_CHECKING:
     from zenith_sdk.alerts.evaluate import NodeReading, QueueReading, ScheduleReading, Snapshot
 
-__all__ = ["KNOWN_TYPES", "Readings", "holds", "labels_of", "readings_for"]
+__all__ = ["KNOWN_TYPES", "Readings", "known_subjects", "labels_of", "readings_for"]
 
 QUEUE_PREFIX = "queue:"
 NODE_PREFIX = "node:"
@@ -162,11 +162,6 @@ def known_subjects(rule: AlertRule, kind: AlertType) -> list[str]:
     if kind in QUEUE_TYPES and rule.queue is not None and not is_glob(rule.queue):
         return [QUEUE_PREFIX + rule.queue]
     return []
-
-
-def holds(kind: AlertType, value: float, threshold: float) -> bool:
-    """Whether the condition holds: fewer workers than the threshold, else at least the threshold."""
-    return value < threshold if kind is AlertType.WORKER_LOST else value >= threshold
 
 
 def labels_of(rule: AlertRule, subject: str, snapshot: Snapshot) -> AlertLabels:
