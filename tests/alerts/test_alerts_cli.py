@@ -18,7 +18,7 @@ from patience import HANG_S
 from zenith_protocol import KeySpace
 from zenith_sdk.alerts import read_history, read_states
 from zenith_sdk.cli import main
-from zenith_sdk.cli._alerts import duration_s
+from zenith_sdk.cli._alerts_common import duration_s
 
 NODE_RULES = '[{"id":"high_backlog","name":"Queue backlog","type":"backlog","threshold":2,"cooldownMinutes":60}]'
 

@@ -256,3 +256,23 @@ def test_a_redelivered_entry_skips_channels_already_done_and_health_records_fail
     assert _pending(r, keyspace) == 0  # given up after its retries: acknowledged
     health = channel_health(r, keyspace=keyspace)["discord"]
     assert health.consecutive_failures == 1 and health.last_error is not None and "/discord" not in health.last_error
+
+
+def test_zenith_alerts_run_evaluates_and_sends(r: redis.Redis, keyspace: KeySpace, server: HTTPServer) -> None:
+    receiver = Receiver()
+    _configure(r, keyspace, server, receiver)
+    r.set(keyspace.alert_rules(), '[{"id":"backlog","name":"Backlog","type":"backlog","threshold":2}]')
+    r.lpush(keyspace.queue("emails"), *["{}"] * 3)
+    process = start(["alerts", "run", "--interval", "0.2", "--redis", _url(r), *prefix_options(keyspace)])
+    try:
+        for _ in range(int(HANG_S * 10)):
+            with receiver.lock:
+                if receiver.ids:
+                    break
+            threading.Event().wait(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        result = finish(process)
+
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert receiver.ids == ["backlog:queue:emails:1"]
