@@ -43,8 +43,11 @@ CLAIM_IDLE_S = 60.0
 """How long an entry stays with a sender that does not acknowledge it before another claims it."""
 MARKER_TTL_S = 7 * 24 * 3600
 """How long a delivered marker is kept (longer than any entry stays pending)."""
-BATCH = 20
-"""Entries read (and claimed) at once."""
+BATCH = 1
+"""Entries read (or claimed) at once. One: an entry is taken only when it is about to be sent, so
+it stays pending for one channel budget at most, well under the claim time; a batch would sit
+pending while the entries before it were sent, and a hanging channel could let another sender
+claim (and send again) entries this one had not reached."""
 _PAUSE_S = 0.01
 """Between two rounds (a round waits ``block_s`` for new entries itself)."""
 MAX_PARALLEL = 8
@@ -67,7 +70,8 @@ class Sender:
         client: a redis-py client (the caller owns it).
         keyspace: key names.
         consumer: this sender's name in the group (default: host, pid and a random part).
-        claim_idle_s: claim entries idle this long in a dead sender's hands.
+        claim_idle_s: claim entries idle this long in a dead sender's hands; keep it longer than any
+            channel's whole budget (timeout x attempts plus backoff), or a slow send is sent twice.
         block_s: how long one read waits for new entries.
         channels: builds the channels of a config (default: :func:`configured_channels`).
     """
