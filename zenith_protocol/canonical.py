@@ -69,6 +69,7 @@ EVENT_REQUIRED_FIELDS: Mapping[EventType, tuple[str, ...]] = {
     EventType.PROMOTED: ("jobId", "actor"),
     EventType.RECOVERED: ("count",),
     EventType.OPERATOR: ("actor", "action", "count"),
+    EventType.ALERT: ("ruleId", "subject", "toState", "seq"),
 }
 """Members each event type MUST carry besides those of every event (PROTOCOL.md 8.4)."""
 
@@ -85,9 +86,10 @@ KEY_TTL_S: Mapping[KeyKind, int | None] = {
     KeyKind.PULSE: PULSE_TTL_S,
     KeyKind.LEGACY_PULSE: PULSE_TTL_S,
     KeyKind.SWEEP_LOCK: None,
+    KeyKind.ALERT_DELIVERED: None,
 }
 """Keys written with a TTL (PROTOCOL.md 3.3) and its length in seconds; ``None``: the length varies
-(a rate-limit window, the recovery interval). Every other key has none."""
+(a rate-limit window, the recovery interval, a sender's delivered-marker TTL). Every other key has none."""
 
 DeviationKind = Literal["not_canonical", "missing_field", "forbidden_field"]
 

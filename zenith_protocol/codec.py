@@ -18,7 +18,18 @@ from pydantic_core import PydanticSerializationError
 
 from zenith_protocol import _json
 from zenith_protocol._types import model_fields_of, wire_names
-from zenith_protocol.alerts import DEFAULT_ALERT_RULES, AlertConfig, AlertEvent, AlertRule
+from zenith_protocol.alerts import (
+    DEFAULT_ALERT_RULES,
+    AlertConfig,
+    AlertEvent,
+    AlertRule,
+    AlertState,
+    ChannelHealth,
+    MuteWindow,
+    Notification,
+    Silence,
+    Transition,
+)
 from zenith_protocol.commands import CommandReply, RemoteCommand
 from zenith_protocol.errors import ErrorKind, ProtocolError
 from zenith_protocol.events import EVENT_FIELD, JobEvent
@@ -33,9 +44,15 @@ __all__ = [
     "CODECS",
     "Codec",
     "Raw",
+    "decode_alert_channel_health",
     "decode_alert_config",
     "decode_alert_event",
+    "decode_alert_mute_window",
+    "decode_alert_notification",
     "decode_alert_rules",
+    "decode_alert_silence",
+    "decode_alert_state",
+    "decode_alert_transition",
     "decode_command",
     "decode_command_reply",
     "decode_counter",
@@ -50,9 +67,15 @@ __all__ = [
     "decode_queue_snapshot",
     "decode_schedule",
     "decode_worker_queues",
+    "encode_alert_channel_health",
     "encode_alert_config",
     "encode_alert_event",
+    "encode_alert_mute_window",
+    "encode_alert_notification",
     "encode_alert_rules",
+    "encode_alert_silence",
+    "encode_alert_state",
+    "encode_alert_transition",
     "encode_command",
     "encode_command_reply",
     "encode_counter",
@@ -412,6 +435,66 @@ def encode_alert_config(config: AlertConfig) -> str:
     return _encode(config)
 
 
+def decode_alert_state(raw: Raw) -> AlertState:
+    """Decode one alert state (a value of the states hash)."""
+    return _decode_json("alert_state", AlertState, raw)
+
+
+def encode_alert_state(state: AlertState) -> str:
+    """Canonical alert state JSON."""
+    return _encode(state)
+
+
+def decode_alert_transition(raw: Raw) -> Transition:
+    """Decode one alert transition (history list entry)."""
+    return _decode_json("alert_transition", Transition, raw)
+
+
+def encode_alert_transition(transition: Transition) -> str:
+    """Canonical alert transition JSON."""
+    return _encode(transition)
+
+
+def decode_alert_notification(raw: Raw) -> Notification:
+    """Decode one notification (outbox entry)."""
+    return _decode_json("alert_notification", Notification, raw)
+
+
+def encode_alert_notification(notification: Notification) -> str:
+    """Canonical notification JSON (what the webhook channel posts)."""
+    return _encode(notification)
+
+
+def decode_alert_silence(raw: Raw) -> Silence:
+    """Decode one silence (silences hash value)."""
+    return _decode_json("alert_silence", Silence, raw)
+
+
+def encode_alert_silence(silence: Silence) -> str:
+    """Canonical silence JSON."""
+    return _encode(silence)
+
+
+def decode_alert_mute_window(raw: Raw) -> MuteWindow:
+    """Decode one recurring mute window (mute windows hash value)."""
+    return _decode_json("alert_mute_window", MuteWindow, raw)
+
+
+def encode_alert_mute_window(window: MuteWindow) -> str:
+    """Canonical mute window JSON."""
+    return _encode(window)
+
+
+def decode_alert_channel_health(raw: Raw) -> ChannelHealth:
+    """Decode one channel's delivery record (channel health hash value)."""
+    return _decode_json("alert_channel_health", ChannelHealth, raw)
+
+
+def encode_alert_channel_health(health: ChannelHealth) -> str:
+    """Canonical channel health JSON."""
+    return _encode(health)
+
+
 # -- commands, settings, snapshots -----------------------------------------------------------------
 
 
@@ -536,6 +619,12 @@ CODECS: Mapping[str, Codec] = {
         Codec("alert_rules", "json", decode_alert_rules, encode_alert_rules),
         Codec("alert_event", "json", decode_alert_event, encode_alert_event),
         Codec("alert_config", "json", decode_alert_config, encode_alert_config),
+        Codec("alert_state", "json", decode_alert_state, encode_alert_state),
+        Codec("alert_transition", "json", decode_alert_transition, encode_alert_transition),
+        Codec("alert_notification", "json", decode_alert_notification, encode_alert_notification),
+        Codec("alert_silence", "json", decode_alert_silence, encode_alert_silence),
+        Codec("alert_mute_window", "json", decode_alert_mute_window, encode_alert_mute_window),
+        Codec("alert_channel_health", "json", decode_alert_channel_health, encode_alert_channel_health),
         Codec("command", "json", decode_command, encode_command),
         Codec("command_reply", "json", decode_command_reply, encode_command_reply),
         Codec("maintenance_config", "json", decode_maintenance_config, encode_maintenance_config),

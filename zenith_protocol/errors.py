@@ -6,7 +6,8 @@ The tree::
      ├── ProtocolError               a Redis value or message does not decode (carries the raw input)
      ├── ConfigError                 an option, URL or prefix is unusable (also a ValueError)
      ├── NotFoundError               a queue, job or schedule that does not exist (also a LookupError)
-     └── InvalidScheduleError        a schedule's cron expression or time zone is unusable (also a ValueError)
+     ├── InvalidScheduleError        a schedule's cron expression or time zone is unusable (also a ValueError)
+     └── ConflictError               a compare-and-set edit kept losing to concurrent writers
 
 Later packages add their errors under this root, in this module, so that one
 ``except ZenithError`` keeps covering everything.
@@ -18,6 +19,7 @@ from enum import Enum
 
 __all__ = [
     "ConfigError",
+    "ConflictError",
     "ErrorKind",
     "InvalidScheduleError",
     "NotFoundError",
@@ -115,3 +117,20 @@ class InvalidScheduleError(ZenithError, ValueError):
         }.get(field, "")
         message = f"schedule {schedule_id!r}: invalid {field} {value!r}: {reason}"
         super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class ConflictError(ZenithError):
+    """A compare-and-set edit found the value changed by another writer every time it tried.
+
+    Attributes:
+        what: what was being edited, e.g. ``"alert rules"``.
+        attempts: how many times the edit was tried.
+    """
+
+    def __init__(self, what: str, attempts: int) -> None:
+        self.what = what
+        self.attempts = attempts
+        super().__init__(
+            f"{what} changed under this edit {attempts} times in a row (other writers are editing them); "
+            "read them again and retry"
+        )

@@ -20,7 +20,7 @@ EVENT_FIELD = "event"
 
 
 class EventType(str, Enum):
-    """What happened to a job (or, for ``operator``, what an operator did to a queue)."""
+    """What happened to a job (``operator``: what an operator did to a queue; ``alert``: an alert's state changed)."""
 
     ENQUEUED = "enqueued"
     STARTED = "started"
@@ -32,6 +32,7 @@ class EventType(str, Enum):
     PROMOTED = "promoted"
     RECOVERED = "recovered"
     OPERATOR = "operator"
+    ALERT = "alert"
 
 
 class OperatorAction(str, Enum):
@@ -50,13 +51,19 @@ class OperatorAction(str, Enum):
     SCHEDULE_RESUME = "schedule_resume"
     SCHEDULE_RUN = "schedule_run"
     COMMAND = "command"
+    SILENCE = "silence"
+    UNSILENCE = "unsilence"
+    MUTE = "mute"
+    UNMUTE = "unmute"
 
 
 class JobEvent(WireModel):
     """One lifecycle event.
 
     Per-job events carry ``jobId``; ``operator`` events carry ``action`` and ``count``;
-    ``recovered`` events carry the dead worker's ``workerId`` and the ``count`` of jobs put back.
+    ``recovered`` events carry the dead worker's ``workerId`` and the ``count`` of jobs put back;
+    ``alert`` events carry one alert state transition (``ruleId``, ``subject``, ``fromState``,
+    ``toState``, ``seq``, ...), with ``queue`` the subject's queue (empty for other subjects).
     """
 
     type: Annotated[EventType | str, Field(union_mode="left_to_right")]
@@ -74,4 +81,14 @@ class JobEvent(WireModel):
     count: NonNegativeInt | None = None
     enqueued_at_ms: EpochMs | None = Field(default=None, alias="enqueuedAt")
     payload: str | None = Field(default=None, description="the job JSON at the time of the event")
+    rule_id: str | None = Field(default=None, alias="ruleId", description="alert rule (alert events)")
+    subject: str | None = Field(default=None, description="alert subject, e.g. queue:emails (alert events)")
+    from_state: str | None = Field(default=None, alias="fromState", description="alert state before (alert events)")
+    to_state: str | None = Field(default=None, alias="toState", description="alert state after (alert events)")
+    seq: NonNegativeInt | None = Field(default=None, description="the alert state's new sequence number")
+    value: JsFloat | None = Field(default=None, description="the value the rule compared (alert events)")
+    threshold: JsFloat | None = Field(default=None, description="the rule's threshold (alert events)")
+    kind: str | None = Field(default=None, description="notification kind sent, if any (alert events)")
+    severity: str | None = Field(default=None, description="the rule's severity (alert events)")
+    silenced_by: str | None = Field(default=None, alias="silencedBy", description="silence, mute or inhibition")
     protocol_version: ProtocolVersion = PROTOCOL_VERSION

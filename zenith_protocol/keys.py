@@ -46,6 +46,7 @@ _FORBIDDEN_PREFIX_CHARS = frozenset("*?[]{}\\ \n\r\t")
 _FORBIDDEN_NAME_CHARS = frozenset(":{}*?[]\\\n\r")
 _SCHEDULE_TAG = "{schedules}"
 _EVENTS_TAG = "{events}"
+_ALERTS_TAG = "{alerts}"
 
 
 class KeyKind(str, Enum):
@@ -79,6 +80,13 @@ class KeyKind(str, Enum):
     WORKER_INDEX = "worker_index"
     WORKER_QUEUES = "worker_queues"
     SWEEP_LOCK = "sweep_lock"
+    ALERT_STATES = "alert_states"
+    ALERT_OUTBOX = "alert_outbox"
+    ALERT_HISTORY = "alert_history"
+    ALERT_SILENCES = "alert_silences"
+    ALERT_MUTES = "alert_mutes"
+    ALERT_CHANNELS = "alert_channels"
+    ALERT_DELIVERED = "alert_delivered"
     UNKNOWN = "unknown"
 
 
@@ -352,6 +360,41 @@ class KeySpace(BaseModel):
         """STRING taken (SET NX EX) by the one worker that looks for orphaned processing lists this interval."""
         return f"{self.zenith_prefix}sweep-lock"
 
+    # -- alerting (zenith prefix; one hash tag in the cluster-safe layout) ----------------------
+
+    def _alerts(self) -> str:
+        # The alert_apply script writes states, outbox and history in one call: in the
+        # cluster-safe layout they share a slot.
+        return f"{self.zenith_prefix}{_ALERTS_TAG}:" if self.cluster_safe else f"{self.zenith_prefix}alerts:"
+
+    def alerts_states(self) -> str:
+        """HASH: ``<ruleId>\\x1f<subject>`` -> alert state JSON (state, seq, since, ...)."""
+        return f"{self._alerts()}states"
+
+    def alerts_outbox(self) -> str:
+        """STREAM of notifications to send, capped; senders read it with a consumer group."""
+        return f"{self._alerts()}outbox"
+
+    def alerts_history(self) -> str:
+        """LIST of the latest alert transitions (JSON), newest at index 0."""
+        return f"{self._alerts()}history"
+
+    def alerts_silences(self) -> str:
+        """HASH: silence id -> silence JSON."""
+        return f"{self._alerts()}silences"
+
+    def alerts_mutes(self) -> str:
+        """HASH: mute window id -> mute window JSON."""
+        return f"{self._alerts()}mutes"
+
+    def alerts_channels(self) -> str:
+        """HASH: channel name -> delivery health JSON (last success, last error, consecutive failures)."""
+        return f"{self._alerts()}channels"
+
+    def alerts_delivered(self, notification_id: str, channel: str) -> str:
+        """STRING marker (SET NX with a TTL): ``notification_id`` was delivered to ``channel``."""
+        return f"{self._alerts()}delivered:{notification_id}:{channel}"
+
     # -- discovery ------------------------------------------------------------------------------
 
     def scan_patterns(self) -> tuple[str, ...]:
@@ -438,6 +481,9 @@ class KeySpace(BaseModel):
     def _parse_zenith(self, rest: str) -> ParsedKey | None:
         if self.cluster_safe and rest == f"{_EVENTS_TAG}:stream":
             return ParsedKey(KeyKind.EVENTS)
+        alerts = f"{_ALERTS_TAG}:" if self.cluster_safe else "alerts:"
+        if rest.startswith(alerts):
+            return _parse_alerts(rest[len(alerts) :])
         kinds = {
             "events": KeyKind.EVENTS,
             "queues": KeyKind.QUEUE_INDEX,
@@ -522,6 +568,24 @@ def _parse_queue_suffix(name: str, suffix: str) -> ParsedKey:
         if group_head == "pending" and group_id:
             return ParsedKey(KeyKind.GROUP_PENDING, queue=name, part=group_id)
     return ParsedKey(KeyKind.UNKNOWN, queue=name, part=suffix)
+
+
+_ALERT_KEYS = {
+    "states": KeyKind.ALERT_STATES,
+    "outbox": KeyKind.ALERT_OUTBOX,
+    "history": KeyKind.ALERT_HISTORY,
+    "silences": KeyKind.ALERT_SILENCES,
+    "mutes": KeyKind.ALERT_MUTES,
+    "channels": KeyKind.ALERT_CHANNELS,
+}
+
+
+def _parse_alerts(rest: str) -> ParsedKey:
+    """A key after ``<zenith prefix>alerts:`` (or ``{alerts}:``); a delivered marker's part is ``<id>:<channel>``."""
+    head, _, tail = rest.partition(":")
+    if head == "delivered" and tail:
+        return ParsedKey(KeyKind.ALERT_DELIVERED, part=tail)
+    return ParsedKey(_ALERT_KEYS.get(rest, KeyKind.UNKNOWN))
 
 
 def _parse_pulse(rest: str, kind: KeyKind) -> ParsedKey:

@@ -8,7 +8,17 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from zenith_protocol.alerts import AlertConfig, AlertEvent, AlertRule
+from zenith_protocol.alerts import (
+    AlertConfig,
+    AlertEvent,
+    AlertRule,
+    AlertState,
+    ChannelHealth,
+    MuteWindow,
+    Notification,
+    Silence,
+    Transition,
+)
 from zenith_protocol.commands import CommandReply, RemoteCommand
 from zenith_protocol.events import JobEvent
 from zenith_protocol.jobs import JobPayload
@@ -31,6 +41,12 @@ _JSON_MODELS: dict[str, type[BaseModel]] = {
     "event": JobEvent,
     "alert_event": AlertEvent,
     "alert_config": AlertConfig,
+    "alert_state": AlertState,
+    "alert_transition": Transition,
+    "alert_notification": Notification,
+    "alert_silence": Silence,
+    "alert_mute_window": MuteWindow,
+    "alert_channel_health": ChannelHealth,
     "command": RemoteCommand,
     "command_reply": CommandReply,
     "maintenance_config": MaintenanceConfig,

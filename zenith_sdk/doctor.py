@@ -75,9 +75,25 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.WORKER_INDEX: _Rule(lambda s: s.worker_index(), "zset", "members", "zcard"),
     KeyKind.WORKER_QUEUES: _Rule(lambda s: s.worker_queues(), "hash", "members", "hlen"),
     KeyKind.SWEEP_LOCK: _Rule(lambda s: s.sweep_lock(), "string", "lock", "lock"),
+    KeyKind.ALERT_STATES: _Rule(lambda s: s.alerts_states(), "hash", "alert_state", "hash_values"),
+    KeyKind.ALERT_OUTBOX: _Rule(lambda s: s.alerts_outbox(), "stream", "alert_notification", "stream"),
+    KeyKind.ALERT_HISTORY: _Rule(lambda s: s.alerts_history(), "list", "alert_transition", "list"),
+    KeyKind.ALERT_SILENCES: _Rule(lambda s: s.alerts_silences(), "hash", "alert_silence", "hash_values"),
+    KeyKind.ALERT_MUTES: _Rule(lambda s: s.alerts_mutes(), "hash", "alert_mute_window", "hash_values"),
+    KeyKind.ALERT_CHANNELS: _Rule(lambda s: s.alerts_channels(), "hash", "alert_channel_health", "hash_values"),
+    KeyKind.ALERT_DELIVERED: _Rule(
+        lambda s: s.alerts_delivered("<notificationId>", "<channel>"), "string", "lock", "lock"
+    ),
 }
 
-_SIZE = {"list": "llen", "zset": "zcard", "stream": "xlen", "scard": "scard", "zcard": "zcard", "hlen": "hlen"}
+_SIZE = {
+    "list": "llen",
+    "zset": "zcard",
+    "stream": "xlen",
+    "scard": "scard",
+    "zcard": "zcard",
+    "hlen": "hlen",
+}
 
 
 @dataclass
@@ -143,6 +159,7 @@ class _Doctor:
             by_reader.setdefault(_RULES[kind].reader, []).append(_Key(name, kind, stats, ttl_ms))
         self._read_strings(by_reader.get("string", []))
         self._read_hashes(by_reader.get("hash", []))
+        self._read_hash_values(by_reader.get("hash_values", []))
         for key in by_reader.get("lock", []):
             key.stats.entries += 1
             key.stats.canonical += 1
@@ -213,6 +230,16 @@ class _Doctor:
         for key, raw in zip(keys, pipe.execute() if keys else []):
             self._check(key.stats, key.name, raw, "hash")
 
+    def _read_hash_values(self, keys: list[_Key]) -> None:
+        """Hashes whose every value is one JSON entry (the alert states, silences, ...)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key.name)
+        for key, raw in zip(keys, pipe.execute() if keys else []):
+            fields = sorted(raw.items())
+            for name, value in fields[: self._limit(len(fields))]:
+                self._check(key.stats, key.name, value, f"field {_text(name)}")
+
     def _read_schedule_index(self, key: _Key) -> None:
         members = self.client.zrange(key.name, 0, self._limit(int(self.client.zcard(key.name))) - 1)
         ids = [_text(member) for member in members]
@@ -277,10 +304,18 @@ class _Doctor:
                 self._check(key.stats, key.name, raw, f"member scored {int(score)}")
         else:
             for entry_id, fields in reply:
+                if key.stats.structure != "event_fields":  # one field holding the entry's JSON (the outbox)
+                    fields = _only_field(fields)
                 self._check(key.stats, key.name, fields, f"entry {_text(entry_id)}")
             if reply:
                 key.cursor = "(" + _text(reply[-1][0])
         key.position += len(reply)
+
+
+def _only_field(fields: Any) -> Any:
+    """The value of a stream entry that carries one field (its JSON), else the map (which will not decode)."""
+    values = list(fields.values()) if isinstance(fields, dict) else []
+    return values[0] if len(values) == 1 else fields
 
 
 def _text(value: Any) -> str:

@@ -70,6 +70,16 @@ class EventFields(_Common, total=False):
     duration_ms: float | None
     delay_ms: int | None
     error: str | None
+    rule_id: str | None
+    subject: str | None
+    from_state: str | None
+    to_state: str | None
+    seq: int | None
+    value: float | None
+    threshold: float | None
+    kind: str | None
+    severity: str | None
+    silenced_by: str | None
 
 
 class _About(_Common, total=False):

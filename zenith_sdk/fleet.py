@@ -42,7 +42,15 @@ from zenith_protocol import (
 from zenith_protocol.workers import HEARTBEAT_TTL_S
 from zenith_sdk._wire import text_of
 
-__all__ = ["NodeEntry", "StaleReason", "WorkerEntry", "list_nodes", "list_workers"]
+__all__ = [
+    "NodeEntry",
+    "StaleReason",
+    "WorkerEntry",
+    "list_nodes",
+    "list_workers",
+    "scan_node_keys",
+    "scan_worker_keys",
+]
 
 SCAN_COUNT = 1000
 READ_BATCH = 500
@@ -205,6 +213,7 @@ def list_workers(
     ttl_s: float = HEARTBEAT_TTL_S,
     now_ms: int | None = None,
     include_stale: bool = True,
+    keys: Iterable[str] | None = None,
 ) -> list[WorkerEntry]:
     """Every worker, Node or Python, by id: heartbeats of both key forms plus the worker index.
 
@@ -216,6 +225,8 @@ def list_workers(
     Args:
         ttl_s: the heartbeat lifetime staleness is measured against.
         now_ms: the current time in epoch ms (default: this machine's clock).
+        keys: the heartbeat keys to read, from an earlier :func:`scan_worker_keys` (default: SCAN now);
+            a loop that lists workers often passes a cached scan and rescans now and then.
 
     Raises:
         redis.RedisError: Redis cannot be reached or refused a read.
@@ -230,7 +241,10 @@ def list_workers(
     }
     workers: dict[str, WorkerEntry] = {}
     kinds = (KeyKind.WORKER, KeyKind.LEGACY_WORKER)
-    for key, worker_id, value in _values(client, space, space.worker_scan_patterns(), kinds):
+    found = (
+        _found(space, keys, kinds) if keys is not None else _scan(client, space, space.worker_scan_patterns(), kinds)
+    )
+    for key, worker_id, value in _values(client, found):
         workers[worker_id] = _merge(workers.get(worker_id), _worker_reading(worker_id, key, value), _seen_ms)
     silent = sorted(set(index) - set(workers))
     for worker_id, queues in zip(silent, _index_queues(client, space, silent)):
@@ -292,6 +306,7 @@ def list_nodes(
     keyspace: KeySpace | None = None,
     now_ms: int | None = None,
     include_stale: bool = True,
+    keys: Iterable[str] | None = None,
 ) -> list[NodeEntry]:
     """Every pulse node of both key forms, one per service and node id, sorted by service then id.
 
@@ -300,6 +315,7 @@ def list_nodes(
 
     Args:
         now_ms: the current time in epoch ms (default: this machine's clock).
+        keys: the pulse keys to read, from an earlier :func:`scan_node_keys` (default: SCAN now).
 
     Raises:
         redis.RedisError: Redis cannot be reached or refused a read.
@@ -308,7 +324,8 @@ def list_nodes(
     now_ms = _now_ms() if now_ms is None else now_ms
     nodes: dict[tuple[str, str], NodeEntry] = {}
     kinds = (KeyKind.PULSE, KeyKind.LEGACY_PULSE)
-    for key, part, value in _values(client, space, space.pulse_scan_patterns(), kinds):
+    found = _found(space, keys, kinds) if keys is not None else _scan(client, space, space.pulse_scan_patterns(), kinds)
+    for key, part, value in _values(client, found):
         service, _, node_id = part.partition(":")
         nodes[(service, node_id)] = _merge(
             nodes.get((service, node_id)), _node_reading(service, node_id, key, value), _stamp_ms
@@ -358,15 +375,30 @@ def _merge(current: E | None, candidate: E, stamp: Callable[[E], int | None]) ->
     return replace(chosen, keys=keys)
 
 
-def _values(
-    client: redis.Redis, space: KeySpace, patterns: Iterable[str], kinds: tuple[KeyKind, ...]
-) -> Iterator[tuple[str, str, object]]:
-    """``(key, variable part, value)`` of every key of ``kinds`` the SCAN patterns find, once each.
+def scan_worker_keys(client: redis.Redis, *, keyspace: KeySpace | None = None) -> list[str]:
+    """Every worker heartbeat key of both forms, found with SCAN (to pass to :func:`list_workers` later)."""
+    space = keyspace or KeySpace()
+    return list(_scan(client, space, space.worker_scan_patterns(), (KeyKind.WORKER, KeyKind.LEGACY_WORKER)))
 
-    SCAN may return a key twice: each is read once. The values are read with GET,
-    :data:`READ_BATCH` keys per round trip; a key of another type reads as its reply error, and
-    a key that expired between SCAN and GET is left out.
-    """
+
+def scan_node_keys(client: redis.Redis, *, keyspace: KeySpace | None = None) -> list[str]:
+    """Every pulse node key of both forms, found with SCAN (to pass to :func:`list_nodes` later)."""
+    space = keyspace or KeySpace()
+    return list(_scan(client, space, space.pulse_scan_patterns(), (KeyKind.PULSE, KeyKind.LEGACY_PULSE)))
+
+
+def _found(space: KeySpace, keys: Iterable[str], kinds: tuple[KeyKind, ...]) -> dict[str, str]:
+    """``keys`` of ``kinds``, each with its variable part (others left out)."""
+    found: dict[str, str] = {}
+    for key in keys:
+        parsed = space.parse(key)
+        if parsed is not None and parsed.kind in kinds and parsed.part:
+            found[key] = parsed.part
+    return found
+
+
+def _scan(client: redis.Redis, space: KeySpace, patterns: Iterable[str], kinds: tuple[KeyKind, ...]) -> dict[str, str]:
+    """Key -> variable part of every key of ``kinds`` the SCAN patterns find (SCAN may return a key twice)."""
     found: dict[str, str] = {}
     for pattern in patterns:
         for raw_key in client.scan_iter(match=pattern, count=SCAN_COUNT):
@@ -374,6 +406,14 @@ def _values(
             parsed = space.parse(key) if key not in found else None
             if parsed is not None and parsed.kind in kinds and parsed.part:
                 found[key] = parsed.part
+    return found
+
+
+def _values(client: redis.Redis, found: dict[str, str]) -> Iterator[tuple[str, str, object]]:
+    """``(key, variable part, value)`` of every key ``found``, read with GET, :data:`READ_BATCH` keys per round trip.
+
+    A key of another type reads as its reply error, and a key that expired since it was found is left out.
+    """
     keys = list(found)
     for start in range(0, len(keys), READ_BATCH):
         batch = keys[start : start + READ_BATCH]

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -46,7 +46,7 @@ from zenith_sdk._wire import storable, text_of
 from zenith_sdk.events import EventEmitter, EventWriter, job_event
 from zenith_sdk.scripts import ENQUEUE, FIRE_SCHEDULE, scripts_for
 
-__all__ = ["InvalidScheduleEntry", "Scheduler", "next_run_ms"]
+__all__ = ["InvalidScheduleEntry", "Scheduler", "next_run_ms", "previous_run_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,24 +102,52 @@ def next_run_ms(cron: str, now_ms: int, tz: str | None = None, *, schedule_id: s
         InvalidScheduleError: the expression or the zone cannot be used, or the expression names
             no date that exists (it would never fire).
     """
+    return _run_ms(cron, now_ms, tz, schedule_id, forward=True)
+
+
+def previous_run_ms(cron: str, now_ms: int, tz: str | None = None, *, schedule_id: str = "?") -> int:
+    """The latest time ``cron`` names at or before ``now_ms``, read in zone ``tz`` (UTC if ``None``).
+
+    Local times are read as in :func:`next_run_ms`.
+
+    Raises:
+        InvalidScheduleError: the expression or the zone cannot be used, or the expression names
+            no date that exists.
+    """
+    return _run_ms(cron, now_ms, tz, schedule_id, forward=False)
+
+
+def _offset(moment: datetime, fold: int) -> timedelta:
+    return moment.replace(fold=fold).utcoffset() or timedelta(0)
+
+
+def _run_ms(cron: str, now_ms: int, tz: str | None, schedule_id: str, *, forward: bool) -> int:
     seconds = _check_cron(schedule_id, cron)
     zone = _zone(schedule_id, tz)
     # Iterate over naive local wall-clock times so that croniter never sees a DST jump, then
     # map each candidate to an instant ourselves.
-    start = datetime.fromtimestamp(now_ms / 1000, tz=zone).replace(tzinfo=None)
+    moment = datetime.fromtimestamp(now_ms / 1000, tz=zone)
+    start = moment.replace(tzinfo=None)
+    if not forward:
+        start += timedelta(seconds=1)  # croniter looks strictly before its start; now itself counts
+        if moment.fold:
+            # Now is in the second pass of a repeated hour, whose local times count at their first
+            # occurrence: every one of them up to now plus the hour given back is already past.
+            start += _offset(moment, 0) - _offset(moment, 1)
     candidates = croniter(cron, start, second_at_beginning=seconds)
     for _ in range(_MAX_CANDIDATES):
         try:
-            local = candidates.get_next(datetime).replace(tzinfo=zone, fold=0)
+            naive = candidates.get_next(datetime) if forward else candidates.get_prev(datetime)
         except CroniterBadDateError as exc:
             # croniter looks 50 years ahead: a date that never exists ("0 0 30 2 *", 30 February).
             raise InvalidScheduleError(
                 schedule_id, "cron", cron, "it never fires: no date matches it (such as 30 February)"
             ) from exc
+        local = naive.replace(tzinfo=zone, fold=0)
         if local.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
             continue  # does not exist in this zone (skipped by a DST change)
         at_ms = int(local.timestamp() * 1000)
-        if at_ms > now_ms:
+        if at_ms > now_ms if forward else at_ms <= now_ms:
             return at_ms
     raise InvalidScheduleError(schedule_id, "cron", cron, "no run found in the time searched")  # pragma: no cover
 

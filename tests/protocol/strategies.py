@@ -33,12 +33,16 @@ from zenith_protocol import (
     AlertConfig,
     AlertEvent,
     AlertRule,
+    AlertState,
+    AlertStatus,
     AlertType,
+    ChannelHealth,
     CommandPayload,
     CommandReply,
     CommandType,
     DiskUsage,
     EmailChannel,
+    EmailSecurity,
     EventType,
     JobEvent,
     JobPayload,
@@ -47,6 +51,11 @@ from zenith_protocol import (
     LogEntry,
     LogLevel,
     MaintenanceConfig,
+    MessageTemplates,
+    MuteWindow,
+    Notification,
+    NotificationKind,
+    NotificationSubject,
     OperatorAction,
     PulseCpu,
     PulseMemory,
@@ -61,13 +70,23 @@ from zenith_protocol import (
     RemoteCommand,
     Schedule,
     Severity,
+    Silence,
+    SilenceMatchers,
+    Transition,
     WebhookChannel,
+    WebhookEndpoint,
     WorkerHeartbeat,
     WorkerMemory,
     WorkerStatus,
 )
 
 __all__ = [
+    "alert_channel_healths",
+    "alert_mute_windows",
+    "alert_silences",
+    "alert_notifications",
+    "alert_transitions",
+    "alert_states",
     "EXTRA_KEY_TRAPS",
     "STRATEGIES",
     "alert_configs",
@@ -157,6 +176,7 @@ _ANY_FLOAT = _FLOAT.filter(lambda value: not 2**53 <= abs(value) < 1e21)
 """A float for an untyped place (unknown fields, ``meta``). JavaScript writes 2^53 <= |x| < 1e21 as integer
 digits: 4.718161170229741e16 is written ``47181611702297410``, which reads back as a Python int 2 above it."""
 _NON_NEGATIVE = st.floats(min_value=0, allow_nan=False, allow_infinity=False)
+_POSITIVE = st.floats(min_value=0, exclude_min=True, allow_nan=False, allow_infinity=False)
 _PERCENT = st.floats(min_value=0, max_value=100, allow_nan=False, allow_infinity=False)
 
 _OFFSETS = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
@@ -467,6 +487,19 @@ def alert_rules(draw: st.DrawFn) -> AlertRule:
         "queue": draw(_optional(text())),
         "cooldownMinutes": draw(_optional(_NON_NEGATIVE)),
     }
+    if draw(st.booleans()):
+        fields |= {
+            "severity": draw(_optional(_open_enum(Severity))),
+            "service": draw(_optional(text())),
+            "forSeconds": draw(_optional(_NON_NEGATIVE)),
+            "keepFiringForSeconds": draw(_optional(_NON_NEGATIVE)),
+            "repeatMinutes": draw(_optional(_POSITIVE)),
+            "windowMinutes": draw(_optional(st.integers(1, 10_080))),
+            "channels": draw(_optional(st.lists(text(), max_size=3))),
+            "runbookUrl": draw(_optional(text())),
+            "description": draw(_optional(text())),
+            "enabled": draw(_optional(st.booleans())),
+        }
     rule: AlertRule = _build(draw, AlertRule, fields)
     extras = _extras(draw, AlertRule, keys=key_text(), values=json_values(max_leaves=4))
     if extras:
@@ -492,11 +525,38 @@ def alert_events(draw: st.DrawFn) -> AlertEvent:
     return event
 
 
+def _templates(draw: st.DrawFn) -> dict[str, Any] | None:
+    if draw(st.booleans()):
+        return None
+    return _to_wire(_build(draw, MessageTemplates, {"title": draw(_optional(text())), "body": draw(_optional(text()))}))
+
+
+def _delivery(draw: st.DrawFn) -> dict[str, Any]:
+    """The per-channel options added in v2, each sometimes present."""
+    return {
+        "timeoutSeconds": draw(_optional(_POSITIVE)),
+        "retries": draw(_optional(st.integers(0, 100))),
+        "templates": _templates(draw),
+    }
+
+
 def _webhook(draw: st.DrawFn) -> dict[str, Any] | None:
     if draw(st.booleans()):
         return None
-    fields = {"enabled": draw(_optional(st.booleans())), "webhookUrl": draw(_optional(text()))}
+    fields = {"enabled": draw(_optional(st.booleans())), "webhookUrl": draw(_optional(text())), **_delivery(draw)}
     return _to_wire(_build(draw, WebhookChannel, fields))
+
+
+def _endpoint(draw: st.DrawFn) -> dict[str, Any]:
+    fields = {
+        "name": draw(_NON_EMPTY),
+        "enabled": draw(_optional(st.booleans())),
+        "url": draw(text()),
+        "secret": draw(_optional(text())),
+        **_delivery(draw),
+    }
+    endpoint: WebhookEndpoint = _build(draw, WebhookEndpoint, fields)
+    return endpoint.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def _email(draw: st.DrawFn) -> dict[str, Any] | None:
@@ -510,6 +570,8 @@ def _email(draw: st.DrawFn) -> dict[str, Any] | None:
         "smtpPass": draw(_optional(text())),
         "from": draw(_optional(text())),
         "to": draw(_optional(text())),
+        "security": draw(_optional(_open_enum(EmailSecurity))),
+        **_delivery(draw),
     }
     channel: EmailChannel = _build(draw, EmailChannel, fields)
     return channel.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -518,10 +580,148 @@ def _email(draw: st.DrawFn) -> dict[str, Any] | None:
 @st.composite
 def alert_configs(draw: st.DrawFn) -> AlertConfig:
     """Notification settings; the SMTP password is a SecretStr."""
-    channels = _build(draw, AlertChannels, {"slack": _webhook(draw), "discord": _webhook(draw), "email": _email(draw)})
+    fields = {
+        "slack": _webhook(draw),
+        "discord": _webhook(draw),
+        "email": _email(draw),
+        "webhooks": [_endpoint(draw) for _ in range(draw(st.integers(0, 2)))] or None,
+    }
+    channels = _build(draw, AlertChannels, fields)
     wire_channels = channels.model_dump(by_alias=True, exclude_none=True, mode="json")
-    config: AlertConfig = _build(draw, AlertConfig, {"channels": wire_channels}, version=True)
+    config: AlertConfig = _build(
+        draw, AlertConfig, {"channels": wire_channels, "templates": _templates(draw)}, version=True
+    )
     return config
+
+
+_STATUSES = st.sampled_from(AlertStatus)
+_VALUE = _optional(_FLOAT.filter(lambda value: abs(value) < 2**53))
+
+
+@st.composite
+def alert_states(draw: st.DrawFn) -> AlertState:
+    """States of one (rule, subject), every optional field sometimes present."""
+    fields = {
+        "state": draw(_STATUSES),
+        "seq": draw(_optional(_COUNT)),
+        "since": draw(_EPOCH_MS),
+        "activeSince": draw(_optional(_EPOCH_MS)),
+        "recoveringSince": draw(_optional(_EPOCH_MS)),
+        "value": draw(_VALUE),
+        "threshold": draw(_VALUE),
+        "notified": draw(_optional(st.booleans())),
+        "lastNotifiedMs": draw(_optional(_EPOCH_MS)),
+        "silencedBy": draw(_optional(text())),
+    }
+    state: AlertState = _build(draw, AlertState, fields, version=True)
+    return state
+
+
+@st.composite
+def alert_transitions(draw: st.DrawFn) -> Transition:
+    """Transitions, with and without a notification kind."""
+    fields = {
+        "ruleId": draw(text()),
+        "subject": draw(text()),
+        "fromState": draw(_STATUSES),
+        "toState": draw(_STATUSES),
+        "seq": draw(_COUNT),
+        "at": draw(_EPOCH_MS),
+        "value": draw(_VALUE),
+        "threshold": draw(_VALUE),
+        "kind": draw(_optional(st.sampled_from(NotificationKind))),
+        "silencedBy": draw(_optional(text())),
+    }
+    transition: Transition = _build(draw, Transition, fields, version=True)
+    return transition
+
+
+@st.composite
+def alert_notifications(draw: st.DrawFn) -> Notification:
+    """Grouped notifications of known and unknown rule types."""
+    subjects = [
+        _to_wire(
+            _build(
+                draw,
+                NotificationSubject,
+                {
+                    "subject": draw(text()),
+                    "value": draw(_VALUE),
+                    "since": draw(_optional(_EPOCH_MS)),
+                    "durationS": draw(_optional(_NON_NEGATIVE)),
+                    "seq": draw(_optional(_COUNT)),
+                },
+            )
+        )
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "ruleId": draw(text()),
+        "ruleName": draw(text()),
+        "type": draw(_open_enum(AlertType)),
+        "kind": draw(st.sampled_from(NotificationKind)),
+        "severity": draw(_optional(_open_enum(Severity))),
+        "at": draw(_EPOCH_MS),
+        "threshold": draw(_VALUE),
+        "runbookUrl": draw(_optional(text())),
+        "description": draw(_optional(text())),
+        "channels": draw(_optional(st.lists(text(), max_size=3))),
+        "subjects": subjects or None,
+    }
+    notification: Notification = _build(draw, Notification, fields, version=True)
+    return notification
+
+
+def _matchers(draw: st.DrawFn) -> dict[str, Any] | None:
+    if draw(st.booleans()):
+        return None
+    names = ("rule", "queue", "service", "severity")
+    return _to_wire(_build(draw, SilenceMatchers, {name: draw(_optional(text())) for name in names}))
+
+
+@st.composite
+def alert_silences(draw: st.DrawFn) -> Silence:
+    """Silences with any matchers."""
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "matchers": _matchers(draw),
+        "author": draw(_optional(text())),
+        "comment": draw(_optional(text())),
+        "startsAt": draw(_EPOCH_MS),
+        "endsAt": draw(_EPOCH_MS),
+        "createdAt": draw(_optional(_EPOCH_MS)),
+    }
+    silence: Silence = _build(draw, Silence, fields, version=True)
+    return silence
+
+
+@st.composite
+def alert_mute_windows(draw: st.DrawFn) -> MuteWindow:
+    """Mute windows; the cron text is not checked by the model."""
+    fields = {
+        "id": draw(_NON_EMPTY),
+        "cron": draw(_NON_EMPTY),
+        "durationMinutes": draw(_POSITIVE),
+        "timezone": draw(_optional(text())),
+        "matchers": _matchers(draw),
+        "comment": draw(_optional(text())),
+    }
+    window: MuteWindow = _build(draw, MuteWindow, fields, version=True)
+    return window
+
+
+@st.composite
+def alert_channel_healths(draw: st.DrawFn) -> ChannelHealth:
+    """Channel delivery records."""
+    fields = {
+        "lastSuccessMs": draw(_optional(_EPOCH_MS)),
+        "lastError": draw(_optional(text())),
+        "consecutiveFailures": draw(_optional(_COUNT)),
+        "lastAttemptMs": draw(_optional(_EPOCH_MS)),
+    }
+    health: ChannelHealth = _build(draw, ChannelHealth, fields, version=True)
+    return health
 
 
 # -- commands, settings, snapshots -----------------------------------------------------------------
@@ -609,6 +809,12 @@ MINIMAL = {
     "alert_rules": '[{"id":"r","name":"n","type":"backlog","threshold":1}]',
     "alert_event": '{"ruleId":"r","timestamp":1,"message":"m","severity":"warning"}',
     "alert_config": "{}",
+    "alert_state": '{"state":"firing","since":1}',
+    "alert_transition": '{"ruleId":"r","subject":"all","fromState":"pending","toState":"firing","seq":1,"at":1}',
+    "alert_notification": '{"id":"r:all:1","ruleId":"r","ruleName":"n","type":"backlog","kind":"firing","at":1}',
+    "alert_silence": '{"id":"s","startsAt":1,"endsAt":2}',
+    "alert_mute_window": '{"id":"m","cron":"0 2 * * *","durationMinutes":60}',
+    "alert_channel_health": "{}",
     "command": '{"id":"c","type":"RETRY_JOB","targetNodeId":"*","payload":{"queue":"q"},"timestamp":1}',
     "command_reply": '{"commandId":"c","nodeId":"n","ok":true,"timestamp":1}',
     "maintenance_config": "{}",
@@ -630,6 +836,12 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "alert_rules": alert_rule_lists(),
     "alert_event": alert_events(),
     "alert_config": alert_configs(),
+    "alert_state": alert_states(),
+    "alert_transition": alert_transitions(),
+    "alert_notification": alert_notifications(),
+    "alert_silence": alert_silences(),
+    "alert_mute_window": alert_mute_windows(),
+    "alert_channel_health": alert_channel_healths(),
     "command": remote_commands(),
     "command_reply": command_replies(),
     "maintenance_config": maintenance_configs(),

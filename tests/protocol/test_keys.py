@@ -93,6 +93,13 @@ WIRE_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.worker_index(), "zenith:workers"),
     (lambda k: k.worker_queues(), "zenith:worker-queues"),
     (lambda k: k.sweep_lock(), "zenith:sweep-lock"),
+    (lambda k: k.alerts_states(), "zenith:alerts:states"),
+    (lambda k: k.alerts_outbox(), "zenith:alerts:outbox"),
+    (lambda k: k.alerts_history(), "zenith:alerts:history"),
+    (lambda k: k.alerts_silences(), "zenith:alerts:silences"),
+    (lambda k: k.alerts_mutes(), "zenith:alerts:mutes"),
+    (lambda k: k.alerts_channels(), "zenith:alerts:channels"),
+    (lambda k: k.alerts_delivered("r1:queue:q:3", "webhook:ops"), "zenith:alerts:delivered:r1:queue:q:3:webhook:ops"),
 ]
 
 
@@ -172,6 +179,13 @@ CLUSTER_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.logs_history(), "flux_console:{events}:logs:history"),
     (lambda k: k.throughput(29453760), "flux_console:{events}:throughput:29453760"),
     (lambda k: k.metric("waiting", 29453760), "flux_console:metrics:waiting:29453760"),
+    (lambda k: k.alerts_states(), "zenith:{alerts}:states"),
+    (lambda k: k.alerts_outbox(), "zenith:{alerts}:outbox"),
+    (lambda k: k.alerts_history(), "zenith:{alerts}:history"),
+    (lambda k: k.alerts_silences(), "zenith:{alerts}:silences"),
+    (lambda k: k.alerts_mutes(), "zenith:{alerts}:mutes"),
+    (lambda k: k.alerts_channels(), "zenith:{alerts}:channels"),
+    (lambda k: k.alerts_delivered("r1:all:1", "slack"), "zenith:{alerts}:delivered:r1:all:1:slack"),
 ]
 
 
@@ -223,6 +237,7 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
     lane = draw(st.sampled_from(PRIORITY_LANES))
     window, minute, epoch_s = draw(MINUTES), draw(MINUTES), draw(MINUTES)
     metric = draw(st.sampled_from(["waiting", "delayed", "failed", "workers"]))
+    notification, channel = draw(IDS), draw(IDS)
     per_queue_group = q if space.cluster_safe else None
     return [
         ("queue", space.queue(q), ParsedKey(KeyKind.QUEUE, q)),
@@ -260,6 +275,17 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
         ("worker_index", space.worker_index(), ParsedKey(KeyKind.WORKER_INDEX)),
         ("worker_queues", space.worker_queues(), ParsedKey(KeyKind.WORKER_QUEUES)),
         ("sweep_lock", space.sweep_lock(), ParsedKey(KeyKind.SWEEP_LOCK)),
+        ("alerts_states", space.alerts_states(), ParsedKey(KeyKind.ALERT_STATES)),
+        ("alerts_outbox", space.alerts_outbox(), ParsedKey(KeyKind.ALERT_OUTBOX)),
+        ("alerts_history", space.alerts_history(), ParsedKey(KeyKind.ALERT_HISTORY)),
+        ("alerts_silences", space.alerts_silences(), ParsedKey(KeyKind.ALERT_SILENCES)),
+        ("alerts_mutes", space.alerts_mutes(), ParsedKey(KeyKind.ALERT_MUTES)),
+        ("alerts_channels", space.alerts_channels(), ParsedKey(KeyKind.ALERT_CHANNELS)),
+        (
+            "alerts_delivered",
+            space.alerts_delivered(notification, channel),
+            ParsedKey(KeyKind.ALERT_DELIVERED, part=f"{notification}:{channel}"),
+        ),
     ]
 
 
@@ -372,6 +398,10 @@ def test_queue_keys_parse_when_the_console_prefix_is_the_queue_prefix() -> None:
         ("flux_console:something", ParsedKey(KeyKind.UNKNOWN)),
         ("flux_console:throughput:abc", ParsedKey(KeyKind.UNKNOWN)),
         ("gravito:zenith:alerts:other", ParsedKey(KeyKind.UNKNOWN)),
+        ("zenith:alerts:other", ParsedKey(KeyKind.UNKNOWN)),
+        ("zenith:alerts:delivered:", ParsedKey(KeyKind.UNKNOWN)),
+        ("zenith:alerts", ParsedKey(KeyKind.UNKNOWN)),
+        ("zenith:{alerts}:states", ParsedKey(KeyKind.UNKNOWN)),
         ("zenith:other", ParsedKey(KeyKind.UNKNOWN)),
         ("pulse:service-only", ParsedKey(KeyKind.UNKNOWN)),
         ("elsewhere:emails", None),
@@ -510,6 +540,8 @@ def test_crc16_and_hash_slot_match_redis() -> None:
 _PER_QUEUE = ["queue", "lane", "delayed", "failed", "active_set", "paused", "rate_limit", "processing"]
 _PER_QUEUE += ["group_active", "group_pending"]
 _SCHEDULE_KEYS = ["schedules", "schedule", "schedule_lock"]
+_ALERT_KEYS = ["alerts_states", "alerts_outbox", "alerts_history", "alerts_silences", "alerts_mutes"]
+_ALERT_KEYS += ["alerts_channels", "alerts_delivered"]
 
 
 @pytest.mark.parametrize("space", [CLUSTER, SPACES["custom-cluster"]], ids=["default", "custom"])
@@ -532,6 +564,10 @@ def test_cluster_safe_keys_of_one_queue_share_a_slot(space: KeySpace, data: st.D
     # One events script call writes the stream, the log history and the throughput counter.
     for builder in ("events", "logs_history", "throughput"):
         assert hash_slot(calls[builder]) == hash_slot("events"), builder
+    # One alert_apply call writes the states, the outbox and the history; senders touch the rest.
+    for builder in _ALERT_KEYS:
+        assert calls[builder].startswith(space.zenith_prefix + "{alerts}:"), builder
+        assert hash_slot(calls[builder]) == hash_slot("alerts"), builder
 
 
 # -- SCAN patterns ---------------------------------------------------------------------------------

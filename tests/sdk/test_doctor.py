@@ -9,7 +9,8 @@ import pytest
 import redis
 from wire_data import seed_wire_facts
 
-from zenith_protocol import JobEvent, JobPayload, KeySpace, encode_event_fields, encode_job
+from zenith_protocol import JobEvent, JobPayload, KeySpace, SilenceMatchers, encode_event_fields, encode_job
+from zenith_sdk.alerts import AlertService, add_mute, add_silence, record_delivery
 from zenith_sdk.cli import main
 from zenith_sdk.doctor import DoctorReport, run_doctor
 
@@ -123,6 +124,48 @@ def test_cluster_safe_layout_is_recognised(r: redis.Redis, keyspace: KeySpace) -
     assert report.ok
     assert report.unrecognised_count == 0
     assert report.patterns[space.queue("<name>")].legacy == 3
+
+
+@pytest.mark.parametrize("cluster_safe", [False, True], ids=["wire", "cluster-safe"])
+def test_what_the_alert_runtime_writes_is_canonical(r: redis.Redis, keyspace: KeySpace, cluster_safe: bool) -> None:
+    space = keyspace.model_copy(update={"cluster_safe": cluster_safe})
+    r.set(space.alert_rules(), '[{"id":"b","name":"B","type":"backlog","threshold":1}]')
+    r.lpush(space.queue("q1"), encode_job(JobPayload.create("x")))
+    r.lpush(space.queue("q2"), encode_job(JobPayload.create("x")))
+    AlertService(r, keyspace=space, send=False).evaluate_once()
+    add_silence(r, matchers=SilenceMatchers(queue="q1"), duration_s=60, comment="c", author="a", keyspace=space)
+    add_mute(r, cron="0 1 * * *", duration_minutes=5, matchers=SilenceMatchers(rule="b"), keyspace=space)
+    record_delivery(r, "slack", ok=False, now_ms=_now_ms(), error="HTTP 500", keyspace=space)
+    r.set(space.alerts_delivered("b:queue:q1:1", "slack"), "1", ex=600)
+
+    report = run_doctor(r, keyspace=space)
+
+    assert report.ok and report.unrecognised_count == 0, [f for s in report.patterns.values() for f in s.findings]
+    for pattern in (space.alerts_states(), space.alerts_outbox(), space.alerts_history()):
+        stats = report.patterns[pattern]
+        assert stats.entries == stats.canonical > 0, pattern
+    assert report.patterns[space.alerts_silences()].canonical == 1
+    assert report.patterns[space.alerts_channels()].canonical == 1
+    assert report.patterns[space.alerts_delivered("<notificationId>", "<channel>")].keys == 1
+
+
+def test_alerting_keys_of_the_wrong_type_or_without_ttl_are_errors(r: redis.Redis, keyspace: KeySpace) -> None:
+    r.set(keyspace.alerts_states(), "a string where a hash belongs")
+    r.set(keyspace.alerts_delivered("r1:all:1", "email"), "1")
+    r.hset(keyspace.alerts_silences(), "s1", '{"id":"s1"}')
+    r.xadd(keyspace.alerts_outbox(), {"notification": "{oops"})
+
+    report = run_doctor(r, keyspace=keyspace)
+
+    findings = {f.key: f.kind for stats in report.patterns.values() for f in stats.findings}
+    assert findings == {
+        keyspace.alerts_states(): "wrong_type",
+        keyspace.alerts_silences(): "missing_field",
+        keyspace.alerts_outbox(): "invalid_json",
+    }
+    issues = [(stats.pattern, issue.kind) for stats, issue in report.issues("error")]
+    assert issues == [(keyspace.alerts_delivered("<notificationId>", "<channel>"), "missing_ttl")]
+    assert not report.ok
 
 
 def _db_url(client: redis.Redis) -> str:

@@ -31,7 +31,7 @@ from zenith_protocol import (
     decode_job,
 )
 from zenith_sdk.cli import main
-from zenith_sdk.schedules import InvalidScheduleEntry, Scheduler, next_run_ms
+from zenith_sdk.schedules import InvalidScheduleEntry, Scheduler, next_run_ms, previous_run_ms
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 MINUTE = 60_000
@@ -103,6 +103,22 @@ def test_dst_skips_missing_local_times_and_fires_repeated_ones_once() -> None:
     first = next_run_ms("30 2 * * *", utc_ms(2026, 10, 24, 12), "Europe/Berlin")
     assert first == utc_ms(2026, 10, 25, 0, 30)
     assert next_run_ms("30 2 * * *", first, "Europe/Berlin") == utc_ms(2026, 10, 26, 1, 30)
+
+
+def test_previous_run_is_at_or_before_now() -> None:
+    assert previous_run_ms("0 3 * * *", utc_ms(2026, 1, 1, 3)) == utc_ms(2026, 1, 1, 3)
+    assert previous_run_ms("0 3 * * *", utc_ms(2026, 1, 1, 3) - 1) == utc_ms(2025, 12, 31, 3)
+    assert previous_run_ms("30 * * * * *", NOW + 45_000) == NOW + 30_000  # a leading seconds field
+
+
+def test_previous_run_reads_local_time_as_next_run_does() -> None:
+    # 02:30 Berlin is skipped on 2026-03-29; on 2026-10-25 it counts at its first occurrence (00:30 UTC).
+    assert previous_run_ms("30 2 * * *", utc_ms(2026, 3, 29, 12), "Europe/Berlin") == utc_ms(2026, 3, 28, 1, 30)
+    assert previous_run_ms("30 2 * * *", utc_ms(2026, 10, 25, 12), "Europe/Berlin") == utc_ms(2026, 10, 25, 0, 30)
+    for cron in ("0 3 * * *", "*/7 * * * *", "30 2 * * *"):
+        for now in (NOW, utc_ms(2026, 3, 29, 1, 45), utc_ms(2026, 10, 25, 1, 15)):
+            last = previous_run_ms(cron, now, "Europe/Berlin")
+            assert last <= now < next_run_ms(cron, last, "Europe/Berlin")
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def test_a_client_has_one_scripts_object_for_as_long_as_it_lives(redis_url: str)
 
 def test_only_the_scripts_that_read_say_so_and_redis_agrees_on_every_sha(r: redis.Redis) -> None:
     assert {script.name for script in ALL if script.read_only} == {"match", "count", "groups"}
-    assert len({script.name for script in ALL}) == len(ALL) == 12
+    assert len({script.name for script in ALL}) == len(ALL) == 14
     for script in ALL:
         assert script.source.startswith("#!lua flags=no-writes\n") is script.read_only
         assert not any(line.startswith("--#include") for line in script.source.splitlines())

@@ -31,7 +31,9 @@ from redis.connection import AbstractConnection
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 __all__ = [
+    "ALERT_APPLY",
     "BULK",
+    "COMPARE_AND_SET",
     "COUNT",
     "ENQUEUE",
     "EVENTS",
@@ -110,8 +112,22 @@ REPAIR_GROUP = Script.named("repair_group")
 MATCH = Script.named("match")
 COUNT = Script.named("count")
 GROUPS = Script.named("groups")
+COMPARE_AND_SET = Script.named("compare_and_set")
+ALERT_APPLY = Script.named("alert_apply")
 
-_WRITERS = (FETCH, SETTLE, REQUEUE, ENQUEUE, EVENTS, FIRE_SCHEDULE, BULK, PICK, REPAIR_GROUP)
+_WRITERS = (
+    FETCH,
+    SETTLE,
+    REQUEUE,
+    ENQUEUE,
+    EVENTS,
+    FIRE_SCHEDULE,
+    BULK,
+    PICK,
+    REPAIR_GROUP,
+    COMPARE_AND_SET,
+    ALERT_APPLY,
+)
 
 _Call = tuple[int, Script, tuple[str, ...], tuple[ScriptArg, ...]]
 """A script call queued on a pipeline: its index there, the script, its keys and arguments."""
