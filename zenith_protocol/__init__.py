@@ -56,6 +56,8 @@ from zenith_protocol.errors import (
     InvalidScheduleError,
     NotFoundError,
     ProtocolError,
+    QuerySyntaxError,
+    UnsupportedQueryError,
     ZenithError,
 )
 from zenith_protocol.events import EventType, JobEvent, OperatorAction
@@ -133,10 +135,12 @@ __all__ = [
     "PulseSystemMemory",
     "QueueSize",
     "QueueSnapshot",
+    "QuerySyntaxError",
     "QueueThroughput",
     "RemoteCommand",
     "Schedule",
     "Severity",
+    "UnsupportedQueryError",
     "WebhookChannel",
     "WorkerHeartbeat",
     "WorkerMemory",

@@ -187,7 +187,7 @@ def test_a_dropped_undecodable_match_does_not_hide_the_next_match_of_its_chunk(
     assert quoted not in undecodable
     r.lpush(keyspace.failed("q"), undecodable, _job("good-1", "Task", q=quoted), _job("good-2", "Task", q=quoted))
 
-    found = list(search(r, f"q:{quoted}", keyspace=keyspace, limit=1))
+    found = list(search(r, 'q:"say \\"hi\\""', keyspace=keyspace, limit=1))
 
     assert _found(found) == [("q", "failed", "good-1")]
 
