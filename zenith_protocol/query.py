@@ -40,6 +40,7 @@ __all__ = [
     "TimeBound",
     "iso_ms",
     "parse",
+    "time_ms",
 ]
 
 QUALIFIERS = ("queue", "state", "name", "error", "id")
@@ -225,6 +226,15 @@ def _time_ms(value: str, position: int, now_ms: int) -> int:
     if not _MIN_MS <= at_ms <= _MAX_MS:
         raise QuerySyntaxError(f"{value!r} is out of range: use a time between the years 1 and 9999", position)
     return at_ms
+
+
+def time_ms(text: str, *, now_ms: int | None = None) -> int:
+    """The time an ``after:``/``before:`` value names, in epoch ms: ISO-8601, or before ``now_ms`` (``2h``).
+
+    Raises:
+        QuerySyntaxError: ``text`` is neither (position 0).
+    """
+    return _time_ms(text, 0, int(time.time() * 1000) if now_ms is None else now_ms)
 
 
 @dataclass

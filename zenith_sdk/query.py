@@ -20,6 +20,7 @@ from zenith_protocol.query import (
     TimeBound,
     iso_ms,
     parse,
+    time_ms,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "UnsupportedQueryError",
     "iso_ms",
     "parse",
+    "time_ms",
 ]
