@@ -138,6 +138,7 @@ jobs = Table(
     Column("error", _long_text()),
     Column("payload", _long_text()),
     Column("search_text", _long_text()),
+    Column("last_stream_id", _ident(64)),
     UniqueConstraint("queue", "job_id", name="uq_zenith_jobs_queue_job_id"),
     Index("ix_zenith_jobs_queue_state_updated", "queue", "state", "updated_at", "id"),
     Index("ix_zenith_jobs_state_finished", "state", "finished_at", "id"),
@@ -145,7 +146,11 @@ jobs = Table(
     Index("ix_zenith_jobs_updated", "updated_at", "id"),
     **_TABLE_OPTIONS,
 )
-"""One row per job: its current state, times, last error and (redacted) payload."""
+"""One row per job: its current state, times, last error and (redacted) payload.
+
+``last_stream_id`` is the stream entry id of the newest event applied to the row: an older
+event delivered late (to another archiver, or again) fills gaps but never sets the state back.
+"""
 
 job_events = Table(
     "zenith_job_events",
