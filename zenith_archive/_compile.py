@@ -23,12 +23,13 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.engine import Connection
 
+from zenith_archive.fields import normalize_value
 from zenith_archive.fts import FTS_CONFIG, PG_TSV_COLUMN, SQLITE_FTS_TABLE, sqlite_fts
-from zenith_archive.schema import ALL_STATES, MAX_FIELD_VALUE_CHARS, job_fields, jobs
+from zenith_archive.schema import ALL_STATES, job_fields, jobs
 from zenith_protocol.errors import UnsupportedQueryError
 from zenith_protocol.query import AnyOf, Clause, Field, Query, Term, Text, TimeBound
 
-__all__ = ["Dialect", "condition", "field_value"]
+__all__ = ["Dialect", "condition"]
 
 _WORD = re.compile(r"[^\W_]")
 """A character FTS5's unicode61 and PostgreSQL's parser both read as part of a word."""
@@ -63,11 +64,6 @@ class Dialect:
         if name not in ("sqlite", "postgresql"):
             raise ValueError(f"the archive runs on SQLite, PostgreSQL and MySQL/MariaDB, not on {name!r}")
         return cls(name)
-
-
-def field_value(value: str) -> str:
-    """A property value as ``zenith_job_fields.value_norm`` holds it: trimmed, lower case, cut to its length."""
-    return value.strip().lower()[:MAX_FIELD_VALUE_CHARS]
 
 
 def condition(query: Query, dialect: Dialect) -> ColumnElement[bool]:
@@ -114,7 +110,7 @@ def _field(term: Field) -> ColumnElement[bool]:
     if term.key == "error":
         return _contains(jobs.c.error, term.value)
     lookup = select(job_fields.c.job_pk).where(
-        job_fields.c.key == term.key, job_fields.c.value_norm == field_value(term.value)
+        job_fields.c.key == term.key, job_fields.c.value_norm == normalize_value(term.value)
     )
     return jobs.c.id.in_(lookup)
 

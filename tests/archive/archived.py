@@ -8,24 +8,12 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
+from zenith_archive._ingest import search_text
+from zenith_archive.fields import flatten_properties
 from zenith_archive.schema import job_events, job_fields, jobs
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR_MS = 3_600_000
-
-
-def _flat(properties: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"a": {"b": 1}}`` as ``{"a.b": "1"}``, values normalised as ``zenith_job_fields`` holds them."""
-    out: dict[str, str] = {}
-    for key, value in properties.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{path}."))
-        elif isinstance(value, str):
-            out[path] = value.strip().lower()
-        else:
-            out[path] = json.dumps(value)
-    return out
 
 
 def add_job(
@@ -41,16 +29,16 @@ def add_job(
 ) -> int:
     """Archive one job (its row, full-text source and fields); returns its row id."""
     payload = json.dumps({"id": job_id, "data": {"job": name, "properties": properties or {}}})
-    search_text = " ".join(part for part in (name, error, payload) if part)
+    text = search_text(name, error, payload)
     row = {"queue": queue, "job_id": job_id, "name": name, "state": state, "attempts": 1, "error": error}
-    row.update(updated_at=updated_at, enqueued_at=updated_at, payload=payload, search_text=search_text)
+    row.update(updated_at=updated_at, enqueued_at=updated_at, payload=payload, search_text=text)
     key = connection.execute(insert(jobs).values(**row)).inserted_primary_key
     assert key is not None
     pk = int(key[0])
-    fields = _flat(properties or {})
+    fields = flatten_properties(properties or {})
     if fields:
         connection.execute(
-            insert(job_fields), [{"job_pk": pk, "key": key, "value_norm": value} for key, value in fields.items()]
+            insert(job_fields), [{"job_pk": pk, "key": key, "value_norm": value} for key, value in fields]
         )
     return pk
 

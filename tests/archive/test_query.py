@@ -7,11 +7,22 @@ import io
 import json
 
 import pytest
+import redis
 from sqlalchemy.engine import Engine
 
 from archive.archived import HOUR_MS, NOW, add_event, add_job
+from archive.helpers import archive, emit, stream_ids
 from zenith_archive.query import COUNT_CAP, Count, count, export, jobs, search, timeline
-from zenith_protocol import ConfigError, NotFoundError, QuerySyntaxError, UnsupportedQueryError
+from zenith_protocol import (
+    ConfigError,
+    EventType,
+    JobPayload,
+    KeySpace,
+    NotFoundError,
+    QuerySyntaxError,
+    UnsupportedQueryError,
+)
+from zenith_sdk.events import job_event
 
 
 def _seed(engine: Engine) -> None:
@@ -240,3 +251,37 @@ def test_export_writes_every_match_oldest_first(engine: Engine, fmt: str) -> Non
 def test_export_refuses_an_unknown_format(engine: Engine) -> None:
     with pytest.raises(ValueError, match="jsonl or csv"):
         export(engine, "", "xml", io.StringIO())  # type: ignore[arg-type]
+
+
+def test_what_the_archiver_wrote_is_found_and_its_timeline_told(
+    r: redis.Redis, keyspace: KeySpace, engine: Engine
+) -> None:
+    payload = JobPayload.create("SendWelcomeEmail", {"email": "Ann@Example.com", "user": {"id": 42}}, job_id="e2e")
+    emit(
+        r,
+        keyspace,
+        job_event(EventType.ENQUEUED, "emails", payload, include_payload=True, timestamp_ms=NOW),
+        job_event(EventType.STARTED, "emails", payload, worker_id="w1", attempt=1, timestamp_ms=NOW + 10),
+        job_event(EventType.FAILED, "emails", payload, attempt=1, error="SMTP timeout", timestamp_ms=NOW + 20),
+        job_event(EventType.DEAD_LETTERED, "emails", payload, include_payload=True, attempt=1, timestamp_ms=NOW + 30),
+        job_event(EventType.RETRIED, "emails", "e2e", actor="alice", timestamp_ms=NOW + 40),
+    )
+    archive(r, engine, keyspace)
+
+    for query in (
+        "email:ann@example.com",
+        "user.id:42",
+        "SendWelcomeEmail",
+        "smtp",
+        "queue:emails name:SendWelcomeEmail",
+    ):
+        assert [job.job_id for job in search(engine, query).rows] == ["e2e"], query
+    events = timeline(engine, "e2e", queue="emails").events
+    assert [(event.type, event.actor) for event in events] == [
+        ("enqueued", None),
+        ("started", None),
+        ("failed", None),
+        ("dead_lettered", None),
+        ("retried", "alice"),
+    ]
+    assert [event.stream_id for event in events] == stream_ids(r, keyspace)
