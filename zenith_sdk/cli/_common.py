@@ -70,6 +70,8 @@ class CliSettings(BaseSettings):
     cluster_safe: bool = False
     pulse_key_form: PulseKeyForm = PulseKeyForm.BOTH
     """Which pulse key forms ``zenith pulse`` writes (``ZENITH_PULSE_KEY_FORM``: both, pulse or legacy)."""
+    archive_url: str | None = None
+    """The archive database ``zenith archive`` uses without ``--db`` (``ZENITH_ARCHIVE_URL``)."""
 
 
 def add_redis_options(parser: argparse.ArgumentParser) -> None:
