@@ -13,7 +13,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, TextIO
+from typing import Any, ClassVar, Literal, TextIO, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine
@@ -45,9 +45,31 @@ EXPORT_FORMATS = ("jsonl", "csv")
 _EXPORT_BATCH = 1_000
 
 
+_Record = TypeVar("_Record", bound="_Row")
+
+
+class _Row:
+    """A table row as a dataclass whose fields are the selected columns, in order; one of them holds JSON text."""
+
+    _JSON_FIELD: ClassVar[str]
+
+    @classmethod
+    def of(cls: type[_Record], row: Sequence[Any]) -> _Record:
+        """The record a row of its columns (in field order) holds."""
+        return cls(*row)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON data, its JSON text field decoded when it is JSON."""
+        data = asdict(self)  # type: ignore[call-overload]
+        data[self._JSON_FIELD] = _decoded(data[self._JSON_FIELD])
+        return data  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
-class ArchivedJob:
+class ArchivedJob(_Row):
     """One row of ``zenith_jobs`` (times in epoch ms); ``pk`` is the archive's own row id."""
+
+    _JSON_FIELD: ClassVar[str] = "payload"
 
     pk: int
     queue: str
@@ -64,35 +86,9 @@ class ArchivedJob:
     error: str | None
     payload: str | None
 
-    @classmethod
-    def of(cls, row: Sequence[Any]) -> ArchivedJob:
-        """The job a row of :data:`_COLUMNS` holds."""
-        return cls(*row)
 
-    def to_json(self) -> dict[str, Any]:
-        """The job as JSON data, its payload decoded when it is JSON."""
-        data = asdict(self)
-        data["payload"] = _decoded(self.payload)
-        return data
-
-
-_COLUMNS = (
-    _JOBS.c.id,
-    _JOBS.c.queue,
-    _JOBS.c.job_id,
-    _JOBS.c.name,
-    _JOBS.c.state,
-    _JOBS.c.attempts,
-    _JOBS.c.enqueued_at,
-    _JOBS.c.started_at,
-    _JOBS.c.finished_at,
-    _JOBS.c.updated_at,
-    _JOBS.c.duration_ms,
-    _JOBS.c.worker_id,
-    _JOBS.c.error,
-    _JOBS.c.payload,
-)
 _FIELD_NAMES = tuple(field.name for field in fields(ArchivedJob))
+_COLUMNS = tuple(_JOBS.c["id" if name == "pk" else name] for name in _FIELD_NAMES)
 
 
 def _decoded(text: str | None) -> Any:
@@ -227,8 +223,10 @@ def count(engine: Engine, query: str | Query, *, cap: int = COUNT_CAP, now_ms: i
 
 
 @dataclass(frozen=True)
-class TimelineEvent:
+class TimelineEvent(_Row):
     """One lifecycle event of a job (``data``: the event as archived, JSON text)."""
+
+    _JSON_FIELD: ClassVar[str] = "data"
 
     stream_id: str
     at: int
@@ -238,17 +236,6 @@ class TimelineEvent:
     actor: str | None
     error: str | None
     data: str | None
-
-    @classmethod
-    def of(cls, row: Sequence[Any]) -> TimelineEvent:
-        """The event a row of ``zenith_job_events`` columns (in field order) holds."""
-        return cls(*row)
-
-    def to_json(self) -> dict[str, Any]:
-        """The event as JSON data, ``data`` decoded when it is JSON."""
-        event = asdict(self)
-        event["data"] = _decoded(self.data)
-        return event
 
 
 @dataclass(frozen=True)
@@ -290,8 +277,7 @@ def timeline(engine: Engine, job_id: str, *, queue: str | None = None) -> Timeli
             job_events.c.job_pk == job.pk,
             and_(job_events.c.job_pk.is_(None), job_events.c.queue == job.queue, job_events.c.job_id == job.job_id),
         )
-        columns = (job_events.c[name] for name in ("stream_id", "at", "type", "attempt", "worker_id", "actor"))
-        statement = select(*columns, job_events.c.error, job_events.c.data).where(own)
+        statement = select(*(job_events.c[field.name] for field in fields(TimelineEvent))).where(own)
         events = [TimelineEvent.of(row) for row in connection.execute(statement)]
     return Timeline(job, sorted(events, key=_stream_order))
 
