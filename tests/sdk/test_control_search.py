@@ -7,6 +7,8 @@ import json
 import pytest
 import redis
 from counting import CountingRedis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from wire_data import dead_letter_job, node_job
 
 from zenith_protocol import ConfigError, KeySpace, NotFoundError, QuerySyntaxError, UnsupportedQueryError
@@ -329,3 +331,20 @@ def test_cli_reports_a_query_syntax_error_in_one_line(
 
     assert "query syntax error at character 6: unbalanced quote" in err
     assert len(err.strip().splitlines()) == 1
+
+
+_MARKS = ['"', "\\", "-", ":", " ", "OR", "a", "name:", "state:", "queue:", "id:", "after:", "2h", "%", "ü", "\x00"]
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=30) | st.lists(st.sampled_from(_MARKS) | st.text(max_size=3), max_size=10).map("".join))
+def test_any_query_text_gets_matches_or_a_query_error(r: redis.Redis, keyspace: KeySpace, query: str) -> None:
+    _seed(r, keyspace)
+    try:
+        found = list(search(r, query, keyspace=keyspace, limit=50))
+    except (QuerySyntaxError, UnsupportedQueryError):
+        return
+    except ValueError as exc:
+        assert "empty" in str(exc)
+        return
+    assert all(entry.queue in ("mail", "billing") for entry in found)
