@@ -1,10 +1,13 @@
-"""``zenith archive search|jobs|timeline|export``: read the archive with the query language of ``zenith search``."""
+"""``zenith archive search|jobs|timeline|export``: read the archive with the query language of ``zenith search``.
+
+Registered by ``_archive`` into its group, on whose ``--db`` option and engine helper it builds.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -16,14 +19,18 @@ from rich.text import Text
 
 from zenith_protocol import ConfigError
 from zenith_protocol.query import time_ms
-from zenith_sdk.cli._archive import add_db_option, archive_engine
+from zenith_sdk.cli._archive import add_db_option, open_archive
 from zenith_sdk.cli._bulk_cli import ms_text
 from zenith_sdk.cli._common import CliSettings, add_output_options, console, print_json, whole_number
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from zenith_archive.query import ArchivedJob, Page
 
 __all__ = ["register"]
+
+Handler = Callable[[argparse.Namespace, CliSettings], int]
 
 DEFAULT_LIMIT = 50
 ERROR_CHARS = 60
@@ -33,12 +40,14 @@ _QUERY_HELP = (
 )
 
 
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``search``, ``jobs``, ``timeline`` and ``export`` to ``zenith archive``."""
+def register(
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser], *, guard: Callable[[Handler], Handler]
+) -> None:
+    """Add ``search``, ``jobs``, ``timeline`` and ``export`` to ``zenith archive``; ``guard`` wraps each handler."""
     search = subcommands.add_parser("search", help="find archived jobs with a query")
     search.add_argument("query", metavar="QUERY", help=_QUERY_HELP)
     _add_paging(search)
-    search.set_defaults(handler=_run_search)
+    search.set_defaults(handler=guard(_run_search))
 
     jobs = subcommands.add_parser("jobs", help="list archived jobs by queue, state and time, newest first")
     jobs.add_argument("--queue", default=None, help="only this queue")
@@ -46,21 +55,21 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     jobs.add_argument("--since", default=None, metavar="TIME", help="updated at or after TIME (ISO, or 2h, 7d ago)")
     jobs.add_argument("--until", default=None, metavar="TIME", help="updated before TIME (ISO, or 2h, 7d ago)")
     _add_paging(jobs)
-    jobs.set_defaults(handler=_run_jobs)
+    jobs.set_defaults(handler=guard(_run_jobs))
 
     timeline = subcommands.add_parser("timeline", help="every event of one job, in order, with who did what")
     timeline.add_argument("job_id", metavar="JOB_ID")
     timeline.add_argument("--queue", default=None, help="the job's queue (needed when several queues hold the id)")
     add_db_option(timeline)
     add_output_options(timeline)
-    timeline.set_defaults(handler=_run_timeline)
+    timeline.set_defaults(handler=guard(_run_timeline))
 
     export = subcommands.add_parser("export", help="write the archived jobs a query matches as JSON lines or CSV")
     export.add_argument("--query", default="", metavar="QUERY", help=f"{_QUERY_HELP} (default: every job)")
     export.add_argument("--format", dest="fmt", choices=("jsonl", "csv"), default="jsonl", help="default jsonl")
     export.add_argument("--output", "-o", default="-", metavar="FILE", help="write here (default: standard output)")
     add_db_option(export)
-    export.set_defaults(handler=_run_export)
+    export.set_defaults(handler=guard(_run_export))
 
 
 def _add_paging(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +77,16 @@ def _add_paging(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--after", default=None, metavar="KEY", help="the next page: the key the last page printed")
     add_db_option(parser)
     add_output_options(parser)
+
+
+@contextmanager
+def _migrated_archive(args: argparse.Namespace, settings: CliSettings) -> Iterator[Engine]:
+    """The migrated archive ``--db`` names (a database error inside becomes one line, as ``open_archive`` says)."""
+    with open_archive(args, settings) as engine:
+        from zenith_archive.archiver import require_migrated
+
+        require_migrated(engine)
+        yield engine
 
 
 def _cell(value: object) -> Text:
@@ -104,7 +123,7 @@ def _print_page(args: argparse.Namespace, title: str, page: Page, extra: dict[st
 
 
 def _run_search(args: argparse.Namespace, settings: CliSettings) -> int:
-    with archive_engine(args, settings) as engine:
+    with _migrated_archive(args, settings) as engine:
         from zenith_archive.query import count, search
 
         page = search(engine, args.query, limit=args.limit, after_key=args.after)
@@ -126,7 +145,7 @@ def _time(text: str | None, flag: str) -> int | None:
 
 def _run_jobs(args: argparse.Namespace, settings: CliSettings) -> int:
     since, until = _time(args.since, "--since"), _time(args.until, "--until")
-    with archive_engine(args, settings) as engine:
+    with _migrated_archive(args, settings) as engine:
         from zenith_archive.query import jobs
         from zenith_archive.schema import ALL_STATES
 
@@ -141,7 +160,7 @@ def _run_jobs(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def _run_timeline(args: argparse.Namespace, settings: CliSettings) -> int:
-    with archive_engine(args, settings) as engine:
+    with _migrated_archive(args, settings) as engine:
         from zenith_archive.query import timeline
 
         found = timeline(engine, args.job_id, queue=args.queue)
@@ -177,7 +196,7 @@ def _run_export(args: argparse.Namespace, settings: CliSettings) -> int:
     err = console(stderr=True)
     # Only on a terminal: elsewhere a transient spinner leaves an empty line before any error line.
     columns = (SpinnerColumn(), TextColumn("exporting: {task.completed} jobs"))
-    with archive_engine(args, settings) as engine, _output(args.output, args.fmt) as out:
+    with _migrated_archive(args, settings) as engine, _output(args.output, args.fmt) as out:
         from zenith_archive.query import export
 
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
