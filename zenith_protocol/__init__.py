@@ -87,6 +87,8 @@ from zenith_protocol.errors import (
     InvalidScheduleError,
     NotFoundError,
     ProtocolError,
+    QuerySyntaxError,
+    UnsupportedQueryError,
     ZenithError,
 )
 from zenith_protocol.events import EventType, JobEvent, OperatorAction
@@ -176,6 +178,7 @@ __all__ = [
     "PulseQueue",
     "PulseRuntime",
     "PulseSystemMemory",
+    "QuerySyntaxError",
     "QueueSize",
     "QueueSnapshot",
     "QueueThroughput",
@@ -185,6 +188,7 @@ __all__ = [
     "Silence",
     "SilenceMatchers",
     "Transition",
+    "UnsupportedQueryError",
     "WebhookChannel",
     "WebhookEndpoint",
     "WorkerHeartbeat",

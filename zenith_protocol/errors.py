@@ -7,7 +7,9 @@ The tree::
      ├── ConfigError                 an option, URL or prefix is unusable (also a ValueError)
      ├── NotFoundError               a queue, job or schedule that does not exist (also a LookupError)
      ├── InvalidScheduleError        a schedule's cron expression or time zone is unusable (also a ValueError)
-     └── ConflictError               a compare-and-set edit kept losing to concurrent writers
+     ├── ConflictError               a compare-and-set edit kept losing to concurrent writers
+     ├── QuerySyntaxError            a search query does not parse (also a ValueError; carries the position)
+     └── UnsupportedQueryError       a query that parses but this back end cannot evaluate (also a ValueError)
 
 Later packages add their errors under this root, in this module, so that one
 ``except ZenithError`` keeps covering everything.
@@ -24,6 +26,8 @@ __all__ = [
     "InvalidScheduleError",
     "NotFoundError",
     "ProtocolError",
+    "QuerySyntaxError",
+    "UnsupportedQueryError",
     "ZenithError",
 ]
 
@@ -134,3 +138,31 @@ class ConflictError(ZenithError):
             f"{what} changed under this edit {attempts} times in a row (other writers are editing them); "
             "read them again and retry"
         )
+
+
+class QuerySyntaxError(ZenithError, ValueError):
+    """A search query does not parse; the message says what to write instead.
+
+    Attributes:
+        reason: what is wrong, as a sentence.
+        position: the 0-based index in the query text where the problem starts.
+    """
+
+    def __init__(self, reason: str, position: int) -> None:
+        self.reason = reason
+        self.position = position
+        super().__init__(f"query syntax error at character {position + 1}: {reason}")
+
+
+class UnsupportedQueryError(ZenithError, ValueError):
+    """A query that parses, but holds a construct the back end asked cannot evaluate.
+
+    Attributes:
+        construct: the construct, as written in the query (``state:completed``).
+        reason: why it cannot be evaluated here and what to do instead.
+    """
+
+    def __init__(self, construct: str, reason: str) -> None:
+        self.construct = construct
+        self.reason = reason
+        super().__init__(f"cannot evaluate {construct!r} here: {reason}")

@@ -149,6 +149,20 @@ def test_retry_by_filter_with_yes_json(
     assert _operator_events(r, keyspace) == [(OperatorAction.RETRY, 1, "ann"), (OperatorAction.RETRY, 2, "ann")]
 
 
+def test_delete_by_a_query_with_or_and_negation(
+    r: redis.Redis, keyspace: KeySpace, opts: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(r, keyspace)
+    query = "email:a@x.io OR error:SMTP -name:charge -id:f-1"
+
+    assert main(["delete", "q", "--query", query, "--yes", "--json", *opts, *ACTOR]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["matched"], report["moved"]) == (1, 1)
+    assert _ids(r, keyspace, JobState.FAILED) == ["f-1", "f-2"]
+    assert main(["delete", "q", "--query", "state:failed", "--yes", *opts, *ACTOR]) == 2
+    assert "cannot evaluate 'state:failed' here" in capsys.readouterr().err
+
+
 def test_dry_run_counts_and_changes_nothing(
     r: redis.Redis, keyspace: KeySpace, opts: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

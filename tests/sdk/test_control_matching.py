@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 from wire_data import dead_letter_job, node_job
 
 from zenith_protocol import KeySpace
+from zenith_protocol.query import AnyOf, Field, Query, Text, TimeBound
 from zenith_sdk.control import BulkAction, BulkResult, JobFilter, JobState, bulk, search
 from zenith_sdk.scripts import MATCH, scripts_for
 
 NOW = 1_767_225_600_000
 
 # Few distinct values, so that generated filters often hit what generated jobs hold.
-_WORDS = ["a", "Send", "1", "1.5", "true", "null", "1e+20", "ü", 'q"t', "", "-0"]
+_WORDS = ["a", "Send", "1", "1.5", "true", "null", "1e+20", "ü", 'q"t', "", "-0", "a.a"]
 _SCALARS = st.one_of(
     st.none(),
     st.booleans(),
@@ -64,10 +65,26 @@ _FILTERS = st.builds(
 _PROPERTY_FILTERS = st.builds(
     JobFilter, field=st.sampled_from(_WORDS), value=st.sampled_from(_WORDS), name=st.none() | st.sampled_from(_WORDS)
 )
+_SOME = st.sampled_from([word for word in _WORDS if word])
+_TERMS = st.one_of(
+    st.builds(Text, _SOME, st.booleans()),
+    st.builds(Field, st.sampled_from(["name", "error", "id"]), _SOME, st.booleans()),
+    st.builds(Field, st.sampled_from(["a", "Send", "1", "ü", "1.5", "a.a", "a.1", "ü.a"]), _SOME, st.booleans()),
+    st.builds(
+        TimeBound,
+        st.sampled_from(["after", "before"]),
+        st.sampled_from([0, 5, NOW, NOW + 1]),
+        st.just("t"),
+        st.booleans(),
+    ),
+)
+_QUERY_FILTERS = st.lists(
+    _TERMS | st.lists(_TERMS, min_size=2, max_size=3).map(lambda terms: AnyOf(tuple(terms))), max_size=4
+).map(lambda clauses: JobFilter.from_query(Query(tuple(clauses))))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(entries=st.lists(_entries(), min_size=1, max_size=8), job_filter=_FILTERS | _PROPERTY_FILTERS)
+@given(entries=st.lists(_entries(), min_size=1, max_size=8), job_filter=_FILTERS | _PROPERTY_FILTERS | _QUERY_FILTERS)
 def test_a_filter_matches_here_exactly_what_it_matches_in_redis(
     r: redis.Redis, keyspace: KeySpace, entries: list[bytes], job_filter: JobFilter
 ) -> None:

@@ -7,11 +7,13 @@ import json
 import pytest
 import redis
 from counting import CountingRedis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from wire_data import dead_letter_job, node_job
 
-from zenith_protocol import ConfigError, KeySpace, NotFoundError
+from zenith_protocol import ConfigError, KeySpace, NotFoundError, QuerySyntaxError, UnsupportedQueryError
 from zenith_sdk.cli import main
-from zenith_sdk.control import JobEntry, JobState, search
+from zenith_sdk.control import JobEntry, JobFilter, JobState, search
 from zenith_sdk.scripts import MATCH, scripts_for
 
 NOW = 1_767_225_600_000
@@ -59,6 +61,71 @@ def test_finds_by_id_name_payload_and_property_in_every_state_of_every_queue(
     _seed(r, keyspace)
 
     assert _found(list(search(r, query, keyspace=keyspace))) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("name:SendEmail", [("mail", "waiting", "w-base")]),
+        ("name:sendemail", []),
+        ("error:SMTP", [("mail", "failed", "f-invoice")]),
+        ("id:w-low", [("mail", "waiting", "w-low")]),
+        ("queue:billing", [("billing", "waiting", "b-charge")]),
+        ("queue:billing OR id:w-crit", [("billing", "waiting", "b-charge"), ("mail", "waiting", "w-crit")]),
+        ("-queue:mail", [("billing", "waiting", "b-charge")]),
+        ("state:delayed", [("mail", "delayed", "d-later")]),
+        (
+            "state:failed OR state:delayed",
+            [("mail", "delayed", "d-later"), ("mail", "failed", "old"), ("mail", "failed", "f-invoice")],
+        ),
+        ("email:ann@example.com -queue:billing", [("mail", "waiting", "w-base")]),
+        ('"SMTP timeout"', [("mail", "failed", "f-invoice")]),
+        ('"timeout SMTP"', []),
+        ("timeout SMTP", [("mail", "failed", "f-invoice")]),
+        ("team:ops OR days:30", [("mail", "waiting", "w-crit"), ("mail", "waiting", "w-low")]),
+        ("queue:mail -state:waiting -state:delayed", [("mail", "failed", "old"), ("mail", "failed", "f-invoice")]),
+        (
+            "queue:mail -name:Cleanup -error:SMTP state:waiting -team:ops",
+            [("mail", "waiting", "w-high"), ("mail", "waiting", "w-base")],
+        ),
+        ("meta.owner:ann", [("mail", "failed", "old")]),
+        ("meta.owner:bob", []),
+        ("before:2025-12-31T23:00:00Z", [("mail", "failed", "old")]),
+        ("after:2025-12-31T23:00:00Z queue:mail state:failed", [("mail", "failed", "f-invoice")]),
+        ("-after:2025-12-31T23:00:00Z", [("mail", "failed", "old")]),
+    ],
+)
+def test_every_construct_of_the_query_language_works_live(
+    r: redis.Redis, keyspace: KeySpace, query: str, expected: list[tuple[str, str, str]]
+) -> None:
+    _seed(r, keyspace)
+    r.rpush(keyspace.failed("mail"), node_job("old", "Old", {"meta": {"owner": "ann"}}, created_at=NOW - 2 * 3_600_000))
+
+    assert _found(list(search(r, query, keyspace=keyspace))) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "error", "words"),
+    [
+        ('name:"open', QuerySyntaxError, "unbalanced quote"),
+        ("a OR", QuerySyntaxError, "OR needs a term"),
+        ("state:completed", UnsupportedQueryError, "archive"),
+        ("-state:dead", UnsupportedQueryError, "live search sees the states"),
+        ("   ", ValueError, "empty"),
+    ],
+)
+def test_a_query_live_search_cannot_run_raises_at_the_call(
+    r: redis.Redis, keyspace: KeySpace, query: str, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        search(r, query, keyspace=keyspace)
+
+
+def test_a_bulk_filter_refuses_queue_and_state_naming_them() -> None:
+    with pytest.raises(UnsupportedQueryError) as caught:
+        JobFilter.from_query("invoice -state:failed")
+
+    assert caught.value.construct == "-state:failed"
 
 
 def test_waiting_covers_every_lane_in_poll_order_then_delayed_then_failed(r: redis.Redis, keyspace: KeySpace) -> None:
@@ -187,7 +254,7 @@ def test_a_dropped_undecodable_match_does_not_hide_the_next_match_of_its_chunk(
     assert quoted not in undecodable
     r.lpush(keyspace.failed("q"), undecodable, _job("good-1", "Task", q=quoted), _job("good-2", "Task", q=quoted))
 
-    found = list(search(r, f"q:{quoted}", keyspace=keyspace, limit=1))
+    found = list(search(r, 'q:"say \\"hi\\""', keyspace=keyspace, limit=1))
 
     assert _found(found) == [("q", "failed", "good-1")]
 
@@ -252,3 +319,32 @@ def test_cli_rejects_an_unknown_queue_and_a_bad_limit(
     with pytest.raises(SystemExit) as exited:
         main(_cli(keyspace, redis_url, "x", "--limit", "0"))
     assert exited.value.code == 2
+
+
+def test_cli_reports_a_query_syntax_error_in_one_line(
+    r: redis.Redis, keyspace: KeySpace, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(r, keyspace)
+
+    assert main(_cli(keyspace, redis_url, 'name:"open')) == 2
+    err = capsys.readouterr().err
+
+    assert "query syntax error at character 6: unbalanced quote" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+_MARKS = ['"', "\\", "-", ":", " ", "OR", "a", "name:", "state:", "queue:", "id:", "after:", "2h", "%", "ü", "\x00"]
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=30) | st.lists(st.sampled_from(_MARKS) | st.text(max_size=3), max_size=10).map("".join))
+def test_any_query_text_gets_matches_or_a_query_error(r: redis.Redis, keyspace: KeySpace, query: str) -> None:
+    _seed(r, keyspace)
+    try:
+        found = list(search(r, query, keyspace=keyspace, limit=50))
+    except (QuerySyntaxError, UnsupportedQueryError):
+        return
+    except ValueError as exc:
+        assert "empty" in str(exc)
+        return
+    assert all(entry.queue in ("mail", "billing") for entry in found)

@@ -14,6 +14,7 @@ from typing import NoReturn
 from zenith_sdk import __version__
 from zenith_sdk.cli import (
     _alerts,
+    _archive,
     _commands,
     _conformance,
     _doctor,
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         _alerts,
+        _archive,
         _commands,
         _conformance,
         _doctor,

@@ -42,7 +42,7 @@ from zenith_sdk.cli._common import (
     print_json,
     redis_from,
 )
-from zenith_sdk.cli._schedules import _stop_on_signals
+from zenith_sdk.cli._common import stop_on_signals
 
 __all__ = ["register"]
 
@@ -174,7 +174,7 @@ def _run_loop(args: argparse.Namespace, settings: CliSettings) -> int:
         else f"evaluating every {args.interval:g} s" + ("" if args.no_send else " and sending")
     )
     err.print(escape(f"alerts: {what} in {where}; stop with Ctrl-C or SIGTERM"))
-    with _stop_on_signals() as stop_requested:
+    with stop_on_signals() as stop_requested:
         try:
             service.run(stop=stop_requested)
         finally:

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from zenith_protocol import ConfigError, KeySpace, NotFoundError
+from zenith_protocol.query import iso_ms
 from zenith_sdk.cli._common import (
     CliSettings,
     add_actor_options,
@@ -166,7 +167,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parser.add_argument("--name", default=None, help="only jobs with exactly this name")
         parser.add_argument("--error", default=None, metavar="TEXT", help="only jobs whose error contains TEXT")
         parser.add_argument(
-            "--match", default=None, metavar="QUERY", help="'field:value' property match, else text in the payload"
+            "--query",
+            "--match",
+            dest="match",
+            default=None,
+            metavar="QUERY",
+            help="only jobs matching QUERY: words in the payload, field:value, name:, error:, id:, after:, before:, "
+            "-negation, OR",
         )
         parser.add_argument("--from", dest="from_time", default=None, metavar="ISO", help="failed/created at or after")
         parser.add_argument("--to", dest="to_time", default=None, metavar="ISO", help="failed/created before")
@@ -186,21 +193,17 @@ def _run_delete(args: argparse.Namespace, settings: CliSettings) -> int:
 def _epoch_ms(text: str | None, flag: str) -> int | None:
     if text is None:
         return None
-    try:
-        # Python 3.10 reads no trailing "Z"; a time without an offset is taken as UTC.
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    except ValueError as exc:
-        raise ValueError(f"{flag} {text!r} is not an ISO-8601 time such as 2026-01-31T12:00:00Z") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    moment = iso_ms(text)
+    if moment is None:
+        raise ValueError(f"{flag} {text!r} is not an ISO-8601 time such as 2026-01-31T12:00:00Z")
+    return moment
 
 
 def _job_filter(args: argparse.Namespace) -> JobFilter | None:
     """The filter the options describe, or None when no filter option is given."""
     fields: dict[str, Any] = {}
     if args.match is not None:
-        fields.update(JobFilter.from_query(args.match).model_dump(exclude_none=True))
+        fields.update(JobFilter.from_query(args.match).model_dump(exclude_none=True))  # text and where
     fields.update(name=args.name, error=args.error)
     fields.update(from_ms=_epoch_ms(args.from_time, "--from"), to_ms=_epoch_ms(args.to_time, "--to"))
     fields = {key: value for key, value in fields.items() if value is not None}
@@ -255,7 +258,7 @@ def _words(states: Sequence[JobState]) -> str:
 def _run_bulk(args: argparse.Namespace, settings: CliSettings, action: BulkAction) -> int:
     job_filter = _job_filter(args)
     if not args.ids and not args.all and job_filter is None:
-        raise ConfigError("name job ids, or pass --all or a filter (--name, --error, --match, --from, --to)")
+        raise ConfigError("name job ids, or pass --all or a filter (--name, --error, --query, --from, --to)")
     client, _ = redis_from(args, settings)
     try:
         return _bulk_steps(args, settings, client, action, job_filter)

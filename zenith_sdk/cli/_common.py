@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import redis
@@ -37,9 +41,11 @@ __all__ = [
     "read_json_object",
     "redis_from",
     "redis_location",
+    "stop_on_signals",
     "whole_number",
 ]
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 _OBJECT_EXAMPLE = """'{"email": "a@b.c"}'"""
 
@@ -70,6 +76,8 @@ class CliSettings(BaseSettings):
     cluster_safe: bool = False
     pulse_key_form: PulseKeyForm = PulseKeyForm.BOTH
     """Which pulse key forms ``zenith pulse`` writes (``ZENITH_PULSE_KEY_FORM``: both, pulse or legacy)."""
+    archive_url: str | None = None
+    """The SQL archive ``zenith archive`` uses without ``--db`` (``ZENITH_ARCHIVE_URL``); else the zero-config file."""
 
 
 def add_redis_options(parser: argparse.ArgumentParser) -> None:
@@ -222,3 +230,19 @@ def add_actor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", default=default_actor(), help="who does this, for the audit trail (default: you)")
     add_redis_options(parser)
     add_output_options(parser)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Turn SIGTERM and SIGINT into an event for the duration, then restore the previous handlers."""
+    requested = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        requested.set()
+
+    previous = {signum: signal.signal(signum, handle) for signum in _STOP_SIGNALS}
+    try:
+        yield requested
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 from rich.markup import escape
 from rich.table import Table
@@ -26,13 +21,13 @@ from zenith_sdk.cli._common import (
     keyspace_from,
     print_json,
     redis_from,
+    stop_on_signals,
 )
 from zenith_sdk.pulse import CPU_WARMUP_S, Pulse
 
 __all__ = ["register"]
 
 EXIT_OK = 0
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,7 +88,7 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
         every = f"every {pulse.interval_s:g} s"
         keys = " and ".join(pulse.keys)
         err.print(escape(f"pulse: writing {keys} to {where} {every}; stop with Ctrl-C or SIGTERM"))
-        with _stop_on_signals() as stop_requested:
+        with stop_on_signals() as stop_requested:
             pulse.start()
             try:
                 # A timed wait, so the main thread returns to the interpreter to run signal handlers.
@@ -105,22 +100,6 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
         return EXIT_OK
     finally:
         client.close()
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """Turn SIGTERM and SIGINT into an event for the duration, then restore the previous handlers."""
-    requested = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        requested.set()
-
-    previous = {signum: signal.signal(signum, handle) for signum in _STOP_SIGNALS}
-    try:
-        yield requested
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _run_once(pulse: Pulse, *, as_json: bool) -> int:

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from types import FrameType
 from typing import Any
 
 from rich.markup import escape
@@ -28,6 +23,7 @@ from zenith_sdk.cli._common import (
     print_json,
     read_json_object,
     redis_from,
+    stop_on_signals,
 )
 from zenith_sdk.cli._errors import print_error
 from zenith_sdk.schedules import InvalidScheduleEntry, Scheduler
@@ -35,7 +31,6 @@ from zenith_sdk.schedules import InvalidScheduleEntry, Scheduler
 __all__ = ["register"]
 
 EXIT_OK, EXIT_DECLINED = 0, 1
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -211,7 +206,7 @@ def _run_scheduler(args: argparse.Namespace, settings: CliSettings) -> int:
     err = console(stderr=True)
     every = f"every {args.interval:g} s"
     err.print(escape(f"scheduler: firing due schedules in {where} {every}; stop with Ctrl-C or SIGTERM"))
-    with _stop_on_signals() as stop_requested:
+    with stop_on_signals() as stop_requested:
         try:
             # Redis outages are logged and retried inside; a signal sets the event, which ends the loop.
             scheduler.run(interval_s=args.interval, stop=stop_requested)
@@ -219,19 +214,3 @@ def _run_scheduler(args: argparse.Namespace, settings: CliSettings) -> int:
             client.close()
     err.print("scheduler: stopped")
     return EXIT_OK
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """Turn SIGTERM and SIGINT into an event for the duration, then restore the previous handlers."""
-    requested = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        requested.set()
-
-    previous = {signum: signal.signal(signum, handle) for signum in _STOP_SIGNALS}
-    try:
-        yield requested
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

@@ -1,4 +1,4 @@
-"""``zenith search``: find jobs by id, name, payload text or ``field:value``, in every job of every queue."""
+"""``zenith search``: find jobs by a query (payload text, ``field:value``, ``name:``, ...) in every queue."""
 
 from __future__ import annotations
 
@@ -33,7 +33,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "search",
         help="find jobs by id, name, payload text or field:value across every job of every queue",
     )
-    parser.add_argument("query", metavar="QUERY", help="field:value for a property, or text in the id, name or payload")
+    parser.add_argument(
+        "query",
+        metavar="QUERY",
+        help="words in the id, name or payload; field:value for a property; queue:, state:, name:, error:, id:, "
+        'after:/before: (ISO or 2h, 7d); "quoted phrase", -negation, OR',
+    )
     parser.add_argument(
         "--queue", dest="queues", action="append", metavar="Q", help="search this queue (repeatable; default: all)"
     )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import redis
 
 from zenith_protocol import KeySpace
+from zenith_protocol.errors import UnsupportedQueryError
+from zenith_protocol.query import AnyOf, Field, Query, Term, Text, parse
 from zenith_sdk.control._entries import JobEntry, JobState, Source
 from zenith_sdk.control._matching import JobFilter, match_chunk
 from zenith_sdk.control._sources import state_sources
@@ -38,13 +40,16 @@ def search(
 ) -> Iterator[JobEntry]:
     """Stream up to ``limit`` jobs matching ``query``, oldest first, queue by queue, state by state.
 
-    ``field:value`` matches a job property equal to ``value``; any other text matches a substring
-    of the raw payload, which covers the job id, the job name and the payload text. Waiting and
-    delayed cover every priority lane, in poll order; grouped covers the jobs waiting behind their
-    FIFO group, active those running on a worker. An entry that does not decode never raises: it is yielded
-    with ``job`` None (and ``problem`` set) only if its raw text contains the searched text (the
-    query, or the value of a ``field:value`` query). Entries that are not JSON at all never match.
-    Arguments and queues are checked at the call; Redis is then read lazily, chunk by chunk.
+    ``query`` is written in the grammar of :mod:`zenith_sdk.query`: free text matches a substring
+    of the raw payload (case-sensitive), which covers the job id, the job name and the payload
+    text; ``field:value`` a job property equal to ``value``; ``name:``, ``error:``, ``id:``,
+    ``after:``/``before:`` (failedAt, else createdAt), ``-`` and ``OR`` as :meth:`JobFilter.from_query`
+    says; ``queue:`` and ``state:`` choose the keys read. Waiting and delayed cover every priority
+    lane, in poll order; grouped covers the jobs waiting behind their FIFO group, active those
+    running on a worker. An entry that does not decode never raises: it is yielded with ``job``
+    None (and ``problem`` set) only if its raw text contains the searched text (the words and
+    values the query asks for). Entries that are not JSON at all never match. Arguments and
+    queues are checked at the call; Redis is then read lazily, chunk by chunk.
 
     Args:
         queues: the queues to search, in order (default: every discovered queue, by name).
@@ -53,29 +58,52 @@ def search(
 
     Raises:
         NotFoundError: a queue listed in ``queues`` does not exist.
+        QuerySyntaxError: the query does not parse.
+        UnsupportedQueryError: ``state:`` names a state Redis does not hold (completed jobs are in the archive).
         ValueError: an empty query, or a limit or chunk below 1.
     """
-    if not query:
-        raise ValueError("the search query is empty")
     if limit < 1 or chunk < 1:
         raise ValueError(f"limit and chunk must be at least 1, got {limit} and {chunk}")
+    parsed = parse(query)
+    if not parsed.clauses:
+        raise ValueError("the search query is empty")
+    _check_states(parsed)
     space = keyspace or KeySpace()
-    job_filter = JobFilter.from_query(query)
     if queues is None:
         names = list(discover_queues(client, keyspace=space))
     else:
         names = list(dict.fromkeys(queues))
         for name in names:
             require_queue(client, name, keyspace=space)
-    walk = _Search(
-        client=client,
-        space=space,
-        job_filter=job_filter,
-        needle=(job_filter.text or job_filter.value or query).encode(),
-        chunk=chunk,
-        left=limit,
-    )
+    walk = _Search(client=client, space=space, query=parsed, chunk=chunk, left=limit)
     return walk.entries(names, tuple(JobState(state) for state in states))
+
+
+def _check_states(query: Query) -> None:
+    live = [state.value for state in JobState]
+    for term in query.terms():
+        if isinstance(term, Field) and term.key == "state" and term.value not in live:
+            raise UnsupportedQueryError(
+                str(term),
+                f"live search sees the states {', '.join(live)}; finished jobs are in the archive "
+                "(zenith archive search)",
+            )
+
+
+def _mentioned(term: Term, raw: bytes) -> bool:
+    """Whether ``raw`` holds the text or value ``term`` asks for (a negated term or a time asks for none)."""
+    if term.negated or not isinstance(term, (Text, Field)):
+        return True
+    return term.value.encode() in raw
+
+
+def _mentions(query: Query, raw: bytes) -> bool:
+    """Whether ``raw`` holds what every clause of ``query`` asks for, as text."""
+    for clause in query.clauses:
+        terms = clause.terms if isinstance(clause, AnyOf) else (clause,)
+        if not any(_mentioned(term, raw) for term in terms):
+            return False
+    return True
 
 
 @dataclass
@@ -84,15 +112,20 @@ class _Search:
 
     client: redis.Redis
     space: KeySpace
-    job_filter: JobFilter
-    needle: bytes
+    query: Query
     chunk: int
     left: int
+    job_filter: JobFilter = JobFilter()
+    rest: Query = Query()
 
     def entries(self, queues: list[str], states: tuple[JobState, ...]) -> Iterator[JobEntry]:
         """Every match, source key by source key, until ``left`` reaches 0."""
         for queue in queues:
             for state in states:
+                rest = self.query.bind({"queue": queue, "state": state.value})
+                if rest is None:
+                    continue  # queue: or state: rule this key out: it is not read at all
+                self.rest, self.job_filter = rest, JobFilter.from_query(rest)
                 for source in state_sources(self.client, self.space, queue, state):
                     yield from self._walk(queue, source)
                     if self.left <= 0:
@@ -121,7 +154,7 @@ class _Search:
             fresh = found.sample[seen:]
             for raw in fresh:
                 entry = JobEntry.read(queue, source.state, raw, source=source)
-                if entry.job is None and self.needle not in entry.raw:
+                if entry.job is None and not _mentions(self.rest, entry.raw):
                     continue
                 self.left -= 1
                 yield entry

@@ -1,0 +1,1 @@
+"""Tests of zenith_archive, each run on SQLite, PostgreSQL and MariaDB."""

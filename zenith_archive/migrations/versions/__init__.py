@@ -1,0 +1,1 @@
+"""Revisions of the archive's schema, oldest first."""
