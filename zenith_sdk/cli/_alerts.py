@@ -41,8 +41,8 @@ from zenith_sdk.cli._common import (
     keyspace_from,
     print_json,
     redis_from,
+    stop_on_signals,
 )
-from zenith_sdk.cli._common import stop_on_signals
 
 __all__ = ["register"]
 
