@@ -320,6 +320,8 @@ class EmailSecurity(str, Enum):
     STARTTLS = "starttls"
     SSL = "ssl"
     NONE = "none"
+    AUTO = "auto"
+    """STARTTLS when the server offers it, else plain: what the Node console's mailer did."""
 
 
 class WebhookChannel(_Additive):
@@ -347,7 +349,7 @@ class EmailChannel(_Additive):
     from_address: str | None = Field(default=None, alias="from")
     to: str | None = Field(default=None, description="recipients, comma-separated")
     security: Annotated[EmailSecurity | str, Field(union_mode="left_to_right")] | None = Field(
-        default=None, description="absent: ssl on port 465, else starttls"
+        default=None, description="absent: ssl on port 465, else auto (STARTTLS when offered)"
     )
     timeout_s: _TimeoutS = DEFAULT_CHANNEL_TIMEOUT_S
     retries: _Retries = DEFAULT_CHANNEL_RETRIES
@@ -367,10 +369,14 @@ class EmailChannel(_Additive):
 
     @property
     def effective_security(self) -> EmailSecurity | str:
-        """``security`` as given, else ``ssl`` on port 465 and ``starttls`` on any other port."""
+        """``security`` as given, else ``ssl`` on port 465 and ``auto`` (STARTTLS when offered) on any other port.
+
+        Settings the Node console saved have no ``security``: they keep working with a server that
+        offers no STARTTLS, as they did there.
+        """
         if self.security is not None:
             return self.security
-        return EmailSecurity.SSL if self.smtp_port == 465 else EmailSecurity.STARTTLS
+        return EmailSecurity.SSL if self.smtp_port == 465 else EmailSecurity.AUTO
 
 
 class WebhookEndpoint(_Additive):

@@ -105,6 +105,28 @@ def test_starttls_required_but_not_offered_is_not_retried() -> None:
     )
 
 
+def test_settings_without_security_send_in_plain_to_a_server_without_starttls() -> None:
+    # As the Node console's mailer did: STARTTLS when offered, else plain.
+    box = MailBox()
+    with smtp_server(box) as server:
+        config = alert_config(
+            {
+                "channels": {
+                    "email": {
+                        "enabled": True,
+                        "smtpHost": "127.0.0.1",
+                        "smtpPort": server.port,
+                        "from": "zenith@example.com",
+                        "to": "ops@example.com",
+                    }
+                }
+            }
+        )
+        delivery = configured_channels(config)["email"].send(notification())
+    assert (delivery.ok, delivery.error) == (True, None)
+    assert len(box.received) == 1
+
+
 def test_configured_email_reads_the_node_settings() -> None:
     box = MailBox()
     with smtp_server(box) as server:
@@ -135,7 +157,7 @@ def test_configured_email_reads_the_node_settings() -> None:
 def test_unusable_email_settings_fail_every_send_with_what_to_fix() -> None:
     base = {"enabled": True, "smtpHost": "127.0.0.1", "from": "z@example.com", "to": "ops@example.com"}
     for settings, problem in (
-        ({**base, "security": "tls"}, "email: email security must be one of starttls, ssl, none, got 'tls'"),
+        ({**base, "security": "tls"}, "email: email security must be one of starttls, ssl, none, auto, got 'tls'"),
         ({**base, "to": ""}, "email: to not set; set it in the alert config"),
     ):
         channel = configured_channels(alert_config({"channels": {"email": settings}}))["email"]

@@ -157,10 +157,11 @@ def test_webhook_secrets_are_written_but_never_shown() -> None:
 @pytest.mark.parametrize(
     ("fields", "security"),
     [
-        ({"smtpPort": 587}, EmailSecurity.STARTTLS),
+        ({"smtpPort": 587}, EmailSecurity.AUTO),
         ({"smtpPort": 465}, EmailSecurity.SSL),
-        ({"smtpPort": 25}, EmailSecurity.STARTTLS),
-        ({}, EmailSecurity.STARTTLS),
+        ({"smtpPort": 25}, EmailSecurity.AUTO),
+        ({}, EmailSecurity.AUTO),
+        ({"smtpPort": 25, "security": "starttls"}, EmailSecurity.STARTTLS),
         ({"smtpPort": 465, "security": "none"}, EmailSecurity.NONE),
     ],
 )

@@ -15,8 +15,9 @@ from zenith_sdk.alerts.messages import Message
 
 __all__ = ["SECURITY_MODES", "SmtpChannel"]
 
-SECURITY_MODES = ("starttls", "ssl", "none")
-"""``starttls``: upgrade a plain connection (required); ``ssl``: TLS from the start; ``none``: no encryption."""
+SECURITY_MODES = ("starttls", "ssl", "none", "auto")
+"""``starttls``: upgrade a plain connection (required); ``ssl``: TLS from the start; ``none``: no encryption;
+``auto``: upgrade when the server offers STARTTLS, else stay plain."""
 
 
 def _transient(code: int) -> bool:
@@ -87,7 +88,7 @@ class SmtpChannel(BaseChannel):
         smtp = smtplib.SMTP(self.host, self.port, timeout=timeout)
         try:
             smtp.ehlo()
-            if self.security == "starttls":
+            if self.security == "starttls" or (self.security == "auto" and smtp.has_extn("starttls")):
                 smtp.starttls(context=context)
                 smtp.ehlo()
         except BaseException:
