@@ -330,7 +330,7 @@ class WebhookChannel(_Additive):
     _OMITTED_AT_DEFAULT = _DELIVERY_FIELDS
 
     enabled: bool = False
-    webhook_url: str | None = Field(default=None, alias="webhookUrl")
+    webhook_url: str | None = Field(default=None, alias="webhookUrl", repr=False)  # a credential itself
     timeout_s: _TimeoutS = DEFAULT_CHANNEL_TIMEOUT_S
     retries: _Retries = DEFAULT_CHANNEL_RETRIES
     templates: MessageTemplates | None = None
@@ -386,7 +386,7 @@ class WebhookEndpoint(_Additive):
 
     name: str = Field(min_length=1)
     enabled: bool = True
-    url: str
+    url: str = Field(repr=False)  # may carry a token
     secret: _Secret | None = Field(default=None, description='signing key "whsec_<base64>"')
     timeout_s: _TimeoutS = DEFAULT_CHANNEL_TIMEOUT_S
     retries: _Retries = DEFAULT_CHANNEL_RETRIES

@@ -138,9 +138,10 @@ def test_node_channel_settings_encode_back_unchanged() -> None:
     assert encode_alert_config(decode_alert_config(raw)) == raw
 
 
-def test_webhook_secrets_are_written_but_never_shown() -> None:
+def test_webhook_secrets_and_urls_are_written_but_never_shown() -> None:
     raw = (
-        '{"channels":{"webhooks":[{"name":"pager","url":"https://hooks.example.com/in",'
+        '{"channels":{"slack":{"enabled":true,"webhookUrl":"https://hooks.slack.com/services/T0/B0/TOKEN"},'
+        '"webhooks":[{"name":"pager","url":"https://hooks.example.com/in/TOKEN",'
         '"secret":"whsec_c2VjcmV0LWtleS1ieXRlcw=="}]},"protocolVersion":2}'
     )
 
@@ -149,7 +150,7 @@ def test_webhook_secrets_are_written_but_never_shown() -> None:
     endpoint = config.channels.webhooks[0]
     assert endpoint.secret is not None and endpoint.secret.get_secret_value() == "whsec_c2VjcmV0LWtleS1ieXRlcw=="
     for shown in (repr(config), str(config), repr(endpoint)):
-        assert "whsec_" not in shown
+        assert "whsec_" not in shown and "TOKEN" not in shown  # webhook URLs are credentials too
     assert '"secret":"whsec_c2VjcmV0LWtleS1ieXRlcw=="' in encode_alert_config(config)
     assert (endpoint.enabled, endpoint.timeout_s, endpoint.retries) == (True, 5, 2)
 
