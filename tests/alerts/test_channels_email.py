@@ -1,7 +1,7 @@
 """The email channel against a real SMTP server (aiosmtpd) on 127.0.0.1.
 
-Plain SMTP runs everywhere. STARTTLS and SSL need a certificate, generated with the
-``cryptography`` package; without it those two tests are skipped (it is not a dependency).
+Plain SMTP, STARTTLS and SSL; the TLS tests make a self-signed certificate for 127.0.0.1 with
+the ``cryptography`` package (a development dependency).
 """
 
 from __future__ import annotations
@@ -170,7 +170,6 @@ def test_unusable_email_settings_fail_every_send_with_what_to_fix() -> None:
 @pytest.fixture
 def certificate(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    pytest.importorskip("cryptography", reason="making a test certificate needs the cryptography package")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

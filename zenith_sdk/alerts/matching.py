@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,9 +31,11 @@ __all__ = [
     "glob_matches",
     "inhibitors",
     "is_glob",
+    "matcher",
     "matchers_match",
     "mute_active",
     "select",
+    "select_any",
     "silence_active",
     "silenced_by",
 ]
@@ -54,34 +56,58 @@ class AlertLabels:
     service: str | None = None
 
 
-@lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(pattern))
+_GLOB_CHAR = re.compile(r"[*?\[]").search
 
 
 def is_glob(pattern: str) -> bool:
     """True if ``pattern`` has a glob character; a plain name matches only itself."""
-    return any(char in pattern for char in "*?[")
+    return _GLOB_CHAR(pattern) is not None
+
+
+@lru_cache(maxsize=1024)
+def _prefix(pattern: str) -> str | None:
+    """``prefix`` when ``pattern`` is ``prefix*`` (the common scope), else None."""
+    head, star, tail = pattern.partition("*")
+    return head if star and not tail and not is_glob(head) else None
+
+
+@lru_cache(maxsize=1024)
+def matcher(pattern: str) -> Callable[[str], bool]:
+    """A test of names against ``pattern``: equality for a plain name, a prefix test for
+    ``prefix*``, else the glob's regular expression."""
+    if not is_glob(pattern):
+        return pattern.__eq__
+    head = _prefix(pattern)
+    if head is not None:
+        return lambda text: text.startswith(head)
+    match = re.compile(fnmatch.translate(pattern)).match
+    return lambda text: match(text) is not None
 
 
 def glob_matches(pattern: str | None, value: str | None) -> bool:
     """Whether ``value`` matches ``pattern``; no pattern matches anything, no value reads as ``""``."""
-    if pattern is None:
-        return True
-    text = value or ""
-    if not is_glob(pattern):
-        return pattern == text
-    return _compiled(pattern).match(text) is not None
+    return pattern is None or matcher(pattern)(value or "")
 
 
 def select(pattern: str | None, names: Iterable[str]) -> list[str]:
     """The ``names`` that ``pattern`` matches, in their order (all of them for no pattern)."""
     if pattern is None:
         return list(names)
-    if not is_glob(pattern):
-        return [name for name in names if name == pattern]
-    match = _compiled(pattern).match
-    return [name for name in names if match(name) is not None]
+    head = _prefix(pattern)
+    if head is not None:  # evaluations test thousands of names against each rule: no call per name
+        return [name for name in names if name.startswith(head)]
+    keep = matcher(pattern)
+    return [name for name in names if keep(name)]
+
+
+def select_any(patterns: Iterable[str | None], names: Iterable[str]) -> list[str]:
+    """The ``names`` that at least one of ``patterns`` matches, in their order (all for a ``None``)."""
+    given = list(dict.fromkeys(patterns))
+    if None in given:
+        return list(names)
+    prefixes = tuple(head for head in map(_prefix, given) if head is not None)
+    tests = [matcher(pattern) for pattern in given if pattern is not None and _prefix(pattern) is None]
+    return [name for name in names if name.startswith(prefixes) or any(test(name) for test in tests)]
 
 
 def matchers_match(matchers: SilenceMatchers, labels: AlertLabels) -> bool:

@@ -34,7 +34,7 @@ from zenith_sdk._wire import text_of
 from zenith_sdk.alerts._parts import archive_lags, channel_failures, created_at, job_id, node_reading
 from zenith_sdk.alerts._window import EventWindow
 from zenith_sdk.alerts.evaluate import NodeReading, QueueReading, ScheduleReading, Snapshot
-from zenith_sdk.alerts.matching import glob_matches
+from zenith_sdk.alerts.matching import select_any
 from zenith_sdk.control.queues import QueueKeys, discover_queues, queue_snapshots
 from zenith_sdk.fleet import list_nodes, list_workers, scan_node_keys, scan_worker_keys
 
@@ -211,9 +211,7 @@ class _Reads:
         self.stuck = self._queues_for(needs.stuck_globs)
 
     def _queues_for(self, globs: tuple[str | None, ...]) -> list[str]:
-        if not globs:
-            return []
-        return [name for name in self.found.queues if any(glob_matches(glob, name) for glob in globs)]
+        return select_any(globs, self.found.queues)
 
     def run(self) -> None:
         if self.needs.queues:
