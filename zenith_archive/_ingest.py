@@ -137,7 +137,7 @@ class Decoder:
     def entry(self, stream_id: str, fields: Mapping[Any, Any] | None) -> Entry:
         """The entry for one stream entry; never raises."""
         order = stream_key(stream_id)
-        if fields is None:  # a pending entry the stream trimmed before it was archived
+        if not fields:  # a pending entry the stream trimmed before it was archived (no entry has no field)
             return Entry(stream_id, order, None, "", reason="trimmed from the stream before it was archived")
         try:
             event = decode_event_fields(fields)

@@ -145,3 +145,26 @@ def test_odd_payloads_and_text_are_stored_safely(r: redis.Redis, keyspace: KeySp
     custom = [e for e in rows(engine, job_events) if e["type"] == "custom_type"]
     assert [e["job_pk"] for e in custom] == [job(engine, "array", "odd")["id"]]  # linked, state untouched
     assert job(engine, "array", "odd")["state"] == "waiting"
+
+
+def test_pending_entries_trimmed_before_they_were_written_are_recorded_as_lost(
+    r: redis.Redis, keyspace: KeySpace, engine: Engine
+) -> None:
+    emit(r, keyspace, *_jobs(3))
+    archiver = Archiver(r, engine, keyspace=keyspace, consumer="one")
+    assert len(archiver._read(None)) == 3  # read, then the process died before writing them
+    emit(r, keyspace, *_jobs(1, queue="later"))
+    r.xtrim(keyspace.events(), maxlen=1, approximate=False)
+    restarted = Archiver(r, engine, keyspace=keyspace, consumer="one")
+    drain(restarted)
+    events = rows(engine, job_events)
+    assert [e["type"] for e in events] == ["undecodable"] * 3 + ["enqueued"]
+    assert all("trimmed" in e["error"] for e in events[:3])
+    assert r.xpending(keyspace.events(), "archive")["pending"] == 0
+
+
+def test_job_ids_mysql_pads_alike_do_not_stop_the_archive(r: redis.Redis, keyspace: KeySpace, engine: Engine) -> None:
+    emit(r, keyspace, *_jobs(1), job_event(EventType.STARTED, "q", "w0 ", worker_id="w", attempt=1))
+    archive(r, engine, keyspace)
+    assert len(archived_ids(engine)) == 2
+    assert job(engine, "w0", "q")["state"] == "waiting"  # on MariaDB "w0 " finds this row, which stays as it is
