@@ -166,9 +166,10 @@ def _require_extra() -> None:
     try:
         import zenith_archive  # noqa: F401
     except ModuleNotFoundError as exc:
-        if exc.name not in _ARCHIVE_DEPENDENCIES:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in _ARCHIVE_DEPENDENCIES:
             raise
-        raise ConfigError(f"`zenith archive` needs the archive extra ({exc.name} is missing): {_EXTRA_HINT}") from exc
+        raise ConfigError(f"`zenith archive` needs the archive extra ({missing} is missing): {_EXTRA_HINT}") from exc
 
 
 @contextmanager
