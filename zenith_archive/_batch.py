@@ -8,6 +8,7 @@ FOR UPDATE``; SQLite's writer lock is taken by ``BEGIN IMMEDIATE``) and brought 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
@@ -52,6 +53,7 @@ _ROW_COLUMNS = (
 )
 _MYSQL = ("mysql", "mariadb")
 JobKey = tuple[str, str]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,10 @@ class _Writer:
         stripped: set[int] = set()
         legacy: list[dict[str, Any]] = []
         for key, job_entries in per_job.items():
-            row = rows[key]
+            row = rows.get(key)
+            if row is None:  # MySQL's PAD SPACE collations make "a " and "a" the same key: the first one wins
+                logger.warning("job %r of queue %r matches another job's row; its events are kept unlinked", *key[::-1])
+                continue
             dropped_before = row.state in FINAL_STATES and row.state not in self.archived
             merge(row, job_entries, skip_fill=dropped_before)
             if row.state in FINAL_STATES and row.state not in self.archived:
@@ -228,8 +233,9 @@ class _Writer:
             if self.legacy:
                 enqueued = [entry for entry in job_entries if entry.type == "enqueued"]
                 legacy += _legacy_rows(row, key, self.archived, enqueued)
-        self._update(rows[key] for key in per_job)
-        self._fields([rows[key] for key in per_job], stripped)
+        touched = [rows[key] for key in per_job if key in rows]
+        self._update(touched)
+        self._fields(touched, stripped)
         if legacy:
             self.connection.execute(legacy_job_archive.insert(), legacy)
         return rows, stripped

@@ -39,6 +39,7 @@ _JOB_TYPES = frozenset(
         EventType.PROMOTED,
     }
 )
+_EVENT_KEYS = frozenset(field.alias or name for name, field in JobEvent.model_fields.items())
 _OPERATOR_JOB_ACTIONS = {EventType.RETRIED: "retry", EventType.DELETED: "delete", EventType.PROMOTED: "promote"}
 
 
@@ -136,7 +137,7 @@ class Decoder:
     def entry(self, stream_id: str, fields: Mapping[Any, Any] | None) -> Entry:
         """The entry for one stream entry; never raises."""
         order = stream_key(stream_id)
-        if fields is None:  # a pending entry the stream trimmed before it was archived
+        if not fields:  # a pending entry the stream trimmed before it was archived (no entry has no field)
             return Entry(stream_id, order, None, "", reason="trimmed from the stream before it was archived")
         try:
             event = decode_event_fields(fields)
@@ -144,7 +145,9 @@ class Decoder:
             return self._undecodable(stream_id, order, fields, exc.reason)
         raw = _json.loads(_text_of(_field(fields, EVENT_FIELD)))  # decoded just now, so it parses
         job = self._job(event.payload) if event.payload is not None else None
-        raw = redact_keys({k: v for k, v in raw.items() if k != "payload"}, self.keys)
+        raw = {k: v for k, v in raw.items() if k != "payload"}
+        if not raw.keys() <= _EVENT_KEYS:  # only fields the protocol does not define can hold secrets
+            raw = redact_keys(raw, self.keys)
         if event.payload is not None:
             raw["payload"] = job.payload if job is not None else None
         return Entry(
@@ -257,6 +260,8 @@ class JobRow:
     payload: str | None = None
     search_text: str | None = None
     last_stream_id: str | None = None
+    data_text: str | None = field(default=None, repr=False)
+    """The payload's ``data`` text, when this batch set the payload (saves parsing it again)."""
     new_fields: list[tuple[str, str]] | None = field(default=None, repr=False)
     """Set when the payload changed: the job's fields to store instead of the old ones."""
     finals: list[tuple[Entry, str]] = field(default_factory=list, repr=False)
@@ -297,6 +302,7 @@ def _fill(row: JobRow, entry: Entry, *, newer: bool) -> None:
         row.attempts = max(row.attempts, small_int(event.attempt) or 0)
     if job is not None and (newer or row.payload is None):
         row.payload = clean(job.payload)
+        row.data_text = job.data_text
         row.new_fields = [(clean(k) or "", clean(v) or "") for k, v in job.fields]
 
 
@@ -349,4 +355,5 @@ def merge(row: JobRow, entries: list[Entry], *, skip_fill: bool = False) -> None
             _apply(row, entry)
             last = entry.order
     if (row.name, row.error, row.payload) != text_before or row.search_text is None:
-        row.search_text = clean(search_text(row.name, row.error, data_text_of(row.payload)))
+        data = row.data_text if row.data_text is not None else data_text_of(row.payload)
+        row.search_text = clean(search_text(row.name, row.error, data))

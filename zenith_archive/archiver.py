@@ -155,7 +155,7 @@ class Archiver:
             return []
         # RESP2 replies [[stream, entries]]; RESP3 {stream: [entries]}.
         entries = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
-        return [(_text(entry_id), fields) for entry_id, fields in entries]
+        return [(_text(entry_id), fields) for entry_id, fields in entries if entry_id is not None]
 
     def _claim(self) -> list[tuple[str, Any]]:
         """Entries dead consumers left pending, taken over by this one (at most one scan per ``claim_idle_ms / 2``)."""

@@ -39,10 +39,10 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _walk(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for item in value:
-            if not isinstance(item, (dict, list)):
-                yield path, normalize_value(item)
-            else:
+            if isinstance(item, (dict, list)):
                 yield from _walk(item, path)
+            elif path:
+                yield path, normalize_value(item)
     elif path:
         yield path, normalize_value(value)
 

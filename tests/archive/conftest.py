@@ -54,44 +54,32 @@ def _admin(url: str, dialect: str) -> Engine:
 
 
 @contextmanager
-def _postgresql() -> Iterator[URL]:
-    schema = f"zenith_t_{uuid.uuid4().hex[:12]}"
-    admin = _admin(PG_URL, "postgresql")
+def _on_server(dialect: str, admin_url: str, create: str, drop: str, url: URL) -> Iterator[URL]:
+    """Run ``create`` on the server, yield ``url`` (which reaches what it made), then run ``drop``."""
+    admin = _admin(admin_url, dialect)
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            connection.execute(text(create))
         try:
-            yield make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+            yield url
         finally:
             with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
-@contextmanager
-def _mariadb() -> Iterator[URL]:
-    database = f"zenith_t_{uuid.uuid4().hex[:12]}"
-    admin = _admin(MYSQL_URL, "mariadb")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-        try:
-            yield make_url(MYSQL_URL).set(database=database)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f"DROP DATABASE `{database}`"))
+                connection.execute(text(drop))
     finally:
         admin.dispose()
 
 
 @contextmanager
 def _database(dialect: str, directory: Path) -> Iterator[URL]:
+    name = f"zenith_t_{uuid.uuid4().hex[:12]}"
     if dialect == "postgresql":
-        with _postgresql() as url:
+        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={name}"})
+        with _on_server(dialect, PG_URL, f'CREATE SCHEMA "{name}"', f'DROP SCHEMA "{name}" CASCADE', url) as url:
             yield url
     elif dialect == "mariadb":
-        with _mariadb() as url:
+        create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        url = make_url(MYSQL_URL).set(database=name)
+        with _on_server(dialect, MYSQL_URL, create, f"DROP DATABASE `{name}`", url) as url:
             yield url
     else:
         yield make_url(f"sqlite:///{directory / 'archive.db'}")

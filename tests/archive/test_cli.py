@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,17 @@ from sqlalchemy.exc import OperationalError
 from archive.conftest import url_of
 from archive.helpers import archived_ids, emit, rows, stream_ids
 from zenith_archive import connect
-from zenith_archive.schema import jobs
-from zenith_protocol import EventType, JobPayload, KeySpace, MaintenanceConfig, encode_maintenance_config
+from zenith_archive.schema import jobs, logs
+from zenith_protocol import (
+    EventType,
+    JobPayload,
+    KeySpace,
+    LogEntry,
+    LogLevel,
+    MaintenanceConfig,
+    encode_log,
+    encode_maintenance_config,
+)
 from zenith_sdk.cli import main
 from zenith_sdk.events import job_event
 
@@ -49,12 +59,16 @@ def test_run_archives_until_sigterm_then_status_shows_no_lag(
 ) -> None:
     _emit_jobs(r, keyspace, 30)
     common = ["--db", url_of(engine), "--redis", redis_url, *prefix_options(keyspace)]
-    process = start(["archive", "run", *common, "--consumer", "cli", "--batch", "7"])
+    process = start(["archive", "run", *common, "--consumer", "cli", "--batch", "7", "--logs"])
+    line = encode_log(
+        LogEntry(level=LogLevel.INFO, message="hello", worker_id="w", timestamp=datetime.now(timezone.utc))
+    )
     try:
         deadline = time.monotonic() + HANG_S
-        while len(archived_ids(engine)) < len(stream_ids(r, keyspace)):
+        while len(archived_ids(engine)) < len(stream_ids(r, keyspace)) or not rows(engine, logs):
             assert process.poll() is None, finish(process).stderr
-            assert time.monotonic() < deadline, "zenith archive run did not archive the stream"
+            assert time.monotonic() < deadline, "zenith archive run did not archive the stream and the log line"
+            r.publish(keyspace.logs_channel(), line)  # until the log archiver has subscribed
             time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGTERM)

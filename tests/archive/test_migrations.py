@@ -7,11 +7,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from zenith_archive import DEFAULT_SQLITE_PATH, connect, default_url, migrate
-from zenith_archive.migrations import head_revision
+from zenith_archive.migrations import _config, head_revision
 from zenith_archive.schema import legacy_metadata, metadata
 from zenith_protocol import ConfigError
 
@@ -171,3 +172,12 @@ def test_a_url_or_the_zero_config_file(tmp_path: Path, monkeypatch: pytest.Monke
 def test_unusable_urls_say_what_to_do(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         connect(url)
+
+
+def test_downgrade_removes_the_archives_tables_and_keeps_the_node_ones(engine: Engine) -> None:
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), "base")
+    tables = set(inspect(engine).get_table_names())
+    assert not set(metadata.tables) & tables
+    assert set(legacy_metadata.tables) <= tables
+    assert migrate(engine).changed

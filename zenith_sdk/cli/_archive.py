@@ -85,7 +85,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="MS",
         help="take over entries another archiver has held this long (default 30000)",
     )
-    run.add_argument("--no-legacy", action="store_true", help="do not write the Node console's flux_job_archive")
+    run.add_argument(
+        "--logs",
+        action="store_true",
+        help="also archive the live log lines published from now on (pub/sub: lines sent while no archiver "
+        "listens are not archived)",
+    )
+    run.add_argument(
+        "--no-legacy", action="store_true", help="do not write the Node console's flux_job_archive and flux_system_logs"
+    )
     run.set_defaults(handler=_with_extra(_run_archiver))
 
     status = actions.add_parser("status", help="lag, pending entries, archivers and rows of the archive")
@@ -164,9 +172,10 @@ def _require_extra() -> None:
     try:
         import zenith_archive  # noqa: F401
     except ModuleNotFoundError as exc:
-        if exc.name not in _ARCHIVE_DEPENDENCIES:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in _ARCHIVE_DEPENDENCIES:
             raise
-        raise ConfigError(f"`zenith archive` needs the archive extra ({exc.name} is missing): {_EXTRA_HINT}") from exc
+        raise ConfigError(f"`zenith archive` needs the archive extra ({missing} is missing): {_EXTRA_HINT}") from exc
 
 
 @contextmanager
@@ -225,6 +234,7 @@ def _run_archiver(args: argparse.Namespace, settings: CliSettings) -> int:
         from zenith_archive import migrate
         from zenith_archive.archiver import Archiver
         from zenith_archive.db import describe_url
+        from zenith_archive.logs import LogArchiver
         from zenith_archive.migrations import current_revision
 
         states = _states(args.states)
@@ -248,36 +258,46 @@ def _run_archiver(args: argparse.Namespace, settings: CliSettings) -> int:
                 claim_idle_ms=args.claim_idle,
                 legacy_tables=not args.no_legacy,
             )
-            _archive_until_stopped(archiver, where, describe_url(engine.url))
+            workers: list[Any] = [archiver]
+            banner = (
+                f"archive: {archiver.stream} at {where} into {describe_url(engine.url)}, as {archiver.consumer} "
+                f"of group {archiver.group}"
+            )
+            if args.logs:
+                log_archiver = LogArchiver(
+                    client, engine, keyspace=keyspace_from(args, settings), legacy_tables=not args.no_legacy
+                )
+                workers.append(log_archiver)
+                banner += f", and the log lines of {log_archiver.channel}"
+            _until_stopped(workers, banner + "; stop with Ctrl-C or SIGTERM")
         finally:
             client.close()
     return EXIT_OK
 
 
-def _archive_until_stopped(archiver: Any, where: str, db: str) -> None:
+def _until_stopped(workers: list[Any], banner: str) -> None:
+    """Run each worker's ``run()`` in a thread until a signal (or one of them fails), then ``stop()`` them all."""
     err = console(stderr=True)
     failure: list[BaseException] = []
 
-    def work() -> None:
+    def work(worker: Any) -> None:
         try:
-            archiver.run()
+            worker.run()
         except BaseException as exc:  # handed to the main thread, which reports it
             failure.append(exc)
 
-    err.print(
-        escape(
-            f"archive: {archiver.stream} at {where} into {db}, as {archiver.consumer} of group {archiver.group}; "
-            "stop with Ctrl-C or SIGTERM"
-        )
-    )
+    err.print(escape(banner))
     with stop_on_signals() as stop_requested:
-        thread = threading.Thread(target=work, name="zenith-archiver", daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=work, args=(worker,), daemon=True) for worker in workers]
+        for thread in threads:
+            thread.start()
         # A timed wait, so the main thread returns to the interpreter to run signal handlers.
-        while not stop_requested.wait(0.5) and thread.is_alive():
+        while not stop_requested.wait(0.5) and all(thread.is_alive() for thread in threads):
             pass
-        archiver.stop()
-        thread.join()
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join()
     if failure:
         raise failure[0]
     err.print("archive: stopped")
