@@ -153,6 +153,7 @@ def test_redact_keeps_scheme_and_host_only() -> None:
         "posting to https://example.com:8443/*** failed"
     )
     assert redact("https://example.com") == "https://example.com"
+    assert redact("error at https://hooks.example.com/) (retry)") == "error at https://hooks.example.com/***) (retry)"
     assert redact("login failed for hunter2", "hunter2", None, "") == "login failed for ***"
 
 

@@ -64,6 +64,11 @@ NODE_SELECT = (
 WHEN = datetime(2026, 1, 1, 12, 0, 0)
 
 
+def _when(dialect: str) -> datetime | str:
+    """WHEN as a bound parameter: SQLite gets it as text (Python 3.12 deprecated its datetime adapter)."""
+    return WHEN.isoformat(sep=" ") if dialect == "sqlite" else WHEN
+
+
 def _node_archive(engine: Engine, dialect: str) -> None:
     """The two tables, with rows, as the Node console left them (on SQLite: a file without our pragmas)."""
     if dialect == "sqlite":
@@ -88,13 +93,13 @@ def _node_archive(engine: Engine, dialect: str) -> None:
                     "status": "completed",
                     "payload": f'{{"id":"node-{number}","data":"{{}}"}}',
                     "error": None,
-                    "created_at": WHEN,
-                    "archived_at": WHEN,
+                    "created_at": _when(dialect),
+                    "archived_at": _when(dialect),
                 },
             )
         connection.execute(
             text(NODE_INSERT_LOG),
-            {"level": "info", "message": "hello", "worker_id": "w1", "queue": "emails", "timestamp": WHEN},
+            {"level": "info", "message": "hello", "worker_id": "w1", "queue": "emails", "timestamp": _when(dialect)},
         )
 
 
@@ -129,8 +134,8 @@ def test_a_node_archive_upgrades_in_place_and_the_node_console_still_uses_it(
                 "status": "failed",
                 "payload": '{"id":"node-3"}',
                 "error": "boom",
-                "created_at": WHEN,
-                "archived_at": WHEN,
+                "created_at": _when(dialect),
+                "archived_at": _when(dialect),
             },
         )
         found = connection.execute(text(NODE_SELECT), {"queue": "emails", "like": "%node-3%"}).all()

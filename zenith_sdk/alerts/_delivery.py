@@ -34,7 +34,8 @@ def _redact_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     where = f"{host}:{port}" if port is not None else host
-    hidden = f"/{_HIDDEN}" if parts.path not in ("", "/") or parts.query or parts.fragment else ""
+    # Any path, even "/": what follows it in the text (a closing parenthesis, say) may be part of it.
+    hidden = f"/{_HIDDEN}" if parts.path or parts.query or parts.fragment else ""
     return f"{parts.scheme}://{where}{hidden}"
 
 
