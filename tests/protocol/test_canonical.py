@@ -340,6 +340,7 @@ def test_whatever_we_encode_re_encodes_to_the_same_bytes(structure: str, data: s
 def _complete(event: JobEvent) -> JobEvent:
     """``event`` with every member its type must carry, and a protocol version."""
     fill = {"jobId": "j", "workerId": "w", "attempt": 1, "error": "e", "actor": "a", "action": "pause", "count": 1}
+    fill |= {"ruleId": "r", "subject": "queue:q", "toState": "firing", "seq": 1}
     wire = event.model_dump(by_alias=True, exclude_none=True)
     needed = EVENT_REQUIRED_FIELDS.get(event.type, ()) if isinstance(event.type, EventType) else ()
     return JobEvent.model_validate(
