@@ -19,6 +19,7 @@ from zenith_protocol.version import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_ALERT_RULES",
+    "FIRES_BELOW_THRESHOLD",
     "DEFAULT_CHANNEL_RETRIES",
     "DEFAULT_CHANNEL_TIMEOUT_S",
     "DEFAULT_WINDOW_MINUTES",
@@ -74,6 +75,10 @@ class AlertType(str, Enum):
     SCHEDULE_MISSED = "schedule_missed"
     CHANNEL_FAILING = "channel_failing"
     ARCHIVE_LAG = "archive_lag"
+
+
+FIRES_BELOW_THRESHOLD = frozenset({AlertType.WORKER_LOST})
+"""Rule types whose condition is value < threshold; every other type fires at value >= threshold."""
 
 
 class Severity(str, Enum):

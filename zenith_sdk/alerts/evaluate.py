@@ -26,6 +26,7 @@ from zenith_protocol import (
     Transition,
     notification_id,
 )
+from zenith_protocol.alerts import FIRES_BELOW_THRESHOLD
 from zenith_sdk.alerts._subjects import KNOWN_TYPES, Readings, known_subjects, labels_of, readings_for
 from zenith_sdk.alerts.matching import (
     INHIBITED_PREFIX,
@@ -200,10 +201,12 @@ def _observations(
         subjects = sorted({*stored, *known_subjects(rule, kind)})
         return [(subject, _Seen.ERROR, None) for subject in subjects]
     values, threshold = readings.values, rule.threshold
-    if kind is AlertType.WORKER_LOST:
-        hot = {subject: value for subject, value in values.items() if value is not None and value < threshold}
-    else:
-        hot = {subject: value for subject, value in values.items() if value is not None and value >= threshold}
+    below = kind in FIRES_BELOW_THRESHOLD
+    hot = {
+        subject: value
+        for subject, value in values.items()
+        if value is not None and (value < threshold if below else value >= threshold)
+    }
     out: dict[str, tuple[_Seen, float | None]] = {subject: (_Seen.HOLDS, value) for subject, value in hot.items()}
     for subject in stored:
         if subject in out:

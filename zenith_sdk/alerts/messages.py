@@ -19,7 +19,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from zenith_protocol.alerts import Notification, NotificationSubject
+from zenith_protocol.alerts import FIRES_BELOW_THRESHOLD, Notification, NotificationSubject
 
 __all__ = [
     "MAX_LISTED_SUBJECTS",
@@ -37,9 +37,6 @@ MAX_LISTED_SUBJECTS = 10
 """Subjects a message lists by name; the rest are counted ("and 40 more")."""
 
 _MAX_TITLE_CHARS = 250
-_BELOW_THRESHOLD_TYPES = frozenset({"worker_lost"})
-"""Rule types that fire when the value falls below the threshold; every other type fires at or above it."""
-
 _UNITS = {
     "latency": "s",
     "stuck_job": "s",
@@ -131,7 +128,7 @@ def _plain(value: float | None) -> float | int | None:
 def _comparison(n: Notification) -> str:
     if n.threshold is None:
         return "not set"
-    operator = "<" if _text(n.type) in _BELOW_THRESHOLD_TYPES else ">="
+    operator = "<" if _text(n.type) in FIRES_BELOW_THRESHOLD else ">="
     return f"{operator} {_number(n.threshold, _UNITS.get(_text(n.type), ''))}"
 
 
