@@ -105,7 +105,7 @@ class LogArchiver:
     def _listen(self) -> None:
         pending: list[LogEntry] = []
         flush_at = time.monotonic() + _FLUSH_S
-        pubsub: PubSub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub: PubSub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
         with pubsub:
             pubsub.subscribe(self.channel)
             while not self._stop.is_set():

@@ -183,7 +183,7 @@ class CommandSender(ClientHolder):
         self, service: str, command: RemoteCommand, wait_s: float, expect: int | None
     ) -> tuple[int, list[CommandReply]]:
         reply_to = command.reply_to or ""
-        pubsub: PubSub = self.client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub: PubSub = self.client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
         try:
             pubsub.subscribe(reply_to)
             # Wait for Redis to confirm SUBSCRIBE before publishing: a fast node could otherwise
@@ -342,7 +342,7 @@ class CommandListener:
     def _run(self) -> None:
         backoff = _FIRST_BACKOFF_S
         while not self._stop.is_set():
-            pubsub: PubSub = self.client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub: PubSub = self.client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
             try:
                 self._listen(pubsub)
             except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -114,6 +114,25 @@ def test_discovery_is_reused_until_an_index_changes(counting: CountingRedis, key
     assert third.queues is not None and set(third.queues) == {"a", "b"}
 
 
+def test_a_queue_empty_when_discovered_is_seen_filling_up(r: redis.Redis, keyspace: KeySpace) -> None:
+    r.sadd(keyspace.queue_index(), "mail")  # registered, no job yet: discovery finds no list
+    gatherer = SnapshotGatherer(r, keyspace=keyspace, rediscover_every=100)
+    rules = [_rule("b", "backlog"), _rule("lat", "latency", "mail")]
+    first = gatherer.gather(rules)
+    assert first.queues is not None and first.queues["mail"].waiting == 0
+
+    r.lpush(keyspace.lane("mail", "high"), node_job("1-a", "x", {}, created_at=_now_ms() - 20_000))
+    r.lpush(keyspace.queue("mail"), node_job("2-b", "x", {}, created_at=_now_ms()))
+    r.lpush(keyspace.failed("mail"), node_job("3-c", "x", {}, created_at=_now_ms()))
+    later = gatherer.gather(rules)
+
+    assert gatherer.discoveries == 1  # the same discovery: the new lists are read all the same
+    assert later.queues is not None
+    reading = later.queues["mail"]
+    assert (reading.waiting, reading.failed) == (2, 1)
+    assert reading.oldest_waiting_age_s is not None and reading.oldest_waiting_age_s >= 19
+
+
 def test_a_vanished_node_stays_in_the_snapshot_as_stale(r: redis.Redis, keyspace: KeySpace) -> None:
     now = _now_ms()
     r.set(keyspace.pulse("api", "n1"), node_agent_pulse("api", "n1", now), ex=30)

@@ -46,7 +46,7 @@ def subscribe(r: redis.Redis) -> Iterator[Callable[[str], PubSub]]:
     subscriptions: list[PubSub] = []
 
     def open_subscription(channel: str) -> PubSub:
-        pubsub: PubSub = r.pubsub()  # type: ignore[no-untyped-call]
+        pubsub: PubSub = r.pubsub()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
         subscriptions.append(pubsub)
         pubsub.subscribe(channel)
         deadline = time.monotonic() + HANG_S

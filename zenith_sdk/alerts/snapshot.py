@@ -5,8 +5,9 @@ keys and pulse node keys with SCAN once, then reuses what it found: it discovers
 ``rediscover_every`` gatherings, or as soon as the queue index or the worker index changes size.
 A gathering then reads only what the rules need:
 
-- queue counts, with the count script over the keys discovery found (one round trip);
-- one pipeline with the oldest waiting job of each lane (``LINDEX -1``) of the queues latency
+- queue counts, with the count script over the keys discovery found plus each queue's waiting
+  lanes and failed list, which may appear after discovery (one round trip);
+- one pipeline with the oldest waiting job of each lane holding jobs (``LINDEX -1``) of the queues latency
   rules watch, the processing lists of the queues stuck-job rules watch, the next entries of the
   events stream (failures, completions and starts, see ``_window``), the schedule index, channel
   health and the archive consumer groups (``XINFO GROUPS``), plus the two index sizes;
@@ -159,7 +160,8 @@ class SnapshotGatherer:
             return found
         fresh = _Discovered()
         if needs.queues or needs.workers:
-            fresh.queues = discover_queues(self.client, self.keyspace)
+            discovered = discover_queues(self.client, self.keyspace)
+            fresh.queues = {name: keys.with_job_lists(self.keyspace) for name, keys in discovered.items()}
         if needs.workers:
             fresh.worker_keys = scan_worker_keys(self.client, keyspace=self.keyspace)
         if needs.nodes:
@@ -204,6 +206,8 @@ class _Reads:
         self.now_ms = now_ms
         self.replies: dict[str, Any] = {}
         self.counts: dict[str, tuple[int, int]] | None = None
+        self.filled: dict[str, list[str]] = {}
+        """Per queue, the waiting lanes the counts found jobs in."""
         self.workers: dict[str, int] | None = None
         self.workers_total: int | None = None
         self.nodes: dict[str, NodeReading] | None = None
@@ -229,6 +233,16 @@ class _Reads:
             logger.warning("alert snapshot: queue counts unread (%s)", exc)
             return
         self.counts = {snap.name: (snap.waiting, snap.failed) for snap in snapshots}
+        for snap in snapshots:
+            filled = {self.space.lane(snap.name, lane) for lane in snap.lanes}
+            if snap.waiting > sum(snap.lanes.values()):
+                filled.add(self.space.queue(snap.name))
+            self.filled[snap.name] = [key for key in self.space.lanes_in_poll_order(snap.name) if key in filled]
+
+    def _waiting_lanes(self, name: str) -> list[str]:
+        """The lanes of ``name`` to look for its oldest job in: those the counts found jobs in, else all."""
+        found = self.filled.get(name)
+        return list(self.space.lanes_in_poll_order(name)) if found is None else found
 
     # -- the main pipeline ---------------------------------------------------------------------
 
@@ -242,7 +256,7 @@ class _Reads:
 
         queue("marks", lambda p: (p.scard(self.space.queue_index()), p.zcard(self.space.worker_index())))
         for name in self.latency:
-            for key in self._lanes(name):
+            for key in self._waiting_lanes(name):
                 queue(f"oldest {name} {key}", lambda p, key=key: p.lindex(key, -1))
         for name in self.stuck:
             for key in self._processing(name):
@@ -267,14 +281,6 @@ class _Reads:
         replies = [tuple(replies[:2]), *replies[2:]]
         self.replies = dict(zip(names, replies))
         self._check_marks()
-
-    def _lanes(self, name: str) -> list[str]:
-        keys = self.found.queues[name].keys
-        if keys is None:
-            return list(self.space.lanes_in_poll_order(name))
-        lanes = [key for key, kind in keys.items() if kind in (KeyKind.QUEUE, KeyKind.LANE)]
-        base = self.space.queue(name)
-        return lanes if base in lanes else [*lanes, base]
 
     def _processing(self, name: str) -> list[str]:
         keys = self.found.queues[name].keys or {}
@@ -387,7 +393,7 @@ class _Reads:
         for name in self.latency:
             created: list[int] = []
             unknown = False
-            for key in self._lanes(name):
+            for key in self._waiting_lanes(name):
                 reply = self._reply(f"oldest {name} {key}")
                 if reply is None:
                     continue

@@ -240,7 +240,7 @@ class _LogLines:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.queues = set(run.plan.queues)
-        self.pubsub: PubSub = run.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self.pubsub: PubSub = run.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
         self.pubsub.subscribe(run.space.logs_channel())
         self.pubsub.get_message(timeout=1.0)  # the confirmation: lines published from now on reach us
 

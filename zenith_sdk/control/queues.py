@@ -52,6 +52,16 @@ class QueueKeys:
     name: str
     keys: dict[str, KeyKind] | None = field(default_factory=dict)
 
+    def with_job_lists(self, space: KeySpace) -> QueueKeys:
+        """These keys plus the waiting lanes and the failed list, which a producer may create after discovery.
+
+        A reader that keeps a discovery for a while (the alert loop) counts these, so a queue that
+        was empty when it was discovered is still seen filling up.
+        """
+        if self.keys is None:
+            return self
+        return QueueKeys(self.name, {**_job_list_keys(space, self.name), **self.keys})
+
 
 _COUNTED = frozenset(
     {
@@ -192,13 +202,18 @@ def require_queue(client: redis.Redis, queue: str, *, keyspace: KeySpace | None 
         raise NotFoundError("queue", queue, hint="`zenith queues` lists the queues that exist")
 
 
-def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
+def _job_list_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
     keys = {space.lane(name, lane): KeyKind.LANE for lane in PRIORITY_LANES}
     keys[space.queue(name)] = KeyKind.QUEUE
+    keys[space.failed(name)] = KeyKind.FAILED
+    return keys
+
+
+def _all_keys(space: KeySpace, name: str) -> dict[str, KeyKind]:
+    keys = _job_list_keys(space, name)
     for lane in LANES_IN_POLL_ORDER:
         keys[space.delayed(name, lane)] = KeyKind.DELAYED
         keys[space.paused(name, lane)] = KeyKind.PAUSED
-    keys[space.failed(name)] = KeyKind.FAILED
     keys[space.active_set(name)] = KeyKind.ACTIVE_SET
     return keys
 
