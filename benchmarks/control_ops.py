@@ -252,6 +252,43 @@ def seed_failed(client: redis.Redis, queue: str, count: int, rng: random.Random)
     return ids, raws
 
 
+def seed_queues(client: redis.Redis, queues: int) -> None:
+    """``queues`` queues, each with one waiting job and one dead letter."""
+    pipe = client.pipeline(transaction=False)
+    for i in range(queues):
+        name = f"q{i:05d}"
+        pipe.lpush(SPACE.queue(name), node_job(f"{BASE_MS + i}-w{i:06d}", "send", {"n": i}, created_at=BASE_MS))
+        pipe.lpush(SPACE.failed(name), dead_letter_job(f"{BASE_MS + i}-f{i:06d}", failed_at=BASE_MS))
+        if len(pipe) >= SEED_CHUNK:
+            pipe.execute()
+    pipe.execute()
+
+
+def seed_search(client: redis.Redis, queues: int, per_list: int, per_queue_matches: int) -> tuple[int, int]:
+    """Failed lists whose jobs name a customer, ``per_queue_matches`` per queue naming ``NEEDLE``.
+
+    Returns the matches in all and how many of them sit where the old search looks (jobs 0..99).
+    """
+    rng = random.Random(4)
+    total_matches = 0
+    reachable = 0
+    for q in range(queues):
+        hits = set(rng.sample(range(per_list), per_queue_matches))
+        raws = []
+        for i in range(per_list):
+            job_id = f"{BASE_MS + q * per_list + i}-s{q:03d}{i:04d}"
+            customer = NEEDLE if i in hits else f"acct-{rng.randrange(10**6):06d}"
+            props = {"customer": customer, "invoice": f"INV-{i}"}
+            raws.append(
+                node_job(job_id, "send-invoice", props, created_at=BASE_MS, attempts=3, error="boom", failedAt=BASE_MS)
+            )
+        # LPUSH in order: entry i ends at index per_list - 1 - i; the old search sees indexes 0..99.
+        reachable += sum(1 for i in hits if per_list - 1 - i < OLD_SEARCH_WINDOW)
+        total_matches += len(hits)
+        seed_list(client, SPACE.failed(f"s{q:03d}"), raws)
+    return total_matches, reachable
+
+
 def keys_unchanged(client: redis.Redis, expected: int, row: Row) -> None:
     """Note it when the database does not hold what this case wrote: something else is using it."""
     found = int(client.dbsize())
@@ -329,14 +366,7 @@ def case_retry_all(client: redis.Redis, total: int, slowest: SlowestScript, even
 def case_list_queues(client: redis.Redis, queues: int) -> Row:
     row = Row(f"list {queues:,} queues", None, None)
     client.flushdb()
-    pipe = client.pipeline(transaction=False)
-    for i in range(queues):
-        name = f"q{i:05d}"
-        pipe.lpush(SPACE.queue(name), node_job(f"{BASE_MS + i}-w{i:06d}", "send", {"n": i}, created_at=BASE_MS))
-        pipe.lpush(SPACE.failed(name), dead_letter_job(f"{BASE_MS + i}-f{i:06d}", failed_at=BASE_MS))
-        if len(pipe) >= SEED_CHUNK:
-            pipe.execute()
-    pipe.execute()
+    seed_queues(client, queues)
     started = time.perf_counter()
     old_rows, calls = old_list_queues(client)
     row.old_s = time.perf_counter() - started
@@ -351,23 +381,7 @@ def case_list_queues(client: redis.Redis, queues: int) -> Row:
 def case_search(client: redis.Redis, queues: int, per_list: int, per_queue_matches: int) -> Row:
     row = Row(f"search {queues}x{per_list:,} failed, limit {SEARCH_LIMIT}", None, None)
     client.flushdb()
-    rng = random.Random(4)
-    total_matches = 0
-    reachable = 0
-    for q in range(queues):
-        hits = set(rng.sample(range(per_list), per_queue_matches))
-        raws = []
-        for i in range(per_list):
-            job_id = f"{BASE_MS + q * per_list + i}-s{q:03d}{i:04d}"
-            customer = NEEDLE if i in hits else f"acct-{rng.randrange(10**6):06d}"
-            props = {"customer": customer, "invoice": f"INV-{i}"}
-            raws.append(
-                node_job(job_id, "send-invoice", props, created_at=BASE_MS, attempts=3, error="boom", failedAt=BASE_MS)
-            )
-        # LPUSH in order: entry i ends at index per_list - 1 - i; the old search sees indexes 0..99.
-        reachable += sum(1 for i in hits if per_list - 1 - i < OLD_SEARCH_WINDOW)
-        total_matches += len(hits)
-        seed_list(client, SPACE.failed(f"s{q:03d}"), raws)
+    total_matches, reachable = seed_search(client, queues, per_list, per_queue_matches)
     started = time.perf_counter()
     old_found = old_search(client, NEEDLE, SEARCH_LIMIT)
     row.old_s = time.perf_counter() - started

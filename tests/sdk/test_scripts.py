@@ -138,7 +138,7 @@ def test_read_only_scripts_run_for_a_user_that_may_not_write(r: redis.Redis, key
     with restricted_client(r, reader_rights) as reader:
         scripts = scripts_for(reader)
 
-        assert scripts.read_only([(COUNT, [keyspace.failed("q")], ["LLEN"])]) == [[2]]
+        assert scripts.read_only([(COUNT, [keyspace.failed("q")], ["L"])]) == [[2]]
         assert not scripts.refused
         with pytest.raises(redis.exceptions.NoPermissionError):
             scripts.call(ENQUEUE, *_group_push(keyspace, "x"))
@@ -150,7 +150,7 @@ def test_read_only_answers_none_once_and_for_all_to_a_user_that_may_not_run_scri
     with restricted_client(r, NO_SCRIPTS) as user:
         reader = CountingRedis(connection_pool=user.connection_pool)
         scripts = scripts_for(reader)
-        call = (COUNT, [keyspace.failed("q")], ["LLEN"])
+        call = (COUNT, [keyspace.failed("q")], ["L"])
 
         assert scripts.read_only([call]) is None
         assert scripts.refused
@@ -164,6 +164,8 @@ def test_read_only_takes_read_only_scripts_only_and_raises_their_errors(r: redis
     with pytest.raises(ValueError, match="enqueue script writes"):
         scripts.read_only([(ENQUEUE, *_group_push(keyspace, "x"))])
     with pytest.raises(redis.ResponseError, match="count reads with"):
-        scripts.read_only([(COUNT, [keyspace.failed("q")], ["DEL"])])
+        scripts.read_only([(COUNT, [keyspace.failed("q")], ["D"])])
+    with pytest.raises(redis.ResponseError, match="one read letter per key"):
+        scripts.read_only([(COUNT, [keyspace.failed("q"), keyspace.queue("q")], ["L"])])
     assert not scripts.refused
     assert scripts.read_only([(MATCH, [keyspace.failed("q")], ["list", 0, 10, "{}", 5])]) == [[0, 0]]

@@ -229,6 +229,8 @@ _COUNT_READS = {
     KeyKind.GROUP_PENDING: "LLEN",
 }
 """The read that counts each kind of key (in the count script, or one by one)."""
+_COUNT_CODES = {kind: read[0] for kind, read in _COUNT_READS.items()}
+"""The count script's letter for each read: L, Z, S or G."""
 
 PRIORITY_ORDER = [lane for lane in LANES_IN_POLL_ORDER if lane]
 
@@ -273,7 +275,7 @@ def _count(client: redis.Redis, space: KeySpace, found: _Found) -> list[object]:
     if not batches:
         return []
     calls = [
-        (COUNT, [found.keys[index] for index in batch], [_COUNT_READS[found.kinds[index]] for index in batch])
+        (COUNT, [found.keys[index] for index in batch], ["".join(_COUNT_CODES[found.kinds[index]] for index in batch)])
         for batch in batches
     ]
     replies = scripts_for(client).read_only(calls)
