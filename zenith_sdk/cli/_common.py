@@ -20,11 +20,10 @@ from types import FrameType
 from typing import Any
 
 import redis
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from zenith_protocol import ConfigError, KeySpace, PulseKeyForm, ZenithError
+from zenith_sdk._env import ZenithEnv
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
 
 __all__ = [
@@ -60,24 +59,11 @@ _PREFIX_OPTIONS = (
 )
 
 
-class CliSettings(BaseSettings):
+class CliSettings(ZenithEnv):
     """Defaults the CLI reads from the environment (``ZENITH_*``; ``REDIS_URL`` also works)."""
 
-    model_config = SettingsConfigDict(env_prefix="ZENITH_", extra="forbid")
-
-    redis_url: str = Field(default=DEFAULT_REDIS_URL, validation_alias=AliasChoices("ZENITH_REDIS_URL", "REDIS_URL"))
-    queue_prefix: str | None = None
-    console_prefix: str | None = None
-    pulse_prefix: str | None = None
-    legacy_pulse_prefix: str | None = None
-    command_prefix: str | None = None
-    settings_prefix: str | None = None
-    zenith_prefix: str | None = None
-    cluster_safe: bool = False
     pulse_key_form: PulseKeyForm = PulseKeyForm.BOTH
     """Which pulse key forms ``zenith pulse`` writes (``ZENITH_PULSE_KEY_FORM``: both, pulse or legacy)."""
-    archive_url: str | None = None
-    """The SQL archive ``zenith archive`` uses without ``--db`` (``ZENITH_ARCHIVE_URL``); else the zero-config file."""
 
 
 def add_redis_options(parser: argparse.ArgumentParser) -> None:
@@ -108,14 +94,8 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def keyspace_from(args: argparse.Namespace, settings: CliSettings) -> KeySpace:
     """The key space named by the options, falling back to the environment, then the defaults."""
-    values: dict[str, Any] = {}
-    for dest, _flag, _text in _PREFIX_OPTIONS:
-        value = getattr(args, dest, None) or getattr(settings, dest)
-        if value is not None:
-            values[dest] = value
-    cluster_safe = getattr(args, "cluster_safe", None)
-    values["cluster_safe"] = settings.cluster_safe if cluster_safe is None else cluster_safe
-    return KeySpace(**values)
+    options = {dest: getattr(args, dest, None) or None for dest, _flag, _text in _PREFIX_OPTIONS}
+    return settings.keyspace(**options, cluster_safe=getattr(args, "cluster_safe", None))
 
 
 def _redis_settings(args: argparse.Namespace, settings: CliSettings) -> RedisSettings:

@@ -1,0 +1,94 @@
+"""The console at /, under a host app, beside a second console and behind a proxy: every URL stays in its mount."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html.parser import HTMLParser
+
+import pytest
+import redis
+from console_app import MOUNTS, Mounted, mounted
+from fastapi import FastAPI
+from wire_data import node_job
+
+from zenith_protocol import KeySpace
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src", "action", "hx-get", "hx-post") and value:
+                self.urls.append(value)
+
+
+def _links(html: str) -> list[str]:
+    parser = _Links()
+    parser.feed(html)
+    return parser.urls
+
+
+def _crawl(site: Mounted, start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [site.page(start)]
+    while todo:
+        url = todo.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        reply = site.client.get(url)
+        assert reply.status_code == 200, (url, reply.status_code)
+        if reply.headers["content-type"].startswith("text/html"):
+            for link in _links(reply.text):
+                assert link.startswith(f"{site.base}/"), f"{url} links to {link}, outside the mount {site.base or '/'}"
+                todo.append(link)
+    return seen
+
+
+@pytest.mark.parametrize("how", MOUNTS)
+def test_every_link_of_every_page_resolves_inside_the_mount(
+    how: str, make_app: Callable[..., FastAPI], r: redis.Redis, keyspace: KeySpace
+) -> None:
+    r.lpush(keyspace.queue("emails"), node_job("1-a", "send", {}, created_at=1_700_000_000_000))
+    site = mounted(how, make_app)
+
+    seen = _crawl(site, "/")
+
+    assert site.page("/queues/emails") in seen
+    assert any("/static/" in url for url in seen)
+    spec = site.client.get(site.page("/api/openapi.json"))
+    assert spec.status_code == 200 and "/api/queues" in spec.json()["paths"]
+
+
+@pytest.mark.parametrize("how", MOUNTS)
+def test_a_page_gives_the_browser_what_it_needs_to_change_things(
+    how: str, make_app: Callable[..., FastAPI], r: redis.Redis, keyspace: KeySpace
+) -> None:
+    r.sadd(keyspace.queue_index(), "emails")
+    site = mounted(how, make_app)
+    page = site.client.get(site.page("/"))
+    token = site.client.cookies["zenith_csrf"]
+    cookie = page.headers["set-cookie"]
+    assert f"Path={site.base or '/'};" in cookie and "SameSite=strict" in cookie
+    assert f'content="{token}"' in page.text
+    origin = {"Origin": "http://console.test"}
+
+    without = site.client.post(site.page("/api/queues/emails/pause"), headers=origin)
+    foreign = site.client.post(
+        site.page("/api/queues/emails/pause"), headers={"Origin": "http://evil.test", "X-Zenith-CSRF": token}
+    )
+    done = site.client.post(site.page("/api/queues/emails/pause"), headers={**origin, "X-Zenith-CSRF": token})
+
+    assert (without.status_code, foreign.status_code, done.status_code) == (403, 403, 200)
+    assert r.get(keyspace.paused("emails")) == b"1"
+
+
+def test_two_consoles_side_by_side_show_their_own_settings(make_app: Callable[..., FastAPI]) -> None:
+    site = mounted("side-by-side", make_app)
+    production = site.client.get("/prod/")
+    staging = site.client.get("/staging/")
+    assert "production" in production.text and "production" not in staging.text
+    assert 'href="/staging/static/console.css"' in staging.text

@@ -1,0 +1,56 @@
+"""Consoles for tests: settings on a test's key prefixes, and the four ways a host serves one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+
+from zenith_protocol import KeySpace
+from zenith_sdk._env import PREFIX_FIELDS
+from zenith_sdk.console import ConsoleSettings
+
+TOKEN = "ops=0123456789abcdef-token"
+"""An API token the consoles of these tests accept (name ``ops``)."""
+
+
+def settings_for(space: KeySpace, redis_url: str, **extra: object) -> ConsoleSettings:
+    """Console settings for ``space`` on ``redis_url``."""
+    prefixes = {name: getattr(space, name) for name in PREFIX_FIELDS}
+    return ConsoleSettings(redis_url=redis_url, **prefixes, api_tokens=[TOKEN], **extra)  # type: ignore[arg-type]
+
+
+@dataclass
+class Mounted:
+    """A console as a browser reaches it: the client, and the path the console lives under."""
+
+    client: TestClient
+    base: str
+    """``""`` at the root, else the mount or proxy path (``/admin/zenith``)."""
+
+    def page(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+
+def _host(app: FastAPI, path: str) -> Starlette:
+    return Starlette(routes=[Mount(path, app=app)])
+
+
+MOUNTS = ("root", "mounted", "side-by-side", "proxy")
+
+
+def mounted(how: str, make: Callable[..., FastAPI]) -> Mounted:
+    """A console served ``how``: at the root, under a host app, beside a second console, or behind a proxy."""
+    if how == "root":
+        return Mounted(TestClient(make(), base_url="http://console.test"), "")
+    if how == "mounted":
+        return Mounted(TestClient(_host(make(), "/admin/zenith"), base_url="http://console.test"), "/admin/zenith")
+    if how == "side-by-side":
+        host = Starlette(routes=[Mount("/prod", app=make(title="production")), Mount("/staging", app=make())])
+        return Mounted(TestClient(host, base_url="http://console.test"), "/prod")
+    # A proxy strips /proxy and tells the app where it lives (uvicorn --root-path /proxy does this).
+    return Mounted(TestClient(make(), base_url="http://console.test", root_path="/proxy"), "/proxy")

@@ -1,0 +1,81 @@
+"""One console's shared state: its Redis client, key space, event emitter and the shared overview."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import redis
+from starlette.requests import Request
+
+from zenith_sdk.connection import RedisSettings
+from zenith_sdk.events import EventEmitter
+from zenith_sdk.history import record_metrics
+from zenith_sdk.overview import Overview, overview
+
+if TYPE_CHECKING:
+    from zenith_sdk.console._settings import ConsoleSettings
+
+__all__ = ["ConsoleState", "OverviewCache", "state"]
+
+
+class OverviewCache:
+    """The overview, computed at most once per ``interval_s`` whoever asks (single flight).
+
+    Requests that arrive while it is being computed wait for that computation instead of starting
+    their own, so twenty open browsers cost Redis what one does. Each computation also records the
+    minute's totals for the charts (once per minute across every console, see :mod:`zenith_sdk.history`).
+    """
+
+    def __init__(self, state: ConsoleState, interval_s: float) -> None:
+        self._state = state
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._value: Overview | None = None
+        self._at = 0.0
+        self.computations = 0
+        """How many times the overview was read from Redis."""
+
+    def get(self) -> Overview:
+        """The current overview, computed now only when the last one is older than the interval."""
+        with self._lock:
+            if self._value is None or time.monotonic() - self._at >= self.interval_s:
+                state = self._state
+                value = overview(state.client, keyspace=state.keyspace)
+                self.computations += 1
+                totals = value.totals
+                record_metrics(
+                    state.client,
+                    {"waiting": totals.waiting, "delayed": totals.delayed, "failed": totals.failed,
+                     "workers": value.workers},
+                    keyspace=state.keyspace,
+                    now_ms=value.taken_ms,
+                )  # fmt: skip
+                self._value, self._at = value, time.monotonic()
+            return self._value
+
+
+class ConsoleState:
+    """What every request of one console shares."""
+
+    def __init__(self, settings: ConsoleSettings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.keyspace = settings.keyspace()
+        self._owns_client = client is None
+        self.client = client or RedisSettings.from_url(settings.redis_url).client(client_name="zenith-console")
+        self.redis_location = RedisSettings.from_url(settings.redis_url).location() if client is None else "Redis"
+        self.events = EventEmitter(self.client, keyspace=self.keyspace)
+        self.overview = OverviewCache(self, settings.overview_interval_s)
+        self.tokens = settings.token_names()
+
+    def close(self) -> None:
+        """Close the Redis connections this console opened (a client passed in stays open)."""
+        if self._owns_client:
+            self.client.close()
+
+
+def state(request: Request) -> ConsoleState:
+    """The console state of the app serving ``request`` (a FastAPI dependency)."""
+    console: ConsoleState = request.app.state.console
+    return console
