@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from html.parser import HTMLParser
 
@@ -9,23 +10,27 @@ import pytest
 import redis
 from console_app import MOUNTS, Mounted, mounted
 from fastapi import FastAPI
-from wire_data import node_job
+from wire_data import seed_wire_facts
 
 from zenith_protocol import KeySpace
+
+_FOLLOWED = ("href", "src", "action", "hx-get", "data-history-url")
+"""Attributes whose URL the crawler fetches (GET); the others below are only checked to stay in the mount."""
+_CHECKED = ("hx-post", "data-post", "data-bulk-url", "data-log-stream", "data-log-history", "data-archive-search")
 
 
 class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.urls: list[str] = []
+        self.urls: list[tuple[str, bool]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for name, value in attrs:
-            if name in ("href", "src", "action", "hx-get", "hx-post") and value:
-                self.urls.append(value)
+            if name in _FOLLOWED + _CHECKED and value:
+                self.urls.append((value, name in _FOLLOWED))
 
 
-def _links(html: str) -> list[str]:
+def _links(html: str) -> list[tuple[str, bool]]:
     parser = _Links()
     parser.feed(html)
     return parser.urls
@@ -42,9 +47,10 @@ def _crawl(site: Mounted, start: str) -> set[str]:
         reply = site.client.get(url)
         assert reply.status_code == 200, (url, reply.status_code)
         if reply.headers["content-type"].startswith("text/html"):
-            for link in _links(reply.text):
+            for link, follow in _links(reply.text):
                 assert link.startswith(f"{site.base}/"), f"{url} links to {link}, outside the mount {site.base or '/'}"
-                todo.append(link)
+                if follow:
+                    todo.append(link)
     return seen
 
 
@@ -52,12 +58,15 @@ def _crawl(site: Mounted, start: str) -> set[str]:
 def test_every_link_of_every_page_resolves_inside_the_mount(
     how: str, make_app: Callable[..., FastAPI], r: redis.Redis, keyspace: KeySpace
 ) -> None:
-    r.lpush(keyspace.queue("emails"), node_job("1-a", "send", {}, created_at=1_700_000_000_000))
+    seed_wire_facts(r, keyspace, int(time.time() * 1000))
     site = mounted(how, make_app)
 
     seen = _crawl(site, "/")
 
-    assert site.page("/queues/emails") in seen
+    pages = ["/", "/fragments/overview", "/queues/emails", "/queues/emails?state=failed", "/search", "/workers"]
+    pages += ["/pulse", "/schedules", "/alerts", "/archive", "/logs", "/api/history", "/api/docs"]
+    assert {site.page(path) for path in pages} <= seen, sorted({site.page(path) for path in pages} - seen)
+    assert any(url.startswith(site.page("/queues/emails/jobs/")) for url in seen)
     assert any("/static/" in url for url in seen)
     spec = site.client.get(site.page("/api/openapi.json"))
     assert spec.status_code == 200 and "/api/queues" in spec.json()["paths"]
