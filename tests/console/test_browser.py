@@ -22,6 +22,7 @@ from wire_data import dead_letter_job, seed_wire_facts
 
 from zenith_protocol import KeySpace
 from zenith_sdk.alerts import list_silences
+from zenith_sdk.control import list_nodes
 from zenith_sdk.pulse import Pulse
 from zenith_sdk.schedules import Scheduler
 
@@ -180,6 +181,10 @@ def test_a_running_pulse_agent_has_a_card(
 ) -> None:
     base = serve()
     with Pulse("billing", r, keyspace=keyspace, node_id="billing-box-1", interval_s=1, framework="pytest"):
+        deadline = time.monotonic() + HANG_S
+        while not list_nodes(r, keyspace=keyspace):  # the agent's first report, written in its own thread
+            assert time.monotonic() < deadline, "the pulse agent wrote no report"
+            time.sleep(0.05)
         page.goto(f"{base}/pulse")
         card = page.locator('article.card[data-node="billing-box-1"]')
         expect(card).to_be_visible()
