@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 from console_app import TOKEN, settings_for
-from starlette.testclient import TestClient
 from event_stream import stream_events
+from starlette.testclient import TestClient
 from wire_data import dead_letter_job, node_job
 
 from zenith_protocol import EventType, KeySpace
