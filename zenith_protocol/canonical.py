@@ -18,7 +18,7 @@ from zenith_protocol import _json
 from zenith_protocol.codec import CODECS, encode_job
 from zenith_protocol.events import EVENT_FIELD, EventType
 from zenith_protocol.jobs import JobPayload, JobType
-from zenith_protocol.keys import KeyKind
+from zenith_protocol.keys import CONSOLE_TASK_TTL_S, KeyKind
 from zenith_protocol.pulse import PULSE_TTL_S
 from zenith_protocol.schedules import SCHEDULE_LOCK_TTL_S
 from zenith_protocol.workers import HEARTBEAT_TTL_S
@@ -87,6 +87,7 @@ KEY_TTL_S: Mapping[KeyKind, int | None] = {
     KeyKind.LEGACY_PULSE: PULSE_TTL_S,
     KeyKind.SWEEP_LOCK: None,
     KeyKind.ALERT_DELIVERED: None,
+    KeyKind.CONSOLE_TASK: CONSOLE_TASK_TTL_S,
 }
 """Keys written with a TTL (PROTOCOL.md 3.3) and its length in seconds; ``None``: the length varies
 (a rate-limit window, the recovery interval, a sender's delivered-marker TTL). Every other key has none."""

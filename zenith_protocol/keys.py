@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from zenith_protocol.errors import ConfigError
 
 __all__ = [
+    "CONSOLE_TASK_TTL_S",
     "LANES_IN_POLL_ORDER",
     "PRIORITY_LANES",
     "RESERVED_QUEUE_NAMES",
@@ -41,6 +42,9 @@ RESERVED_QUEUE_NAMES: frozenset[str] = frozenset(
     {"active", "pending", "schedules", "schedule", "lock", "worker", "logs", "processing"}
 )
 """Segments after the queue prefix that name structural keys, never a queue."""
+
+CONSOLE_TASK_TTL_S = 3600
+"""How long a console's background task (a bulk operation over every matching job) stays readable after it changed."""
 
 _FORBIDDEN_PREFIX_CHARS = frozenset("*?[]{}\\ \n\r\t")
 _FORBIDDEN_NAME_CHARS = frozenset(":{}*?[]\\\n\r")
@@ -87,6 +91,7 @@ class KeyKind(str, Enum):
     ALERT_MUTES = "alert_mutes"
     ALERT_CHANNELS = "alert_channels"
     ALERT_DELIVERED = "alert_delivered"
+    CONSOLE_TASK = "console_task"
     UNKNOWN = "unknown"
 
 
@@ -360,6 +365,10 @@ class KeySpace(BaseModel):
         """STRING taken (SET NX EX) by the one worker that looks for orphaned processing lists this interval."""
         return f"{self.zenith_prefix}sweep-lock"
 
+    def console_task(self, task_id: str) -> str:
+        """HASH: progress of one console task (state, matched, moved, ...), kept ``CONSOLE_TASK_TTL_S`` s."""
+        return f"{self.zenith_prefix}console-task:{task_id}"
+
     # -- alerting (zenith prefix; one hash tag in the cluster-safe layout) ----------------------
 
     def _alerts(self) -> str:
@@ -491,6 +500,9 @@ class KeySpace(BaseModel):
             "worker-queues": KeyKind.WORKER_QUEUES,
             "sweep-lock": KeyKind.SWEEP_LOCK,
         }
+        head, _, tail = rest.partition(":")
+        if head == "console-task" and tail:
+            return ParsedKey(KeyKind.CONSOLE_TASK, part=tail)
         return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
 
     def _parse_queue(self, rest: str) -> ParsedKey | None:

@@ -12,9 +12,13 @@ from starlette.requests import Request
 
 from zenith_protocol import ConflictError, NotFoundError, ProtocolError, ZenithError
 
-__all__ = ["install_error_handlers"]
+__all__ = ["Unavailable", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
+
+
+class Unavailable(Exception):
+    """A database the console reads besides Redis (the archive's) does not answer: 503 with this message."""
 
 
 def _body(status: int, message: str) -> JSONResponse:
@@ -53,5 +57,10 @@ def install_error_handlers(app: FastAPI, redis_location: str) -> None:
     app.add_exception_handler(ZenithError, bad_input)  # ConfigError, query syntax, schedules
     app.add_exception_handler(ValueError, bad_input)
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        return _body(503, str(exc))
+
+    app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(redis.ConnectionError, redis_down)
     app.add_exception_handler(redis.TimeoutError, redis_down)

@@ -13,6 +13,7 @@ __all__ = [
     "ApiError",
     "BulkOutcome",
     "BulkRequest",
+    "Camel",
     "Done",
     "JobView",
     "NodeView",
@@ -21,7 +22,9 @@ __all__ = [
 ]
 
 
-class _Camel(BaseModel):
+class Camel(BaseModel):
+    """A response or request shape whose fields are camelCase in JSON (snake_case in Python)."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
 
 
@@ -40,7 +43,7 @@ class Done(BaseModel):
     state: str | None = None
 
 
-class JobView(_Camel):
+class JobView(Camel):
     """One entry of a queue: the job's fields, or why its bytes do not decode (kept as ``raw``)."""
 
     queue: str
@@ -73,7 +76,7 @@ class JobView(_Camel):
         return cls(**head, valid=True, id=job.id, name=job.name, properties=job.properties, job=wire)
 
 
-class BulkRequest(_Camel):
+class BulkRequest(Camel):
     """A bulk operation: the selected ``ids``, or every job matching ``query`` (none: the whole state)."""
 
     state: JobState
@@ -83,7 +86,7 @@ class BulkRequest(_Camel):
     dry_run: bool = Field(default=False, description="count what would move, move nothing")
 
 
-class BulkOutcome(_Camel):
+class BulkOutcome(Camel):
     """What a bulk operation did (or, for a dry run, would do), with a sample of the matching jobs."""
 
     action: BulkAction
@@ -116,7 +119,7 @@ class PurgeRequest(BaseModel):
     confirm: str
 
 
-class WorkerView(_Camel):
+class WorkerView(Camel):
     """One worker (Node or Python), as its heartbeat and the worker index show it."""
 
     id: str
@@ -147,7 +150,7 @@ class WorkerView(_Camel):
         return cls.model_validate(entry.to_dict())
 
 
-class NodeView(_Camel):
+class NodeView(Camel):
     """One pulse node (a server process reporting CPU, memory and disk)."""
 
     service: str

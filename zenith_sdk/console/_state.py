@@ -1,9 +1,10 @@
-"""One console's shared state: its Redis client, key space, event emitter and the shared overview."""
+"""One console's shared state: its Redis client, key space, event emitter, the shared overview and the archive."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import redis
@@ -13,8 +14,11 @@ from zenith_sdk.connection import RedisSettings
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.history import record_metrics
 from zenith_sdk.overview import Overview, overview
+from zenith_sdk.schedules import Scheduler
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from zenith_sdk.console._settings import ConsoleSettings
 
 __all__ = ["ConsoleState", "OverviewCache", "state"]
@@ -68,9 +72,25 @@ class ConsoleState:
         self.events = EventEmitter(self.client, keyspace=self.keyspace)
         self.overview = OverviewCache(self, settings.overview_interval_s)
         self.tokens = settings.token_names()
+        self.scheduler = Scheduler(self.client, keyspace=self.keyspace, events=self.events)
+        """One scheduler per console, so its discovery of paused schedules is reused across requests."""
+        self._archive: Engine | None = None
+        self._archive_lock = threading.Lock()
+
+    def archive(self, open_engine: Callable[[ConsoleSettings], Engine | None]) -> Engine | None:
+        """The archive engine, opened with ``open_engine`` on first use and kept; None (asked again later): no archive.
+
+        ``open_engine`` comes from the caller so that this module never imports SQLAlchemy.
+        """
+        with self._archive_lock:
+            if self._archive is None:
+                self._archive = open_engine(self.settings)
+            return self._archive
 
     def close(self) -> None:
-        """Close the Redis connections this console opened (a client passed in stays open)."""
+        """Close the Redis connections this console opened (a client passed in stays open), and the archive's."""
+        if self._archive is not None:
+            self._archive.dispose()
         if self._owns_client:
             self.client.close()
 

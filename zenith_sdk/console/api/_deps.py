@@ -10,7 +10,7 @@ from starlette.requests import Request
 from zenith_sdk.console._models import ApiError
 from zenith_sdk.console._state import ConsoleState, state
 
-__all__ = ["ERRORS", "Actor", "Console"]
+__all__ = ["ERRORS", "Actor", "Console", "WithToken"]
 
 
 def _actor(request: Request) -> str:
@@ -18,7 +18,13 @@ def _actor(request: Request) -> str:
     return str(getattr(request.state, "zenith_actor", None) or request.app.state.console.settings.actor)
 
 
+def _with_token(request: Request) -> bool:
+    """Whether the call carries an API token (one that reaches an endpoint is valid: the middleware refused others)."""
+    return request.headers.get("authorization", "").lower().startswith("bearer ")
+
+
 Console = Annotated[ConsoleState, Depends(state)]
+WithToken = Annotated[bool, Depends(_with_token)]
 Actor = Annotated[str, Depends(_actor)]
 ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ApiError, "description": text}
