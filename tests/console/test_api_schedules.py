@@ -53,7 +53,9 @@ def test_create_pause_resume_run_and_remove(console: TestClient, r: redis.Redis,
     assert console.get("/api/schedules").json() == []
     operator = [e for e in stream_events(r, keyspace) if e.type == EventType.OPERATOR]
     actions = ("schedule_register", "schedule_pause", "schedule_resume", "schedule_run", "schedule_remove")
-    assert [(getattr(e.action, "value", e.action), e.actor) for e in operator] == [(action, "ops") for action in actions]
+    assert [(getattr(e.action, "value", e.action), e.actor) for e in operator] == [
+        (action, "ops") for action in actions
+    ]
 
 
 def test_bad_schedules_and_missing_ones_say_what_is_wrong(console: TestClient) -> None:
