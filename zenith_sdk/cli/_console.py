@@ -52,6 +52,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--root-path", default="", metavar="PATH", help="the path a proxy serves the console under, such as /zenith"
     )
     parser.add_argument("--title", default=None, help="name shown in the page header (say production)")
+    parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
     add_redis_options(parser)
     parser.set_defaults(handler=_run)
 
@@ -152,7 +153,8 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
         client.close()
     logging.getLogger("uvicorn").setLevel(logging.INFO)  # uvicorn's start-up lines and the access log
     sock = open_socket(args.host, DEFAULT_PORT if args.port is None else args.port)
-    server = ConsoleServer(create_app(console_settings(args)), sock, root_path=args.root_path)
+    app = create_app(console_settings(args))
+    server = ConsoleServer(app, sock, root_path=args.root_path, access_log=not args.no_access_log)
     err = console(stderr=True)
     with stop_on_signals() as stop:
         try:
