@@ -69,7 +69,7 @@ def seed(client: redis.Redis, queues: int) -> None:
         delayed = {
             node_job(f"{name}-d{n}", "send-email", {"n": n}, created_at=now_ms): now_ms + 3_600_000 for n in range(2)
         }
-        pipe.zadd(f"queue:{name}:delayed", delayed)  # type: ignore[arg-type]
+        pipe.zadd(f"queue:{name}:delayed", delayed)
         failed = [dead_letter_job(f"{name}-f{n}", failed_at=now_ms - n) for n in range(3)]
         pipe.lpush(f"queue:{name}:failed", *failed)
         if index % 100 == 99:
