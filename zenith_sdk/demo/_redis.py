@@ -27,7 +27,16 @@ from redis.retry import Retry
 from zenith_protocol import ConfigError, KeySpace
 from zenith_sdk.connection import RedisSettings
 
-__all__ = ["DEMO_PREFIX", "DemoRedis", "choose_redis", "demo_keyspace", "start_fakeredis", "start_redis_server"]
+__all__ = [
+    "DEMO_PREFIX",
+    "DemoRedis",
+    "choose_redis",
+    "demo_keyspace",
+    "die_with_parent",
+    "free_port",
+    "start_fakeredis",
+    "start_redis_server",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +111,15 @@ def choose_redis(url: str, *, directory: Path, explicit: bool = False) -> DemoRe
     return start_fakeredis()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listened on a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that has Linux send the child SIGTERM when this process dies, even by SIGKILL.
 
     The kernel ties the signal to the thread that forked the child, so only the main thread asks for it.
@@ -162,7 +172,7 @@ def start_redis_server(executable: str, directory: Path) -> DemoRedis:
     Raises:
         ConfigError: it did not start or did not answer; the message names its log.
     """
-    port = _free_port()
+    port = free_port()
     log_path = directory / "redis-server.log"
     command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     command += ["--dir", str(directory), "--daemonize", "no"]
@@ -174,7 +184,7 @@ def start_redis_server(executable: str, directory: Path) -> DemoRedis:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo alone, which stops its workers before Redis
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
     problem = _wait_until_up(process, port)
     if problem is not None:
