@@ -10,17 +10,12 @@ databases that are empty, so the tests never change or delete data they did not 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zenith_protocol import KeySpace
+from zenith_sdk.demo._redis import die_with_parent, free_port
 
 pytest_plugins = ["worker_fixtures"]  # start_worker, producer, gate
 
@@ -52,31 +48,6 @@ _SILENT = f"no answer after {_PING_TRIES} tries"
 
 class RedisServerError(RuntimeError):
     """The test redis-server did not come up."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_this_thread() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has Linux send SIGTERM to the child when this process dies, even by SIGKILL.
-
-    The signal follows the thread that started the child, so only the main thread asks for it.
-    """
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the request took effect
-            os._exit(1)
-
-    return preexec
 
 
 class LocalRedisServer:
@@ -103,7 +74,7 @@ class LocalRedisServer:
         """Start a server and return once it answers PING; ``RedisServerError`` (naming the log) if it does not."""
         directory.mkdir(parents=True, exist_ok=True)
         for _ in range(_START_ATTEMPTS):
-            server = cls._spawn(executable, _free_port(), directory)
+            server = cls._spawn(executable, free_port(), directory)
             outcome = server._wait_until_up()
             if outcome == "up":
                 return server
@@ -130,7 +101,7 @@ class LocalRedisServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C reaches pytest alone, whose teardown stops the server
-                    preexec_fn=_die_with_this_thread(),
+                    preexec_fn=die_with_parent(),
                 )
             except OSError as exc:
                 raise RedisServerError(f"could not run {executable} ({exc}); see {directory / cls.LOG_NAME}") from exc
