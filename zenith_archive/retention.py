@@ -44,6 +44,7 @@ __all__ = [
     "CleanupReport",
     "RetentionPolicy",
     "archive_size",
+    "claim_cleanup_run",
     "cleanup",
     "maintenance_config",
     "record_cleanup_run",
@@ -278,22 +279,52 @@ def maintenance_config(client: redis.Redis, keyspace: KeySpace | None = None) ->
     return MaintenanceConfig() if raw is None else decode_maintenance_config(raw)
 
 
-def record_cleanup_run(client: redis.Redis, keyspace: KeySpace | None = None, *, at_ms: int | None = None) -> bool:
-    """Set ``lastRun`` in the maintenance settings (compare-and-set); False when other writers kept winning."""
-    key = (keyspace or KeySpace()).maintenance_config()
-    moment = at_ms if at_ms is not None else int(time.time() * 1000)
+def _set_last_run(
+    client: redis.Redis, key: str, moment: int, wanted: Callable[[MaintenanceConfig], bool]
+) -> MaintenanceConfig | None:
+    """Set ``lastRun`` to ``moment`` if ``wanted(settings)`` (compare-and-set); the settings set, else None."""
     for _ in range(_CAS_ATTEMPTS):
         with client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key)  # type: ignore[no-untyped-call]
                 raw = pipe.get(key)
                 config = MaintenanceConfig() if raw is None else decode_maintenance_config(raw)
+                if not wanted(config):
+                    pipe.unwatch()
+                    return None
                 updated = config.model_copy(update={"last_run_ms": moment})
                 pipe.multi()
                 pipe.set(key, encode_maintenance_config(updated))
                 pipe.execute()
-                return True
+                return updated
             except redis.WatchError:
                 continue
     logger.warning("maintenance settings at %s changed under every attempt; lastRun not recorded", key)
-    return False
+    return None
+
+
+def record_cleanup_run(client: redis.Redis, keyspace: KeySpace | None = None, *, at_ms: int | None = None) -> bool:
+    """Set ``lastRun`` in the maintenance settings (compare-and-set); False when other writers kept winning."""
+    key = (keyspace or KeySpace()).maintenance_config()
+    moment = at_ms if at_ms is not None else int(time.time() * 1000)
+    return _set_last_run(client, key, moment, lambda config: True) is not None
+
+
+def claim_cleanup_run(
+    client: redis.Redis, keyspace: KeySpace | None = None, *, now_ms: int | None = None, every_ms: int = _DAY_MS
+) -> MaintenanceConfig | None:
+    """The settings, with ``lastRun`` moved to now, if ``autoCleanup`` is on and the last run is ``every_ms`` old.
+
+    None when automatic cleanup is off or not due. Of the archivers asking at once, one gets the
+    settings (a compare-and-set on the key): the run is theirs.
+
+    Raises:
+        ProtocolError: the key holds something that does not decode.
+    """
+    key = (keyspace or KeySpace()).maintenance_config()
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+
+    def due(config: MaintenanceConfig) -> bool:
+        return config.auto_cleanup and (config.last_run_ms is None or now - config.last_run_ms >= every_ms)
+
+    return _set_last_run(client, key, now, due)
