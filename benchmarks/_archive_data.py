@@ -170,7 +170,24 @@ def fill_old_rows(engine: Engine, rows: int, *, now_ms: int, age_days: float) ->
             connection.execute(jobs.insert(), job_rows)
             connection.execute(job_events.insert(), events)
             connection.execute(job_fields.insert(), fields)
+    if engine.dialect.name == "postgresql":  # explicit ids leave the sequence behind
+        with engine.begin() as connection:
+            connection.execute(
+                text("SELECT setval(pg_get_serial_sequence('zenith_jobs', 'id'), max(id)) FROM zenith_jobs")
+            )
     return job_count * 4
+
+
+def count_old_rows(engine: Engine) -> int:
+    """Rows :func:`fill_old_rows` wrote that are still there."""
+    with engine.connect() as connection:
+        old_jobs = select(jobs.c.id).where(jobs.c.job_id.like("old-%"))
+        counts = [
+            select(func.count()).select_from(jobs).where(jobs.c.job_id.like("old-%")),
+            select(func.count()).select_from(job_events).where(job_events.c.job_id.like("old-%")),
+            select(func.count()).select_from(job_fields).where(job_fields.c.job_pk.in_(old_jobs)),
+        ]
+        return sum(int(connection.execute(query).scalar_one()) for query in counts)
 
 
 def count_rows(engine: Engine) -> dict[str, int]:

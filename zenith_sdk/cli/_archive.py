@@ -123,7 +123,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="QUEUE:STATE=D",
         help="days jobs of one queue in one state are kept (repeat; 0 keeps them for ever)",
     )
-    cleanup.add_argument("--batch", type=whole_number(1, 100_000), default=5_000, metavar="N", help="rows per delete")
+    cleanup.add_argument("--batch", type=whole_number(1, 100_000), default=1_000, metavar="N", help="rows per delete")
     add_output_options(cleanup)
     cleanup.set_defaults(handler=_with_extra(_run_cleanup))
 
