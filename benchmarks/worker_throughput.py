@@ -13,6 +13,7 @@ database holds keys, unless ``--flush`` is given; it empties the database when d
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Callable
@@ -27,8 +28,8 @@ from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.worker import App, JobContext, Worker, WorkerOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_db import client_on_db
-from bench_jobs import noop
+client_on_db: Callable[..., redis.Redis] = importlib.import_module("bench_db").client_on_db
+noop: Callable[[], None] = importlib.import_module("bench_jobs").noop
 
 PUSH_CHUNK = 1000
 

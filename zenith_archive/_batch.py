@@ -117,11 +117,39 @@ def _lock_rows(connection: Connection, keys: Collection[JobKey]) -> dict[JobKey,
     return rows
 
 
-def _create_rows(connection: Connection, keys: Iterable[JobKey]) -> None:
+def _existing(connection: Connection, keys: Collection[JobKey]) -> set[JobKey]:
+    """Which of ``keys`` have a row already (read without a lock: only to know which to create)."""
+    if not keys:
+        return set()
+    queues = sorted({queue for queue, _ in keys})
+    ids = sorted({job_id for _, job_id in keys})
+    query = select(jobs.c.queue, jobs.c.job_id).where(jobs.c.queue.in_(queues), jobs.c.job_id.in_(ids))
+    found = {(queue, job_id) for queue, job_id in connection.execute(query)}
+    return found & set(keys)
+
+
+def _create_rows(connection: Connection, rows: dict[JobKey, JobRow]) -> None:
+    """Insert the new jobs' rows whole (one written row, instead of an empty one and an update)."""
     # In key order, so that two archivers creating the same jobs wait for each other instead of deadlocking.
-    values = [{"queue": queue, "job_id": job_id, "state": State.WAITING, "attempts": 0} for queue, job_id in keys]
+    values = [
+        {"queue": queue, "job_id": job_id, **{name: getattr(row, name) for name in _ROW_COLUMNS}}
+        for (queue, job_id), row in sorted(rows.items())
+    ]
     if values:
-        connection.execute(insert_ignore(connection, jobs), sorted(values, key=lambda v: (v["queue"], v["job_id"])))
+        connection.execute(insert_ignore(connection, jobs), values)
+
+
+def _adopt(rows: dict[JobKey, JobRow], made: dict[JobKey, JobRow]) -> set[JobKey]:
+    """Put the rows this batch created (``made``, now with their ids) in ``rows``; returns their keys."""
+    created: set[JobKey] = set()
+    for key, row in made.items():
+        found = rows.get(key)
+        # Its last event tells this batch's row from one another archiver created meanwhile.
+        if found is not None and found.last_stream_id == row.last_stream_id:
+            row.id = found.id
+            rows[key] = row
+            created.add(key)
+    return created
 
 
 def _ms_datetime(ms: int | None) -> datetime | None:
@@ -215,8 +243,9 @@ class _Writer:
             linked.add(key)
             if entry.touches_job:
                 per_job[key].append(entry)
-        _create_rows(self.connection, per_job)
+        made = self._new_rows(per_job)
         rows = _lock_rows(self.connection, linked)
+        created = _adopt(rows, made)
         stripped: set[int] = set()
         legacy: list[dict[str, Any]] = []
         for key, job_entries in per_job.items():
@@ -224,21 +253,36 @@ class _Writer:
             if row is None:  # MySQL's PAD SPACE collations make "a " and "a" the same key: the first one wins
                 logger.warning("job %r of queue %r matches another job's row; its events are kept unlinked", *key[::-1])
                 continue
-            dropped_before = row.state in FINAL_STATES and row.state not in self.archived
-            merge(row, job_entries, skip_fill=dropped_before)
+            if key not in created:
+                self._merge(row, job_entries)
             if row.state in FINAL_STATES and row.state not in self.archived:
-                row.payload = row.search_text = None
-                row.new_fields = None
                 stripped.add(row.id)
             if self.legacy:
                 enqueued = [entry for entry in job_entries if entry.type == "enqueued"]
                 legacy += _legacy_rows(row, key, self.archived, enqueued)
-        touched = [rows[key] for key in per_job if key in rows]
-        self._update(touched)
-        self._fields(touched, stripped)
+        self._update([rows[key] for key in per_job if key in rows and key not in created])
+        self._fields([rows[key] for key in per_job if key in rows], stripped, {rows[key].id for key in created})
         if legacy:
             self.connection.execute(legacy_job_archive.insert(), legacy)
         return rows, stripped
+
+    def _new_rows(self, per_job: dict[JobKey, list[Entry]]) -> dict[JobKey, JobRow]:
+        """Create the rows of jobs the archive does not hold yet, brought up to date; returns them (no ids yet)."""
+        missing = per_job.keys() - _existing(self.connection, per_job.keys())
+        made: dict[JobKey, JobRow] = {}
+        for key in missing:
+            row = JobRow(id=0, state=State.WAITING, attempts=0)
+            self._merge(row, per_job[key])
+            made[key] = row
+        _create_rows(self.connection, made)
+        return made
+
+    def _merge(self, row: JobRow, job_entries: list[Entry]) -> None:
+        dropped_before = row.state in FINAL_STATES and row.state not in self.archived
+        merge(row, job_entries, skip_fill=dropped_before)
+        if row.state in FINAL_STATES and row.state not in self.archived:
+            row.payload = row.search_text = None
+            row.new_fields = None
 
     def _update(self, rows: Iterable[JobRow]) -> None:
         values = [{"_id": row.id, **{name: getattr(row, name) for name in _ROW_COLUMNS}} for row in rows]
@@ -246,13 +290,15 @@ class _Writer:
             statement = jobs.update().where(jobs.c.id == bindparam("_id"))
             self.connection.execute(statement.values({name: bindparam(name) for name in _ROW_COLUMNS}), values)
 
-    def _fields(self, rows: Sequence[JobRow], stripped: set[int]) -> None:
+    def _fields(self, rows: Sequence[JobRow], stripped: set[int], created: set[int]) -> None:
+        """Replace the fields of jobs whose payload changed; ``created`` rows (new in this batch) have none yet."""
         replaced = [row for row in rows if row.new_fields is not None]
-        gone = sorted({row.id for row in replaced} | stripped)
+        gone = sorted(({row.id for row in replaced} | stripped) - created)
         if gone:
             self.connection.execute(delete(job_fields).where(job_fields.c.job_pk.in_(gone)))
-        if stripped:
-            self.connection.execute(delete(job_events).where(job_events.c.job_pk.in_(sorted(stripped))))
+        if stripped - created:
+            old = sorted(stripped - created)
+            self.connection.execute(delete(job_events).where(job_events.c.job_pk.in_(old)))
         values = [
             {"job_pk": row.id, "key": key, "value_norm": value}
             for row in replaced

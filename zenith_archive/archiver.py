@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from zenith_archive._batch import BatchResult, write_batch
 from zenith_archive._ingest import Decoder, Entry
+from zenith_archive.autocleanup import AutoCleanup
 from zenith_archive.migrations import current_revision, head_revision
 from zenith_archive.redact import DEFAULT_REDACTED_KEYS, Redactor
 from zenith_archive.schema import FINAL_STATES, State
@@ -46,7 +47,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "archive"
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 2_000
 DEFAULT_CLAIM_IDLE_MS = 30_000
 """Entries another consumer has held unacknowledged this long are taken over (it is presumed dead)."""
 ARCHIVABLE_STATES: frozenset[str] = FINAL_STATES | {State.WAITING}
@@ -96,6 +97,9 @@ class Archiver:
         redact: a hook run on each job payload after the default key list (:mod:`zenith_archive.redact`).
         claim_idle_ms: see ``consumer``.
         legacy_tables: also write ``flux_job_archive`` rows, so that the Node console shows the jobs.
+        auto_cleanup: while :meth:`run` runs, delete old rows once a day when the maintenance
+            settings in Redis say ``autoCleanup: true`` (:mod:`zenith_archive.autocleanup`); True
+            for the defaults, an :class:`~zenith_archive.autocleanup.AutoCleanup` of your own, or False.
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class Archiver:
         redact: Redactor | None = None,
         claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS,
         legacy_tables: bool = True,
+        auto_cleanup: AutoCleanup | bool = True,
     ) -> None:
         unknown = set(states) - ARCHIVABLE_STATES
         if unknown:
@@ -129,6 +134,9 @@ class Archiver:
         self.states = frozenset(states)
         self.claim_idle_ms = claim_idle_ms
         self.legacy_tables = legacy_tables
+        if auto_cleanup is True:
+            auto_cleanup = AutoCleanup(client, engine, keyspace=self.keyspace)
+        self.auto_cleanup = auto_cleanup or None
         self._decoder = Decoder(redact=redact, keys=DEFAULT_REDACTED_KEYS)
         self._stop = threading.Event()
         self._group_ready = False
@@ -246,11 +254,17 @@ class Archiver:
         return result
 
     def run(self) -> None:
-        """Archive until :meth:`stop`; errors of Redis or the database are logged and retried with backoff."""
+        """Archive until :meth:`stop`; errors of Redis or the database are logged and retried with backoff.
+
+        The automatic cleanup (``auto_cleanup``) runs in a thread of its own; a run still going
+        when this returns goes on (each of its batches is a transaction of its own).
+        """
         require_migrated(self.engine)
         self._stop.clear()
         delay = _RETRY_FIRST_S
         while not self._stop.is_set():
+            if self.auto_cleanup is not None:
+                self.auto_cleanup.poll()
             try:
                 self.run_once(block_ms=_BLOCK_MS)
             except Exception as exc:  # the archiver outlives outages; what it did not acknowledge is re-read

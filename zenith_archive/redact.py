@@ -52,11 +52,14 @@ def redact_keys(value: Any, keys: Collection[str] = DEFAULT_REDACTED_KEYS) -> An
 
 def _redact(value: Any, keys: frozenset[str]) -> Any:
     # Iterative depth is bounded: every value comes from protocol JSON (at most 64 levels deep).
+    # Scalars are taken as they are, without a call each: most of a payload is scalars.
     if isinstance(value, dict):
         return {
-            key: REDACTED if isinstance(key, str) and key.lower() in keys else _redact(item, keys)
+            key: REDACTED
+            if isinstance(key, str) and key.lower() in keys
+            else (_redact(item, keys) if isinstance(item, (dict, list)) else item)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_redact(item, keys) for item in value]
+        return [_redact(item, keys) if isinstance(item, (dict, list)) else item for item in value]
     return value

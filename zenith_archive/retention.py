@@ -4,9 +4,13 @@ Each kind of row has its own age (:class:`RetentionPolicy`): jobs by state (``co
 ``dead``, ``deleted``; the states a job has not finished in are kept unless given an age), the
 timeline ``events``, ``operator`` actions (the audit trail), ``logs``. The Node console's
 ``maintenance:config.retentionDays`` (PROTOCOL 10.4) is the default age. Rows are deleted oldest
-first, at most ``batch`` (5,000) per transaction, walking an index by keyset (``(finished_at,
-id)`` for jobs); a job's fields and events go with it. On SQLite the freed pages are then handed
-back to the file system (``PRAGMA incremental_vacuum``).
+first, at most ``batch`` (1,000) per transaction, walking an index by keyset (``(finished_at,
+id)`` for jobs); a job's fields and events go with it. After each batch the cleanup rests
+``rest`` (4) times as long as the batch took, so that it holds the database at most a fifth of
+the time and archivers writing meanwhile keep most of their rate. On SQLite each batch takes the
+write lock at its start (``BEGIN IMMEDIATE``: a transaction that read first could not get it
+while an archiver writes), and the freed pages are then handed back to the file system
+(``PRAGMA incremental_vacuum``), a few thousand pages per transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -40,10 +45,12 @@ from zenith_protocol import KeySpace, MaintenanceConfig, decode_maintenance_conf
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_OPERATOR_DAYS",
+    "DEFAULT_REST",
     "RETENTION_KINDS",
     "CleanupReport",
     "RetentionPolicy",
     "archive_size",
+    "claim_cleanup_run",
     "cleanup",
     "maintenance_config",
     "record_cleanup_run",
@@ -51,12 +58,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 1_000
+DEFAULT_REST = 4.0
+"""After each batch the cleanup waits this many times as long as the batch took."""
 DEFAULT_OPERATOR_DAYS = 365.0
 """The audit trail is kept at least a year unless given its own age."""
 RETENTION_KINDS: tuple[str, ...] = (*ALL_STATES, "events", "operator", "logs")
 _DAY_MS = 86_400_000
 _CAS_ATTEMPTS = 5
+_VACUUM_PAGES = 2_000
 Progress = Callable[[str, int], None]
 """Called after each batch with the kind of rows and how many of them are deleted so far."""
 
@@ -134,11 +144,23 @@ def _as_datetime(ms: int) -> datetime:
 class _Deleter:
     """Deletes rows older than a cutoff, oldest first, in batches of their own transaction."""
 
-    def __init__(self, engine: Engine, batch: int, progress: Progress | None) -> None:
+    def __init__(self, engine: Engine, batch: int, progress: Progress | None, rest: float) -> None:
         self.engine = engine
         self.batch = batch
         self.progress = progress
+        self.rest = rest
         self.deleted: dict[str, int] = {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One batch's transaction (the SQLite write lock taken at once), then the rest that follows it."""
+        started = time.monotonic()
+        with self.engine.connect() as connection:
+            connection.execution_options(sqlite_begin="IMMEDIATE")
+            with connection.begin():
+                yield connection
+        if self.rest:
+            time.sleep((time.monotonic() - started) * self.rest)
 
     def run(
         self,
@@ -155,7 +177,7 @@ class _Deleter:
         while True:
             after = [] if last is None else [or_(moment > last[0], and_(moment == last[0], key > last[1]))]
             query = select(key, moment).where(moment < cutoff, *where, *after).order_by(moment, key).limit(self.batch)
-            with self.engine.begin() as connection:
+            with self.transaction() as connection:
                 found = connection.execute(query).all()
                 if not found:
                     return
@@ -232,14 +254,23 @@ def archive_size(engine: Engine) -> int | None:
     return int(size) if size is not None else None
 
 
-def _reclaim_sqlite(engine: Engine) -> None:
-    """Hand the free pages back to the file system, then fold the WAL into the file and truncate it."""
-    raw = engine.raw_connection()
-    try:
-        # executescript steps each pragma to its end (a plain execute frees one page per step).
-        raw.driver_connection.executescript("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")  # type: ignore[union-attr]
-    finally:
-        raw.close()
+def _reclaim_sqlite(deleter: _Deleter) -> None:
+    """Hand the free pages back to the file system, a few thousand per transaction, then truncate the WAL."""
+    left: int | None = None
+    while True:
+        with deleter.transaction() as connection:
+            free = int(connection.exec_driver_sql("PRAGMA freelist_count").scalar() or 0)
+            if not free or (left is not None and free >= left):  # done, or nothing more can go
+                break
+            left = free
+            cursor = connection.connection.cursor()
+            try:  # the pragma frees a page per step: fetchall steps it to its end
+                cursor.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
+                cursor.fetchall()
+            finally:
+                cursor.close()
+    with deleter.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def cleanup(
@@ -249,13 +280,19 @@ def cleanup(
     now_ms: int | None = None,
     batch: int = DEFAULT_BATCH,
     progress: Progress | None = None,
+    rest: float = DEFAULT_REST,
 ) -> CleanupReport:
-    """Delete what ``policy`` says is too old, in batches; returns the counts and the archive's size around it."""
+    """Delete what ``policy`` says is too old, in batches; returns the counts and the archive's size around it.
+
+    ``rest``: after each batch, wait this many times as long as it took (0: no pause).
+    """
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
+    if rest < 0:
+        raise ValueError(f"rest must be 0 or more, got {rest}")
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     size_before = archive_size(engine)
-    deleter = _Deleter(engine, batch, progress)
+    deleter = _Deleter(engine, batch, progress, rest)
     _job_states(deleter, policy, now)
     for kind, table in (("events", job_events), ("operator", operator_actions), ("logs", logs)):
         cutoff = _cutoff_ms(now, policy.age_days(kind))
@@ -263,7 +300,7 @@ def cleanup(
             deleter.run(kind, table, "at", cutoff)
     _legacy(deleter, policy, now)
     if _sqlite_file(engine) is not None:
-        _reclaim_sqlite(engine)
+        _reclaim_sqlite(deleter)
     deleted = {kind: count for kind, count in deleter.deleted.items() if count}
     return CleanupReport(deleted=deleted, size_before=size_before, size_after=archive_size(engine))
 
@@ -278,22 +315,52 @@ def maintenance_config(client: redis.Redis, keyspace: KeySpace | None = None) ->
     return MaintenanceConfig() if raw is None else decode_maintenance_config(raw)
 
 
-def record_cleanup_run(client: redis.Redis, keyspace: KeySpace | None = None, *, at_ms: int | None = None) -> bool:
-    """Set ``lastRun`` in the maintenance settings (compare-and-set); False when other writers kept winning."""
-    key = (keyspace or KeySpace()).maintenance_config()
-    moment = at_ms if at_ms is not None else int(time.time() * 1000)
+def _set_last_run(
+    client: redis.Redis, key: str, moment: int, wanted: Callable[[MaintenanceConfig], bool]
+) -> MaintenanceConfig | None:
+    """Set ``lastRun`` to ``moment`` if ``wanted(settings)`` (compare-and-set); the settings set, else None."""
     for _ in range(_CAS_ATTEMPTS):
         with client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(key)  # type: ignore[no-untyped-call]
                 raw = pipe.get(key)
                 config = MaintenanceConfig() if raw is None else decode_maintenance_config(raw)
+                if not wanted(config):
+                    pipe.unwatch()
+                    return None
                 updated = config.model_copy(update={"last_run_ms": moment})
                 pipe.multi()
                 pipe.set(key, encode_maintenance_config(updated))
                 pipe.execute()
-                return True
+                return updated
             except redis.WatchError:
                 continue
     logger.warning("maintenance settings at %s changed under every attempt; lastRun not recorded", key)
-    return False
+    return None
+
+
+def record_cleanup_run(client: redis.Redis, keyspace: KeySpace | None = None, *, at_ms: int | None = None) -> bool:
+    """Set ``lastRun`` in the maintenance settings (compare-and-set); False when other writers kept winning."""
+    key = (keyspace or KeySpace()).maintenance_config()
+    moment = at_ms if at_ms is not None else int(time.time() * 1000)
+    return _set_last_run(client, key, moment, lambda config: True) is not None
+
+
+def claim_cleanup_run(
+    client: redis.Redis, keyspace: KeySpace | None = None, *, now_ms: int | None = None, every_ms: int = _DAY_MS
+) -> MaintenanceConfig | None:
+    """The settings, with ``lastRun`` moved to now, if ``autoCleanup`` is on and the last run is ``every_ms`` old.
+
+    None when automatic cleanup is off or not due. Of the archivers asking at once, one gets the
+    settings (a compare-and-set on the key): the run is theirs.
+
+    Raises:
+        ProtocolError: the key holds something that does not decode.
+    """
+    key = (keyspace or KeySpace()).maintenance_config()
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+
+    def due(config: MaintenanceConfig) -> bool:
+        return config.auto_cleanup and (config.last_run_ms is None or now - config.last_run_ms >= every_ms)
+
+    return _set_last_run(client, key, now, due)

@@ -70,7 +70,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_redis_options(run)
     _add_group_option(run)
     run.add_argument("--consumer", metavar="NAME", help="this archiver's name in the group (default: host-pid)")
-    run.add_argument("--batch", type=whole_number(1, 100_000), default=500, metavar="N", help="entries per transaction")
+    run.add_argument(
+        "--batch", type=whole_number(1, 100_000), default=2_000, metavar="N", help="entries per transaction"
+    )
     run.add_argument(
         "--states",
         default="completed,dead,deleted",
@@ -121,7 +123,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="QUEUE:STATE=D",
         help="days jobs of one queue in one state are kept (repeat; 0 keeps them for ever)",
     )
-    cleanup.add_argument("--batch", type=whole_number(1, 100_000), default=5_000, metavar="N", help="rows per delete")
+    cleanup.add_argument("--batch", type=whole_number(1, 100_000), default=1_000, metavar="N", help="rows per delete")
     add_output_options(cleanup)
     cleanup.set_defaults(handler=_with_extra(_run_cleanup))
 

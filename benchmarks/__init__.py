@@ -1,0 +1,1 @@
+"""Benchmark scripts (a package only so that module names such as ``archive`` do not clash with tests)."""
