@@ -144,4 +144,10 @@ def loads(text: str) -> Any:
     input can exhaust the stack of the recursive parser.
     """
     check_depth(text)
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    if text.startswith("\ufeff"):  # as json.loads refuses it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+"""One decoder for every :func:`loads` (``json.loads`` with options builds a new one per call)."""
