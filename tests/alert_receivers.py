@@ -12,10 +12,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from conftest import _free_port
 from pytest_httpserver import HTTPServer
 
 from zenith_protocol.alerts import AlertConfig, Notification
+from zenith_sdk.demo._redis import free_port
 
 AT_MS = 1_780_000_000_000
 """The time of every notification built here (2026-05-28T20:26:40Z)."""
@@ -100,7 +100,7 @@ class MailBox:
 @contextmanager
 def smtp_server(box: MailBox, **options: Any) -> Iterator[Controller]:
     """An aiosmtpd server on a free port of 127.0.0.1 that hands every message to ``box``."""
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port(), **options)
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     try:
         yield controller

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from alert_receivers import MailBox, alert_config, notification, smtp_server
-from conftest import _free_port
 from patience import HANG_S
 
 from zenith_sdk.alerts.channels import Delivery, RetryPolicy, SmtpChannel, configured_channels
+from zenith_sdk.demo._redis import free_port
 
 PASSWORD = "s3cret-smtp-password"
 FAST = RetryPolicy(timeout_s=HANG_S, retries=2, backoff_s=0.01)
@@ -90,7 +90,7 @@ def test_a_refused_login_names_the_user_never_the_password(caplog: pytest.LogCap
 
 
 def test_an_unreachable_server_is_retried_then_reported() -> None:
-    delivery = _channel(_free_port(), password=PASSWORD, user="alerts").send(notification())
+    delivery = _channel(free_port(), password=PASSWORD, user="alerts").send(notification())
     assert (delivery.ok, delivery.attempts) == (False, 3)
     assert delivery.error is not None and delivery.error.startswith("could not send through SMTP server 127.0.0.1:")
     assert PASSWORD not in delivery.error

@@ -6,7 +6,6 @@ Screenshots of every page are kept under ``$ZENITH_TEST_ARTIFACTS`` (default: th
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from wire_data import dead_letter_job, seed_wire_facts
 from zenith_protocol import KeySpace
 from zenith_sdk.alerts import list_silences
 from zenith_sdk.control import list_nodes
+from zenith_sdk.demo._redis import free_port
 from zenith_sdk.pulse import Pulse
 from zenith_sdk.schedules import Scheduler
 
@@ -36,19 +36,13 @@ ARGS = [
 ]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def serve(make_app: Callable[..., FastAPI]) -> Iterator[Callable[..., str]]:
     """Serves a console with uvicorn on a free port in a thread; gives its base URL."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(**extra: object) -> str:
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(make_app(**extra), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, name=f"console-{port}", daemon=True)
         thread.start()

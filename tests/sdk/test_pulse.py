@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from zenith_protocol import KeySpace, PulseKeyForm, PulseNode, PulseQueue, QueueSize, decode_pulse, encode_pulse
 from zenith_sdk.cli import main
+from zenith_sdk.demo._redis import free_port
 from zenith_sdk.pulse import Pulse
 
 _BACKGROUND_LOGGER = "zenith_sdk._background"
@@ -42,13 +43,6 @@ def _poll(predicate: Callable[[], object], delay_s: float = 0.02) -> bool:
             return False
         time.sleep(delay_s)
     return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _no_retry_client(port: int) -> redis.Redis:
@@ -87,7 +81,7 @@ class _PrivateRedis:
     """A throwaway redis-server on a free port, without persistence, that tests may kill."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -330,7 +324,7 @@ def test_invalid_arguments_say_what_to_do(options: dict[str, Any], error: type[E
 
 
 def test_stop_with_redis_down_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
-    client = _no_retry_client(_free_port())
+    client = _no_retry_client(free_port())
     try:
         pulse = Pulse("down", client)
         pulse.stop()
