@@ -27,37 +27,54 @@ __all__ = ["ConsoleState", "OverviewCache", "state"]
 class OverviewCache:
     """The overview, computed at most once per ``interval_s`` whoever asks (single flight).
 
-    Requests that arrive while it is being computed wait for that computation instead of starting
-    their own, so twenty open browsers cost Redis what one does. Each computation also records the
-    minute's totals for the charts (once per minute across every console, see :mod:`zenith_sdk.history`).
+    One request at a time recomputes an overview that is older than the interval; the requests
+    that arrive meanwhile get the previous one at once (only the very first ones, with nothing to
+    show yet, wait for it), so twenty open browsers cost Redis what one does and none waits for
+    another's computation. Each computation also records the minute's totals for the charts (once
+    per minute across every console, see :mod:`zenith_sdk.history`).
     """
 
     def __init__(self, state: ConsoleState, interval_s: float) -> None:
         self._state = state
         self.interval_s = interval_s
-        self._lock = threading.Lock()
+        self._computing = threading.Lock()
         self._value: Overview | None = None
         self._at = 0.0
         self.computations = 0
         """How many times the overview was read from Redis."""
 
+    def _fresh(self) -> bool:
+        return self._value is not None and time.monotonic() - self._at < self.interval_s
+
     def get(self) -> Overview:
-        """The current overview, computed now only when the last one is older than the interval."""
-        with self._lock:
-            if self._value is None or time.monotonic() - self._at >= self.interval_s:
-                state = self._state
-                value = overview(state.client, keyspace=state.keyspace)
-                self.computations += 1
-                totals = value.totals
-                record_metrics(
-                    state.client,
-                    {"waiting": totals.waiting, "delayed": totals.delayed, "failed": totals.failed,
-                     "workers": value.workers},
-                    keyspace=state.keyspace,
-                    now_ms=value.taken_ms,
-                )  # fmt: skip
-                self._value, self._at = value, time.monotonic()
-            return self._value
+        """The current overview; recomputed by this call only when it is stale and nobody else is at it."""
+        value = self._value
+        if self._fresh() and value is not None:
+            return value
+        if value is not None and not self._computing.acquire(blocking=False):
+            return value  # another request is computing the next one: show this one meanwhile
+        if value is None:
+            self._computing.acquire()  # nothing to show yet: wait for the first computation
+        try:
+            if not self._fresh():
+                self._compute()
+        finally:
+            self._computing.release()
+        assert self._value is not None
+        return self._value
+
+    def _compute(self) -> None:
+        state = self._state
+        value = overview(state.client, keyspace=state.keyspace)
+        self.computations += 1
+        totals = value.totals
+        record_metrics(
+            state.client,
+            {"waiting": totals.waiting, "delayed": totals.delayed, "failed": totals.failed, "workers": value.workers},
+            keyspace=state.keyspace,
+            now_ms=value.taken_ms,
+        )
+        self._value, self._at = value, time.monotonic()
 
 
 class ConsoleState:
