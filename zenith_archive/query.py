@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Literal, TextIO, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from zenith_archive._compile import Dialect, condition
+from zenith_archive._compile import Dialect, condition, sqlite_text_driver
+from zenith_archive.fts import sqlite_fts
 from zenith_archive.schema import job_events
 from zenith_archive.schema import jobs as _JOBS
 from zenith_protocol.errors import ConfigError, NotFoundError
@@ -156,13 +157,28 @@ def search(
     """
     _check_limit(limit)
     parsed = _query(query, now_ms)
-    statement = select(*_COLUMNS).order_by(_JOBS.c.id.desc())
-    if after_key is not None:
-        if not after_key.isdigit():
-            raise _bad_key(after_key)
-        statement = statement.where(_JOBS.c.id < int(after_key))
+    if after_key is not None and not after_key.isdigit():
+        raise _bad_key(after_key)
     with engine.connect() as connection:
-        return _page(connection, statement.where(_where(connection, parsed)), limit, lambda job: str(job.pk))
+        statement, pk = _matching(connection, parsed)
+        if after_key is not None:
+            statement = statement.where(pk < int(after_key))
+        return _page(connection, statement.order_by(pk.desc()), limit, lambda job: str(job.pk))
+
+
+def _matching(connection: Connection, query: Query) -> tuple[Select[Any], ColumnElement[int]]:
+    """The jobs matching ``query``, and the column of their ids to order and page by.
+
+    On SQLite a free-text term every result holds drives the query: the full-text table is read
+    in rowid order, joined to the jobs, so a page of a common word stops after its 50 rows.
+    """
+    dialect = Dialect.of(connection)
+    driver = sqlite_text_driver(query, dialect)
+    if driver is None:
+        return select(*_COLUMNS).where(condition(query, dialect)), _JOBS.c.id
+    match, rest = driver
+    joined = sqlite_fts.join(_JOBS, _JOBS.c.id == sqlite_fts.c.rowid)
+    return select(*_COLUMNS).select_from(joined).where(match, condition(rest, dialect)), sqlite_fts.c.rowid
 
 
 def jobs(
@@ -217,7 +233,13 @@ def count(engine: Engine, query: str | Query, *, cap: int = COUNT_CAP, now_ms: i
         raise ValueError(f"cap must be at least 1, got {cap}")
     parsed = _query(query, now_ms)
     with engine.connect() as connection:
-        matching = select(_JOBS.c.id).where(_where(connection, parsed)).limit(cap + 1).subquery()
+        dialect = Dialect.of(connection)
+        driver = sqlite_text_driver(parsed, dialect)
+        if driver is not None and not driver[1].clauses:  # one word or phrase: its full-text rows are the jobs
+            ids = select(sqlite_fts.c.rowid).where(driver[0])
+        else:
+            ids = select(_JOBS.c.id).where(condition(parsed, dialect))
+        matching = ids.limit(cap + 1).subquery()
         n = int(connection.execute(select(func.count()).select_from(matching)).scalar_one())
     return Count(min(n, cap), n > cap)
 
