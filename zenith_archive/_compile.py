@@ -29,7 +29,7 @@ from zenith_archive.schema import ALL_STATES, job_fields, jobs
 from zenith_protocol.errors import UnsupportedQueryError
 from zenith_protocol.query import AnyOf, Clause, Field, Query, Term, Text, TimeBound
 
-__all__ = ["Dialect", "condition", "sqlite_text_driver"]
+__all__ = ["Dialect", "condition", "mysql_exact_text", "sqlite_text_driver"]
 
 _WORD = re.compile(r"[^\W_]")
 """A character FTS5's unicode61 and PostgreSQL's parser both read as part of a word."""
@@ -156,8 +156,13 @@ def sqlite_text_driver(query: Query, dialect: Dialect) -> tuple[ColumnElement[bo
     return None
 
 
+def mysql_exact_text(value: str) -> ColumnElement[bool]:
+    """On MySQL, the jobs whose text contains ``value`` (ignoring case): what a term's FULLTEXT match narrows."""
+    return _contains(jobs.c.search_text, value)
+
+
 def _mysql_text(value: str, dialect: Dialect) -> ColumnElement[bool]:
-    exact = _contains(jobs.c.search_text, value)
+    exact = mysql_exact_text(value)
     words = [
         word
         for word in dict.fromkeys(_MYSQL_WORDS.findall(value.lower()))
