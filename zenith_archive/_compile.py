@@ -29,7 +29,7 @@ from zenith_archive.schema import ALL_STATES, job_fields, jobs
 from zenith_protocol.errors import UnsupportedQueryError
 from zenith_protocol.query import AnyOf, Clause, Field, Query, Term, Text, TimeBound
 
-__all__ = ["Dialect", "condition"]
+__all__ = ["Dialect", "condition", "mysql_exact_text", "sqlite_text_driver"]
 
 _WORD = re.compile(r"[^\W_]")
 """A character FTS5's unicode61 and PostgreSQL's parser both read as part of a word."""
@@ -51,6 +51,8 @@ class Dialect:
     min_word: int = 3
     max_word: int = 84
     stopwords: frozenset[str] = _INNODB_STOPWORDS
+    mariadb: bool = False
+    """MariaDB rather than MySQL (their regular expressions and collations differ)."""
 
     @classmethod
     def of(cls, connection: Connection) -> Dialect:
@@ -60,7 +62,10 @@ class Dialect:
             row = connection.exec_driver_sql(
                 "SELECT @@innodb_ft_min_token_size, @@innodb_ft_max_token_size, @@innodb_ft_enable_stopword"
             ).one()
-            return cls("mysql", int(row[0]), int(row[1]), _INNODB_STOPWORDS if row[2] else frozenset())
+            stopwords = _INNODB_STOPWORDS if row[2] else frozenset()
+            return cls(
+                "mysql", int(row[0]), int(row[1]), stopwords, bool(getattr(connection.dialect, "is_mariadb", False))
+            )
         if name not in ("sqlite", "postgresql"):
             raise ValueError(f"the archive runs on SQLite, PostgreSQL and MySQL/MariaDB, not on {name!r}")
         return cls(name)
@@ -126,9 +131,7 @@ def _text(value: str, dialect: Dialect) -> ColumnElement[bool]:
     if not _WORD.search(value):
         return _contains(jobs.c.search_text, value)
     if dialect.name == "sqlite":
-        phrase = '"' + value.replace('"', '""') + '"'
-        matches = select(sqlite_fts.c.rowid).where(literal_column(SQLITE_FTS_TABLE).op("MATCH")(phrase))
-        return jobs.c.id.in_(matches)
+        return jobs.c.id.in_(select(sqlite_fts.c.rowid).where(_sqlite_match(value)))
     # A quoted phrase: websearch_to_tsquery reads no operator inside quotes (a quote of the term is a space).
     phrase = '"' + value.replace('"', " ") + '"'
     tsquery = func.websearch_to_tsquery(cast(FTS_CONFIG, REGCONFIG), phrase)
@@ -136,8 +139,35 @@ def _text(value: str, dialect: Dialect) -> ColumnElement[bool]:
     return vector.bool_op("@@")(tsquery)
 
 
+def _sqlite_match(value: str) -> ColumnElement[bool]:
+    """``zenith_jobs_fts MATCH`` the phrase ``value`` (its quotes doubled: no text is an FTS5 syntax error)."""
+    return literal_column(SQLITE_FTS_TABLE).op("MATCH")('"' + value.replace('"', '""') + '"')
+
+
+def sqlite_text_driver(query: Query, dialect: Dialect) -> tuple[ColumnElement[bool], Query] | None:
+    """On SQLite, the FTS5 match of the first free-text term every result holds, and the query without it.
+
+    A term qualifies when it is not negated, not inside an OR and has a word. A search may then
+    read ``zenith_jobs_fts`` in rowid order, joined to ``zenith_jobs``, and stop at the page:
+    ``id IN (matches)`` would first collect every match, all 250,000 of a common word in a
+    million jobs. None: no such term, or another dialect.
+    """
+    if dialect.name != "sqlite":
+        return None
+    for index, clause in enumerate(query.clauses):
+        if isinstance(clause, Text) and not clause.negated and _WORD.search(clause.value):
+            rest = query.clauses[:index] + query.clauses[index + 1 :]
+            return _sqlite_match(clause.value), Query(rest)
+    return None
+
+
+def mysql_exact_text(value: str) -> ColumnElement[bool]:
+    """On MySQL, the jobs whose text contains ``value`` (ignoring case): what a term's FULLTEXT match narrows."""
+    return _contains(jobs.c.search_text, value)
+
+
 def _mysql_text(value: str, dialect: Dialect) -> ColumnElement[bool]:
-    exact = _contains(jobs.c.search_text, value)
+    exact = mysql_exact_text(value)
     words = [
         word
         for word in dict.fromkeys(_MYSQL_WORDS.findall(value.lower()))

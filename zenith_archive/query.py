@@ -3,22 +3,26 @@
 Queries are written in the grammar of :mod:`zenith_protocol.query` (the same as live search);
 :mod:`zenith_archive._compile` says how each construct becomes SQL. Listings page by keyset (the
 key of the last row seen, never OFFSET), so a page costs the same at any depth and rows archived
-meanwhile neither repeat nor hide others. Counts stop at a cap. Export streams rows from a
-server-side cursor, in constant memory.
+meanwhile neither repeat nor hide others. Counts stop at a cap. On MySQL/MariaDB a search or
+count whose results all hold one word first reads the newest jobs by key
+(:mod:`zenith_archive._walk`): the FULLTEXT index would collect every job holding a frequent word.
+Export streams rows from a server-side cursor, in constant memory.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal, TextIO, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from zenith_archive._compile import Dialect, condition
+from zenith_archive._compile import Dialect, condition, sqlite_text_driver
+from zenith_archive._walk import Walk
+from zenith_archive.fts import sqlite_fts
 from zenith_archive.schema import job_events
 from zenith_archive.schema import jobs as _JOBS
 from zenith_protocol.errors import ConfigError, NotFoundError
@@ -138,7 +142,12 @@ def _bad_key(key: str) -> ConfigError:
 
 def _page(connection: Connection, statement: Select[Any], limit: int, key: Callable[[ArchivedJob], str]) -> Page:
     """The first ``limit`` rows of ``statement`` (which asks for one more, to know whether a next page exists)."""
-    rows = [ArchivedJob.of(row) for row in connection.execute(statement.limit(limit + 1))]
+    return _page_of(connection.execute(statement.limit(limit + 1)), limit, key)
+
+
+def _page_of(found: Iterable[Sequence[Any]], limit: int, key: Callable[[ArchivedJob], str]) -> Page:
+    """The page of ``limit`` rows of ``found``, which holds one more when a next page exists."""
+    rows = [ArchivedJob.of(row) for row in found]
     more = len(rows) > limit
     del rows[limit:]
     return Page(rows, key(rows[-1]) if more else None)
@@ -156,13 +165,36 @@ def search(
     """
     _check_limit(limit)
     parsed = _query(query, now_ms)
-    statement = select(*_COLUMNS).order_by(_JOBS.c.id.desc())
-    if after_key is not None:
-        if not after_key.isdigit():
-            raise _bad_key(after_key)
-        statement = statement.where(_JOBS.c.id < int(after_key))
+    if after_key is not None and not after_key.isdigit():
+        raise _bad_key(after_key)
     with engine.connect() as connection:
-        return _page(connection, statement.where(_where(connection, parsed)), limit, lambda job: str(job.pk))
+        walk = Walk.of(parsed, Dialect.of(connection))
+        walked = None if walk is None else walk.page(connection, _COLUMNS, _int(after_key), limit)
+        if walked is not None:
+            return _page_of(walked, limit, lambda job: str(job.pk))
+        statement, pk = _matching(connection, parsed)
+        if after_key is not None:
+            statement = statement.where(pk < int(after_key))
+        return _page(connection, statement.order_by(pk.desc()), limit, lambda job: str(job.pk))
+
+
+def _int(key: str | None) -> int | None:
+    return None if key is None else int(key)
+
+
+def _matching(connection: Connection, query: Query) -> tuple[Select[Any], ColumnElement[int]]:
+    """The jobs matching ``query``, and the column of their ids to order and page by.
+
+    On SQLite a free-text term every result holds drives the query: the full-text table is read
+    in rowid order, joined to the jobs, so a page of a common word stops after its 50 rows.
+    """
+    dialect = Dialect.of(connection)
+    driver = sqlite_text_driver(query, dialect)
+    if driver is None:
+        return select(*_COLUMNS).where(condition(query, dialect)), _JOBS.c.id
+    match, rest = driver
+    joined = sqlite_fts.join(_JOBS, _JOBS.c.id == sqlite_fts.c.rowid)
+    return select(*_COLUMNS).select_from(joined).where(match, condition(rest, dialect)), sqlite_fts.c.rowid
 
 
 def jobs(
@@ -217,7 +249,17 @@ def count(engine: Engine, query: str | Query, *, cap: int = COUNT_CAP, now_ms: i
         raise ValueError(f"cap must be at least 1, got {cap}")
     parsed = _query(query, now_ms)
     with engine.connect() as connection:
-        matching = select(_JOBS.c.id).where(_where(connection, parsed)).limit(cap + 1).subquery()
+        dialect = Dialect.of(connection)
+        walk = Walk.of(parsed, dialect)
+        walked = None if walk is None else walk.count(connection, cap)
+        if walked is not None:
+            return Count(min(walked, cap), walked > cap)
+        driver = sqlite_text_driver(parsed, dialect)
+        if driver is not None and not driver[1].clauses:  # one word or phrase: its full-text rows are the jobs
+            ids = select(sqlite_fts.c.rowid).where(driver[0])
+        else:
+            ids = select(_JOBS.c.id).where(condition(parsed, dialect))
+        matching = ids.limit(cap + 1).subquery()
         n = int(connection.execute(select(func.count()).select_from(matching)).scalar_one())
     return Count(min(n, cap), n > cap)
 

@@ -186,3 +186,21 @@ def test_downgrade_removes_the_archives_tables_and_keeps_the_node_ones(engine: E
     assert not set(metadata.tables) & tables
     assert set(legacy_metadata.tables) <= tables
     assert migrate(engine).changed
+
+
+def _tsv_statistics(engine: Engine) -> int | None:
+    query = "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'zenith_jobs'::regclass AND attname = 'search_tsv'"
+    with engine.connect() as connection:
+        target = connection.execute(text(query)).scalar_one()
+    return None if target is None else int(target)
+
+
+def test_postgresql_gathers_fine_statistics_of_the_full_text_column(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL's planner reads a statistics target of the full-text column")
+    assert _tsv_statistics(engine) == 1000
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), "0001")
+    assert _tsv_statistics(engine) in (-1, None)  # the server's default (-1; NULL from PostgreSQL 17)
+    assert migrate(engine).changed
+    assert _tsv_statistics(engine) == 1000

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from archive.archived import HOUR_MS, NOW, add_event, add_job
 from archive.helpers import archive, emit, stream_ids
+from zenith_archive._compile import Dialect, sqlite_text_driver
 from zenith_archive.query import COUNT_CAP, Count, count, export, jobs, search, timeline
 from zenith_protocol import (
     ConfigError,
@@ -22,6 +23,7 @@ from zenith_protocol import (
     QuerySyntaxError,
     UnsupportedQueryError,
 )
+from zenith_protocol.query import parse
 from zenith_sdk.events import job_event
 
 
@@ -138,6 +140,43 @@ def test_search_pages_by_key_and_rows_archived_meanwhile_neither_repeat_nor_hide
         page = search(engine, "name:Bulk", limit=10, after_key=page.next_key)
 
     assert seen == [f"b-{n:03}" for n in reversed(range(25))]
+
+
+@pytest.mark.parametrize(("query", "queue_jobs"), [("Bulk", 30), ("bulk queue:bulk", 25), ("-nothing BULK", 30)])
+def test_free_text_pages_newest_first_and_counts_up_to_the_cap(engine: Engine, query: str, queue_jobs: int) -> None:
+    _add_many(engine, 0, 5, queue="other")
+    _add_many(engine, 0, 25)
+    seen: list[tuple[str, str]] = []
+    page = search(engine, query, limit=4)
+    while True:
+        seen.extend((job.queue, job.job_id) for job in page.rows)
+        if page.next_key is None:
+            break
+        page = search(engine, query, limit=4, after_key=page.next_key)
+
+    expected = [("bulk", f"b-{n:03}") for n in reversed(range(25))] + [("other", f"b-{n:03}") for n in range(4, -1, -1)]
+    assert seen == expected[:queue_jobs]
+    assert count(engine, query) == Count(queue_jobs, capped=False)
+    assert count(engine, query, cap=queue_jobs - 1) == Count(queue_jobs - 1, capped=True)
+
+
+@pytest.mark.parametrize(
+    ("query", "driven"),
+    [
+        ("word", True),
+        ("queue:a word -other", True),
+        ('"two words"', True),
+        ("-word", False),
+        ("a OR b", False),
+        ('"-"', False),
+    ],
+)
+def test_on_sqlite_a_word_every_result_holds_drives_the_search(query: str, driven: bool) -> None:
+    found = sqlite_text_driver(parse(query), Dialect("sqlite"))
+    assert (found is not None) == driven
+    if found is not None:
+        assert "word" not in str(found[1])  # the driving term is left out of the rest
+    assert sqlite_text_driver(parse(query), Dialect("postgresql")) is None
 
 
 def test_jobs_lists_by_queue_state_and_time_most_recent_first_with_stable_pages(engine: Engine) -> None:
