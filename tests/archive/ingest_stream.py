@@ -151,6 +151,6 @@ def dump(engine: Engine) -> dict[str, list[dict[str, Any]]]:
                 rows = connection.exec_driver_sql(f"SELECT * FROM {name} ORDER BY 1, 2").mappings()
                 out[name] = [{k: _plain(v) for k, v in row.items()} for row in rows]
         elif dialect == "postgresql":
-            rows = connection.execute(text("SELECT id, search_tsv::text AS tsv FROM zenith_jobs ORDER BY id"))
-            out["search_tsv"] = [dict(row) for row in rows.mappings()]
+            tsv = connection.execute(text("SELECT id, search_tsv::text AS tsv FROM zenith_jobs ORDER BY id"))
+            out["search_tsv"] = [dict(row) for row in tsv.mappings()]
     return out
