@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 
+from zenith_archive._bulk import BulkStatement, bulk_statement
 from zenith_archive._ingest import Entry, JobRow, clean, merge, small_int
 from zenith_archive.schema import (
     FINAL_STATES,
@@ -36,10 +37,10 @@ from zenith_archive.schema import (
 
 __all__ = ["BatchResult", "insert_ignore", "upsert_meta", "write_batch"]
 
-_ROW_COLUMNS = (
+_ROW_COLUMNS = (  # in the table's order, which is the order the compiled INSERT and UPDATE bind them
+    "name",
     "state",
     "attempts",
-    "name",
     "enqueued_at",
     "started_at",
     "finished_at",
@@ -51,6 +52,22 @@ _ROW_COLUMNS = (
     "search_text",
     "last_stream_id",
 )
+_EVENT_COLUMNS = (
+    "stream_id",
+    "job_pk",
+    "queue",
+    "job_id",
+    "type",
+    "at",
+    "attempt",
+    "worker_id",
+    "actor",
+    "error",
+    "data",
+)
+_ACTION_COLUMNS = ("stream_id", "at", "actor", "action", "queue", "count", "job_id")
+_LEGACY_COLUMNS = ("job_id", "queue", "status", "payload", "error", "created_at", "archived_at")
+_FIELD_COLUMNS = ("job_pk", "key", "value_norm")
 _MYSQL = ("mysql", "mariadb")
 JobKey = tuple[str, str]
 logger = logging.getLogger(__name__)
@@ -91,10 +108,24 @@ def upsert_meta(connection: Connection, key: str, value: str) -> None:
         connection.execute(lite.on_conflict_do_update(index_elements=["key"], set_={"value": lite.excluded.value}))
 
 
-def _key(entry: Entry) -> JobKey | None:
-    if entry.job_id is None:
-        return None
-    return clean(entry.queue, 255) or "", clean(entry.job_id, 255) or ""
+def _insert(connection: Connection, table: Table, names: tuple[str, ...]) -> BulkStatement:
+    """``insert_ignore`` into ``table``, compiled once, for rows of ``names``."""
+    return bulk_statement(connection, f"insert:{table.name}", lambda c: insert_ignore(c, table), names)
+
+
+def _legacy_insert(_: Connection) -> Insert:
+    """A plain INSERT: the Node console's table has no unique key to skip on."""
+    return legacy_job_archive.insert()
+
+
+def _update_jobs(connection: Connection) -> BulkStatement:
+    """The UPDATE of a job row's columns, for rows of ``(*_ROW_COLUMNS, id)``."""
+
+    def build(_: Connection) -> Update:
+        statement = jobs.update().where(jobs.c.id == bindparam("_id"))
+        return statement.values({name: bindparam(name) for name in _ROW_COLUMNS})
+
+    return bulk_statement(connection, "update:zenith_jobs", build, (*_ROW_COLUMNS, "_id"))
 
 
 def _lock_rows(connection: Connection, keys: Collection[JobKey]) -> dict[JobKey, JobRow]:
@@ -131,12 +162,26 @@ def _existing(connection: Connection, keys: Collection[JobKey]) -> set[JobKey]:
 def _create_rows(connection: Connection, rows: dict[JobKey, JobRow]) -> None:
     """Insert the new jobs' rows whole (one written row, instead of an empty one and an update)."""
     # In key order, so that two archivers creating the same jobs wait for each other instead of deadlocking.
-    values = [
-        {"queue": queue, "job_id": job_id, **{name: getattr(row, name) for name in _ROW_COLUMNS}}
-        for (queue, job_id), row in sorted(rows.items())
-    ]
-    if values:
-        connection.execute(insert_ignore(connection, jobs), values)
+    values = [(queue, job_id, *_columns(row)) for (queue, job_id), row in sorted(rows.items())]
+    _insert(connection, jobs, ("queue", "job_id", *_ROW_COLUMNS)).run(connection, values)
+
+
+def _columns(row: JobRow) -> tuple[Any, ...]:
+    return (
+        row.name,
+        row.state,
+        row.attempts,
+        row.enqueued_at,
+        row.started_at,
+        row.finished_at,
+        row.updated_at,
+        row.duration_ms,
+        row.worker_id,
+        row.error,
+        row.payload,
+        row.search_text,
+        row.last_stream_id,
+    )
 
 
 def _adopt(rows: dict[JobKey, JobRow], made: dict[JobKey, JobRow]) -> set[JobKey]:
@@ -158,58 +203,68 @@ def _ms_datetime(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None)
 
 
-def _legacy_rows(row: JobRow, key: JobKey, archived: Collection[str], enqueued: list[Entry]) -> list[dict[str, Any]]:
+def _legacy_rows(row: JobRow, key: JobKey, archived: Collection[str], enqueued: list[Entry]) -> list[tuple[Any, ...]]:
     """``flux_job_archive`` rows, as the Node console wrote them, for the job's archived transitions."""
     transitions = [(entry, LEGACY_STATUS[State.WAITING]) for entry in enqueued if State.WAITING in archived]
     transitions += [
         (entry, LEGACY_STATUS[state]) for entry, state in row.finals if state in archived and state in LEGACY_STATUS
     ]
     return [
-        {
-            "job_id": key[1][:64],
-            "queue": key[0][:128],
-            "status": status,
-            "payload": (entry.job.payload if entry.job is not None else None) or row.payload,
-            "error": row.error if status == LEGACY_STATUS[State.DEAD] else None,
-            "created_at": _ms_datetime(row.enqueued_at),
-            "archived_at": _ms_datetime(entry.event.timestamp if entry.event is not None else None),
-        }
+        (
+            key[1][:64],
+            key[0][:128],
+            status,
+            (entry.job.payload if entry.job is not None else None) or row.payload,
+            row.error if status == LEGACY_STATUS[State.DEAD] else None,
+            _ms_datetime(row.enqueued_at),
+            _ms_datetime(entry.event.timestamp if entry.event is not None else None),
+        )
         for entry, status in transitions
     ]
 
 
-def _event_row(entry: Entry, job_pk: int | None) -> dict[str, Any]:
+def _event_row(entry: Entry, job_pk: int | None) -> tuple[Any, ...]:
+    """A ``zenith_job_events`` row, in the order of ``_EVENT_COLUMNS``."""
     event = entry.event
-    return {
-        "stream_id": entry.stream_id,
-        "job_pk": job_pk,
-        "queue": clean(entry.queue, 255) or "",
-        "job_id": clean(entry.job_id, 255),
-        "type": entry.type[:32],
-        "at": event.timestamp if event is not None else entry.order[0],
-        "attempt": small_int(event.attempt) if event is not None else None,
-        "worker_id": clean(event.worker_id, 255) if event is not None else None,
-        "actor": clean(event.actor, 255) if event is not None else None,
-        "error": clean(event.error) if event is not None else clean(entry.reason),
-        "data": clean(entry.data),
-    }
+    key = entry.key
+    queue, job_id = key if key is not None else (entry.stored_queue, None)
+    if event is None:
+        at, attempt, worker_id, actor, error = entry.order[0], None, None, None, clean(entry.reason)
+    else:
+        at, attempt, error = event.timestamp, small_int(event.attempt), clean(event.error)
+        worker_id, actor = clean(event.worker_id, 255), clean(event.actor, 255)
+    return (
+        entry.stream_id,
+        job_pk,
+        queue,
+        job_id,
+        entry.type[:32],
+        at,
+        attempt,
+        worker_id,
+        actor,
+        error,
+        clean(entry.data),
+    )
 
 
-def _action_rows(entries: Iterable[Entry]) -> list[dict[str, Any]]:
+def _action_rows(entries: Iterable[Entry]) -> list[tuple[Any, ...]]:
+    """``zenith_operator_actions`` rows, in the order of ``_ACTION_COLUMNS``."""
     rows = []
     for entry in entries:
         action = entry.operator_action()
         if action is not None and entry.event is not None:
+            key = entry.key
             rows.append(
-                {
-                    "stream_id": entry.stream_id,
-                    "at": entry.event.timestamp,
-                    "actor": clean(entry.event.actor, 255),
-                    "action": clean(action[0], 64) or "",
-                    "queue": clean(entry.queue, 255) or "",
-                    "count": small_int(action[1]),
-                    "job_id": clean(entry.job_id, 255),
-                }
+                (
+                    entry.stream_id,
+                    entry.event.timestamp,
+                    clean(entry.event.actor, 255),
+                    clean(action[0], 64) or "",
+                    entry.stored_queue,
+                    small_int(action[1]),
+                    key[1] if key is not None else None,
+                )
             )
     return rows
 
@@ -237,7 +292,7 @@ class _Writer:
         per_job: dict[JobKey, list[Entry]] = defaultdict(list)
         linked: set[JobKey] = set()
         for entry in entries:
-            key = _key(entry)
+            key = entry.key
             if key is None:
                 continue
             linked.add(key)
@@ -247,7 +302,7 @@ class _Writer:
         rows = _lock_rows(self.connection, linked)
         created = _adopt(rows, made)
         stripped: set[int] = set()
-        legacy: list[dict[str, Any]] = []
+        legacy: list[tuple[Any, ...]] = []
         for key, job_entries in per_job.items():
             row = rows.get(key)
             if row is None:  # MySQL's PAD SPACE collations make "a " and "a" the same key: the first one wins
@@ -263,7 +318,8 @@ class _Writer:
         self._update([rows[key] for key in per_job if key in rows and key not in created])
         self._fields([rows[key] for key in per_job if key in rows], stripped, {rows[key].id for key in created})
         if legacy:
-            self.connection.execute(legacy_job_archive.insert(), legacy)
+            statement = bulk_statement(self.connection, "insert:legacy", _legacy_insert, _LEGACY_COLUMNS)
+            statement.run(self.connection, legacy)
         return rows, stripped
 
     def _new_rows(self, per_job: dict[JobKey, list[Entry]]) -> dict[JobKey, JobRow]:
@@ -285,10 +341,8 @@ class _Writer:
             row.new_fields = None
 
     def _update(self, rows: Iterable[JobRow]) -> None:
-        values = [{"_id": row.id, **{name: getattr(row, name) for name in _ROW_COLUMNS}} for row in rows]
-        if values:
-            statement = jobs.update().where(jobs.c.id == bindparam("_id"))
-            self.connection.execute(statement.values({name: bindparam(name) for name in _ROW_COLUMNS}), values)
+        values = [(*_columns(row), row.id) for row in rows]
+        _update_jobs(self.connection).run(self.connection, values)
 
     def _fields(self, rows: Sequence[JobRow], stripped: set[int], created: set[int]) -> None:
         """Replace the fields of jobs whose payload changed; ``created`` rows (new in this batch) have none yet."""
@@ -299,27 +353,19 @@ class _Writer:
         if stripped - created:
             old = sorted(stripped - created)
             self.connection.execute(delete(job_events).where(job_events.c.job_pk.in_(old)))
-        values = [
-            {"job_pk": row.id, "key": key, "value_norm": value}
-            for row in replaced
-            for key, value in dict.fromkeys(row.new_fields or ())
-        ]
-        if values:
-            self.connection.execute(insert_ignore(self.connection, job_fields), values)
+        values = [(row.id, key, value) for row in replaced for key, value in dict.fromkeys(row.new_fields or ())]
+        _insert(self.connection, job_fields, _FIELD_COLUMNS).run(self.connection, values)
 
     def events(self, entries: Sequence[Entry], rows: dict[JobKey, JobRow], stripped: set[int]) -> None:
         values = []
         for entry in entries:
-            key = _key(entry)
+            key = entry.key
             row = rows.get(key) if key is not None else None
             if row is not None and row.id in stripped:
                 continue
             values.append(_event_row(entry, row.id if row is not None else None))
-        if values:
-            self.connection.execute(insert_ignore(self.connection, job_events), values)
-        actions = _action_rows(entries)
-        if actions:
-            self.connection.execute(insert_ignore(self.connection, operator_actions), actions)
+        _insert(self.connection, job_events, _EVENT_COLUMNS).run(self.connection, values)
+        _insert(self.connection, operator_actions, _ACTION_COLUMNS).run(self.connection, _action_rows(entries))
 
 
 def write_batch(
@@ -339,7 +385,7 @@ def write_batch(
         last = max(entries, key=lambda entry: entry.order).stream_id
         mark = {"streamId": last, "archivedAt": int(time.time() * 1000)}
         upsert_meta(connection, f"consumer:{consumer}", json.dumps(mark))
-    touched = {_key(entry) for entry in fresh if entry.touches_job}
+    touched = {entry.key for entry in fresh if entry.touches_job}
     return BatchResult(
         events=len(fresh),
         jobs=len(touched),

@@ -15,7 +15,7 @@ from typing import Any
 from zenith_archive.fields import flatten_properties
 from zenith_archive.redact import DEFAULT_REDACTED_KEYS, Redactor, redact_keys
 from zenith_archive.schema import State
-from zenith_protocol import EventType, JobEvent, ProtocolError, _json, decode_event_fields
+from zenith_protocol import EventType, JobEvent, ProtocolError, _json, decode_event_document
 from zenith_protocol.events import EVENT_FIELD
 
 __all__ = ["UNDECODABLE", "Decoder", "Entry", "JobRow", "clean", "merge", "small_int", "stream_key"]
@@ -40,6 +40,8 @@ _JOB_TYPES = frozenset(
     }
 )
 _EVENT_KEYS = frozenset(field.alias or name for name, field in JobEvent.model_fields.items())
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without building an encoder per call."""
 _OPERATOR_JOB_ACTIONS = {EventType.RETRIED: "retry", EventType.DELETED: "delete", EventType.PROMOTED: "promote"}
 
 
@@ -91,21 +93,29 @@ class Entry:
     queue: str = ""
     job_id: str | None = None
 
-    @property
-    def type(self) -> str:
-        """The event type as stored."""
-        if self.event is None:
-            return UNDECODABLE
-        kind = self.event.type
-        return kind.value if isinstance(kind, EventType) else str(kind)
+    type: str = field(init=False, repr=False)
+    """The event type as stored."""
+    stored_queue: str = field(init=False, repr=False)
+    """The queue as stored (cleaned, cut to the column)."""
+    key: tuple[str, str] | None = field(init=False, repr=False)
+    """``(queue, job id)`` as stored, or None for an entry about no job."""
+    touches_job: bool = field(init=False, repr=False)
+    """Whether this event changes its job's row (a known per-job type, or a recovered stuck-group job)."""
 
-    @property
-    def touches_job(self) -> bool:
-        """Whether this event changes its job's row (a known per-job type, or a recovered stuck-group job)."""
+    def __post_init__(self) -> None:
+        # Computed once: the batch writer reads each of them several times per entry.
         event = self.event
-        if event is None or event.job_id is None:
-            return False
-        return event.type in _JOB_TYPES or event.type == EventType.RECOVERED
+        if event is None:
+            self.type = UNDECODABLE
+        else:
+            self.type = event.type.value if isinstance(event.type, EventType) else str(event.type)
+        self.stored_queue = clean(self.queue, 255) or ""
+        self.key = None if self.job_id is None else (self.stored_queue, clean(self.job_id, 255) or "")
+        self.touches_job = (
+            event is not None
+            and event.job_id is not None
+            and (event.type in _JOB_TYPES or event.type == EventType.RECOVERED)
+        )
 
     def operator_action(self) -> tuple[str, int | None] | None:
         """``(action, count)`` when the event belongs in the audit trail, else None."""
@@ -140,13 +150,11 @@ class Decoder:
         if not fields:  # a pending entry the stream trimmed before it was archived (no entry has no field)
             return Entry(stream_id, order, None, "", reason="trimmed from the stream before it was archived")
         try:
-            event = decode_event_fields(fields)
+            event, document = decode_event_document(fields)
         except ProtocolError as exc:
             return self._undecodable(stream_id, order, fields, exc.reason)
-        # Decoded just now, so strict JSON: the standard parser reads it the same, at less cost.
-        raw = json.loads(_text_of(_field(fields, EVENT_FIELD)))
         job = self._job(event.payload) if event.payload is not None else None
-        raw = {k: v for k, v in raw.items() if k != "payload"}
+        raw = {k: v for k, v in document.items() if k != "payload"}
         if not raw.keys() <= _EVENT_KEYS:  # only fields the protocol does not define can hold secrets
             raw = redact_keys(raw, self.keys)
         if event.payload is not None:
@@ -155,7 +163,7 @@ class Decoder:
             stream_id=stream_id,
             order=order,
             event=event,
-            data=json.dumps(raw, ensure_ascii=False, separators=(",", ":")),
+            data=_compact(raw),
             job=job,
             queue=event.queue,
             job_id=event.job_id,
@@ -169,7 +177,7 @@ class Decoder:
         except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):  # JSON, just not a valid event: its secrets are still redacted
-            text = json.dumps(redact_keys(parsed, self.keys), ensure_ascii=False, separators=(",", ":"))
+            text = _compact(redact_keys(parsed, self.keys))
             queue = parsed["queue"] if isinstance(parsed.get("queue"), str) else ""
             job_id = parsed["jobId"] if isinstance(parsed.get("jobId"), str) else None
         return Entry(stream_id, order, None, text, reason=reason, queue=queue, job_id=job_id)
@@ -215,7 +223,7 @@ def _finish_job(job: Any) -> Job:
     if not isinstance(job, dict):
         raise TypeError("the job is not an object")
     data = job.get("data")
-    data_text = json.dumps(data, ensure_ascii=False, separators=(",", ":")) if not isinstance(data, str) else data
+    data_text = _compact(data) if not isinstance(data, str) else data
     name: str | None = None
     fields: list[tuple[str, str]] = []
     if isinstance(data, dict):
@@ -223,7 +231,7 @@ def _finish_job(job: Any) -> Job:
         name = candidate if isinstance(candidate, str) else None
         fields = flatten_properties(data.get("properties"))
     stored = {**job, "data": data_text} if not isinstance(data, str) else job
-    return Job(json.dumps(stored, ensure_ascii=False, separators=(",", ":")), name, data_text, fields)
+    return Job(_compact(stored), name, data_text, fields)
 
 
 def search_text(name: str | None, error: str | None, data_text: str | None) -> str:

@@ -9,6 +9,8 @@ from itertools import accumulate
 from typing import Any
 
 _SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
+"""One character class: found several times faster than :data:`_SURROGATES`, and in the same texts."""
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|-?[0-9][0-9.eE+-]*')
 
 _NUMBER_HINT = re.compile(r"[:,\[]-?[0-9]+(?:\.0(?![0-9])|(?:\.[0-9]+)?[eE])")
@@ -98,7 +100,7 @@ def js_number(value: float) -> str:
 
 def has_lone_surrogate(text: str) -> bool:
     """True if ``text`` holds a surrogate code point (text decoded from JSON or UTF-8 holds only lone ones)."""
-    return _SURROGATES.search(text) is not None
+    return not text.isascii() and _ANY_SURROGATE.search(text) is not None
 
 
 def _js_token(match: re.Match[str]) -> str:

@@ -57,6 +57,7 @@ __all__ = [
     "decode_command_reply",
     "decode_counter",
     "decode_event",
+    "decode_event_document",
     "decode_event_fields",
     "decode_heartbeat",
     "decode_job",
@@ -324,13 +325,23 @@ def encode_event(event: JobEvent) -> str:
 
 def decode_event_fields(fields: Mapping[Any, Any]) -> JobEvent:
     """Decode a stream entry's field map (``{"event": <json>}``) as returned by XRANGE/XREADGROUP."""
+    return decode_event_document(fields)[0]
+
+
+def decode_event_document(fields: Mapping[Any, Any]) -> tuple[JobEvent, dict[str, Any]]:
+    """:func:`decode_event_fields`, and the event's JSON object as parsed (unknown members kept, in order).
+
+    For a reader that stores the event as it came without parsing its text a second time; the
+    object is the reader's to keep but must not be changed (the event may share its values).
+    """
     if not isinstance(fields, Mapping):
         reason = f"expected a stream entry's field map, got {type(fields).__name__}"
         raise ProtocolError("event", ErrorKind.NOT_AN_OBJECT, reason, raw=fields)
     for key, value in fields.items():
         if key in (EVENT_FIELD, EVENT_FIELD.encode()):
             try:
-                return decode_event(value)
+                document = _parse("event", value)
+                return _validate("event", JobEvent, document, value), document
             except ProtocolError as exc:
                 raise ProtocolError("event", exc.kind, exc.reason, raw=fields, field=exc.field) from exc
     reason = f"stream entry has no {EVENT_FIELD!r} field"

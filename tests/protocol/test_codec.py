@@ -34,6 +34,7 @@ from zenith_protocol import (
     WorkerStatus,
     decode_alert_config,
     decode_alert_rules,
+    decode_event_document,
     decode_event_fields,
     decode_heartbeat,
     decode_job,
@@ -413,6 +414,17 @@ def test_stream_entry_errors_carry_the_whole_entry() -> None:
     with pytest.raises(ProtocolError) as caught:
         decode_event_fields({b"other": b"x"})
     assert caught.value.kind is ErrorKind.MISSING_FIELD
+
+
+def test_an_event_document_is_the_event_and_its_json_as_parsed() -> None:
+    text = '{"type": "started", "queue": "q", "timestamp": 5, "future": {"x": [1.5, "\\u00e9"]}, "jobId": "j"}'
+    event, document = decode_event_document({b"event": text.encode()})
+    assert event == decode_event_fields({"event": text})
+    assert list(document) == ["type", "queue", "timestamp", "future", "jobId"]
+    assert document == json.loads(text)
+    with pytest.raises(ProtocolError) as caught:
+        decode_event_document({b"event": b"{", b"other": b"kept"})
+    assert caught.value.raw == {b"event": b"{", b"other": b"kept"}
 
 
 @pytest.mark.parametrize("raw", [b"event", "event", 5, None, ["event"]])

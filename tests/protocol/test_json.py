@@ -23,7 +23,15 @@ from zenith_protocol import (
     encode_job,
     encode_pulse,
 )
-from zenith_protocol._json import MAX_DEPTH, MAX_SAFE_INTEGER, NestingError, check_depth, loads, nesting_depth
+from zenith_protocol._json import (
+    MAX_DEPTH,
+    MAX_SAFE_INTEGER,
+    NestingError,
+    check_depth,
+    has_lone_surrogate,
+    loads,
+    nesting_depth,
+)
 from zenith_protocol.schema import _JSON_MODELS
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -308,3 +316,8 @@ def test_null_in_a_required_field_reads_as_absent(structure: str, field: str) ->
         CODECS[structure].decode(json.dumps(fields))
 
     assert (caught.value.kind, caught.value.field) == (ErrorKind.MISSING_FIELD, field)
+
+
+@given(st.text(alphabet=st.sampled_from(["a", "é", "😀", "\ud800", "\udbff", "\udc00", "\udfff", "\x00"])))
+def test_a_surrogate_is_found_wherever_one_is(value: str) -> None:
+    assert has_lone_surrogate(value) == any(0xD800 <= ord(char) <= 0xDFFF for char in value)
