@@ -32,6 +32,7 @@ def test_a_stale_overview_is_shown_while_one_viewer_computes_the_next(
     first = state.overview.get()
     state.overview.interval_s = 0  # from now on every overview is stale
     started, release = threading.Event(), threading.Event()
+
     def slow(client: redis.Redis, *, keyspace: KeySpace | None = None) -> Overview:
         started.set()
         release.wait(HANG_S)
