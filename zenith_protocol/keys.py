@@ -92,6 +92,7 @@ class KeyKind(str, Enum):
     ALERT_CHANNELS = "alert_channels"
     ALERT_DELIVERED = "alert_delivered"
     CONSOLE_TASK = "console_task"
+    QUEUE_COUNTERS = "queue_counters"
     UNKNOWN = "unknown"
 
 
@@ -349,6 +350,17 @@ class KeySpace(BaseModel):
         """STREAM of job lifecycle events, capped; the archive reads it with a consumer group."""
         return f"{self._ev(self.zenith_prefix)}stream" if self.cluster_safe else f"{self.zenith_prefix}events"
 
+    def queue_counters(self, queue: str) -> str:
+        """HASH of one queue's job counters and duration histogram; only ever incremented (PROTOCOL 6.6).
+
+        Written by the events call (one ``{events}`` slot in the cluster-safe layout).
+        """
+        return f"{self._ev(self.zenith_prefix)}counters:{validate_queue_name(queue)}"
+
+    def queue_counters_pattern(self) -> str:
+        """SCAN pattern of every queue's counters hash."""
+        return f"{self._ev(self.zenith_prefix)}counters:*"
+
     def queue_index(self) -> str:
         """SET of queue names written by this package's producers."""
         return f"{self.zenith_prefix}queues"
@@ -488,8 +500,18 @@ class KeySpace(BaseModel):
         return ParsedKey(kinds.get(rest, KeyKind.UNKNOWN))
 
     def _parse_zenith(self, rest: str) -> ParsedKey | None:
-        if self.cluster_safe and rest == f"{_EVENTS_TAG}:stream":
-            return ParsedKey(KeyKind.EVENTS)
+        # The keys one events call writes: under the {events} tag in the cluster-safe layout.
+        tagged = self.cluster_safe and rest.startswith(_EVENTS_TAG + ":")
+        if tagged:
+            rest = rest[len(_EVENTS_TAG) + 1 :]
+            if rest == "stream":
+                return ParsedKey(KeyKind.EVENTS)
+        head, _, queue = rest.partition(":")
+        if head == "counters" and tagged == self.cluster_safe:
+            valid = queue and _FORBIDDEN_NAME_CHARS.isdisjoint(queue) and queue not in RESERVED_QUEUE_NAMES
+            return ParsedKey(KeyKind.QUEUE_COUNTERS, queue=queue) if valid else ParsedKey(KeyKind.UNKNOWN)
+        if tagged:
+            return ParsedKey(KeyKind.UNKNOWN)
         alerts = f"{_ALERTS_TAG}:" if self.cluster_safe else "alerts:"
         if rest.startswith(alerts):
             return _parse_alerts(rest[len(alerts) :])

@@ -74,6 +74,7 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.QUEUE_INDEX: _Rule(lambda s: s.queue_index(), "set", "members", "scard"),
     KeyKind.WORKER_INDEX: _Rule(lambda s: s.worker_index(), "zset", "members", "zcard"),
     KeyKind.WORKER_QUEUES: _Rule(lambda s: s.worker_queues(), "hash", "members", "hlen"),
+    KeyKind.QUEUE_COUNTERS: _Rule(lambda s: s.queue_counters("<name>"), "hash", "members", "hlen"),
     KeyKind.SWEEP_LOCK: _Rule(lambda s: s.sweep_lock(), "string", "lock", "lock"),
     KeyKind.CONSOLE_TASK: _Rule(lambda s: s.console_task("<taskId>"), "hash", "members", "hlen"),
     KeyKind.ALERT_STATES: _Rule(lambda s: s.alerts_states(), "hash", "alert_state", "hash_values"),

@@ -1,8 +1,9 @@
 """Job lifecycle events, usable by any Python job system (Celery, RQ, home-grown workers).
 
 Each event writes, in one round trip: the live log line (PUBLISH on the logs channel and
-the capped history list), the per-minute throughput counter for finished jobs, and an
-entry in the capped events stream that the SQL archive consumes.
+the capped history list), the per-minute throughput counter for finished jobs, the queue's
+counters hash (finished, failed and dead-lettered jobs, the duration histogram: PROTOCOL 6.6)
+and an entry in the capped events stream that the SQL archive consumes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from zenith_protocol import (
     encode_log,
 )
 from zenith_protocol.canonical import COUNTER_TTL_S
+from zenith_protocol.counters import DURATION_SUM_FIELD, CounterIncrements, counter_increments
 from zenith_protocol.events import EVENTS_STREAM_MAXLEN
 from zenith_protocol.workers import LOG_HISTORY_CAP
 from zenith_sdk.connection import ClientHolder
@@ -208,20 +210,38 @@ class EventEmitter(ClientHolder):
                 finished[minute] = finished.get(minute, 0) + 1
             pairs.append(encode_event(event))
             pairs.append(encode_log(log_entry_for(event)) if self.live_log else "")
-        return self._script_call(pairs, finished)
+        return self._script_call(pairs, finished, counter_increments(events))
 
-    def _script_call(self, pairs: Sequence[ScriptArg], finished: dict[int, int]) -> tuple[list[str], list[ScriptArg]]:
-        """KEYS and ARGV of the events script: ``pairs`` of event JSON and log line, finished jobs per minute."""
+    def _script_call(
+        self, pairs: Sequence[ScriptArg], finished: dict[int, int], counters: dict[str, CounterIncrements]
+    ) -> tuple[list[str], list[ScriptArg]]:
+        """KEYS and ARGV of the events script: ``pairs`` of event JSON and log line, finished jobs per
+        minute, and what to add to each queue's counters hash."""
         space = self.keyspace
-        keys = [space.events(), space.logs_history(), *(space.throughput(minute) for minute in finished)]
+        keys = [
+            space.events(),
+            space.logs_history(),
+            *(space.throughput(minute) for minute in finished),
+            *(space.queue_counters(queue) for queue in counters),
+        ]
         head: list[ScriptArg] = [
             self.stream_maxlen,
             space.logs_channel(),
             LOG_HISTORY_CAP,
             COUNTER_TTL_S,
             len(pairs) // 2,
+            len(counters),
+            *finished.values(),
         ]
-        return keys, [*head, *finished.values(), *pairs]
+        for increments in counters.values():
+            head.append(len(increments.counts))
+            for field, amount in increments.counts.items():
+                head += (field, amount)
+            sums = [(DURATION_SUM_FIELD, repr(increments.duration_sum_ms))] if increments.duration_sum_ms else []
+            head.append(len(sums))
+            for field, total in sums:
+                head += (field, total)
+        return keys, [*head, *pairs]
 
     def write(self, pipe: ScriptPipeline | Pipeline, events: Sequence[JobEvent]) -> bool:
         """Queue the one script call that records ``events`` on ``pipe`` (nothing is sent).
@@ -248,7 +268,7 @@ class EventEmitter(ClientHolder):
         """Append events already encoded (canonical event JSON) to the stream, without live log lines."""
         if events:
             pairs: list[ScriptArg] = [part for event in events for part in (event, "")]
-            self.scripts.call(EVENTS, *self._script_call(pairs, {}))
+            self.scripts.call(EVENTS, *self._script_call(pairs, {}, {}))
 
     @classmethod
     def resolve(cls, events: EventEmitter | bool, client: redis.Redis, keyspace: KeySpace) -> EventEmitter | None:

@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from zenith_sdk import __version__
 from zenith_sdk.console._errors import install_error_handlers
+from zenith_sdk.console._metrics import metrics_endpoint
 from zenith_sdk.console._pages import page_routes
 from zenith_sdk.console._security import CsrfMiddleware
 from zenith_sdk.console._settings import ConsoleSettings
@@ -67,6 +68,7 @@ def create_app(settings: ConsoleSettings | None = None, *, client: redis.Redis |
     install_error_handlers(app, console.redis_location)
     app.include_router(api_router(), prefix="/api")
     app.add_route("/api/docs", _docs, include_in_schema=False, name="api_docs")
+    app.add_route("/metrics", metrics_endpoint(console), include_in_schema=False, name="metrics")
     app.router.routes.extend(page_routes())
     app.mount("/static", StaticFiles(packages=[("zenith_sdk.console", "static")]), name="static")
     app.add_middleware(

@@ -20,6 +20,7 @@ class ConsoleSettings(ZenithEnv):
             a call with a valid token acts as ``name`` and needs no cross-site token.
         trusted_origins: origins besides the console's own allowed to send changes (a proxy's public URL).
         overview_interval_s: the queue overview is computed at most this often, whoever asks.
+        metrics_detailed_labels: ``/metrics`` also reports per worker and per job name (more series).
     """
 
     title: str = "Zenith"
@@ -27,6 +28,7 @@ class ConsoleSettings(ZenithEnv):
     api_tokens: list[SecretStr] = Field(default_factory=list)
     trusted_origins: list[str] = Field(default_factory=list)
     overview_interval_s: float = Field(default=2.0, gt=0)
+    metrics_detailed_labels: bool = False
 
     @field_validator("api_tokens")
     @classmethod

@@ -104,17 +104,29 @@ def failure(
     now_ms: int,
     *,
     retryable: bool = True,
+    duration_ms: float | None = None,
 ) -> tuple[list[Op], list[JobEvent]]:
     """Retry a failed job after its backoff, or dead-letter it when attempts run out.
 
     A retry waits in the delayed set of the lane the job was fetched from and keeps the job's
     FIFO group (it is still the group's one job); dead-lettering lets the next job of the group go.
     Either keeps the ``protocolVersion`` the job was read with: a legacy job stays legacy.
+    ``duration_ms`` is how long the handler ran (``None``: none ran), recorded on the ``failed`` event.
     """
     payload = item.payload
     if payload is None:  # pragma: no cover - invalid payloads go through invalid_payload()
         raise ValueError("failure() needs a decoded payload")
-    events = [job_event(EventType.FAILED, item.queue, payload, error=error, worker_id=worker_id, attempt=attempt)]
+    events = [
+        job_event(
+            EventType.FAILED,
+            item.queue,
+            payload,
+            error=error,
+            worker_id=worker_id,
+            attempt=attempt,
+            duration_ms=duration_ms,
+        )
+    ]
     if retryable and attempt < max_attempts:
         delay_s = retry_delay_s(payload, attempt + 1)
         updated = payload.model_copy(update={"attempts": attempt, "delay_seconds": delay_s, "error": error})

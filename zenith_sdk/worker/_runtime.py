@@ -383,7 +383,9 @@ class Worker:
             error_text(error),
         )
         now_ms = int(time.time() * 1000)
-        ops, events = failure(self.keyspace, item, self.id, run.attempt, max_attempts, error_text(error), now_ms)
+        ops, events = failure(
+            self.keyspace, item, self.id, run.attempt, max_attempts, error_text(error), now_ms, duration_ms=duration_ms
+        )
         self._settle(ops, events, failed=True)
 
     def _settle(self, ops: list[Op], events: list[JobEvent], *, failed: bool) -> None:
