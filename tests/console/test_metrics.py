@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import _free_port
 from console_app import settings_for
 from fastapi import FastAPI
 from metrics_scrape import Samples, run_jobs, scrape, seed_everything_else, value
@@ -17,6 +16,7 @@ from worker_fixtures import StartWorker
 from zenith_protocol import KeySpace
 from zenith_protocol.counters import DURATION_BUCKETS_S, QueueCounters, bucket_field
 from zenith_sdk.console import create_app
+from zenith_sdk.demo._redis import free_port
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.producer import Producer
 
@@ -94,7 +94,7 @@ def test_two_consoles_on_one_redis_report_the_same_counters(make_app: Callable[.
 
 
 def test_a_scrape_with_redis_down_answers_with_redis_up_0(keyspace: KeySpace) -> None:
-    app = create_app(settings_for(keyspace, f"redis://127.0.0.1:{_free_port()}/0"))
+    app = create_app(settings_for(keyspace, f"redis://127.0.0.1:{free_port()}/0"))
 
     with TestClient(app) as client:
         samples = scrape(client)
