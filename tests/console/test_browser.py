@@ -147,6 +147,26 @@ def test_three_selected_failed_jobs_are_retried_through_the_dialog(
     _shot(page, artifacts, "bulk-retry-done")
 
 
+def test_a_purge_asks_for_the_queue_name(
+    serve: Callable[..., str], page: Page, artifacts: Path, r: redis.Redis, keyspace: KeySpace
+) -> None:
+    _fail(r, keyspace, 3)
+    base = serve()
+    page.goto(f"{base}/queues/emails?state=failed")
+    page.get_by_text("Purge…").click()
+
+    page.get_by_label("Type emails to confirm").fill("email")
+    page.get_by_role("button", name="Purge emails").click()
+    expect(page.locator("[data-form-error]")).to_contain_text("emails")  # refused: the name does not match
+    assert r.llen(keyspace.failed("emails")) == 3
+    _shot(page, artifacts, "purge-refused")
+
+    page.get_by_label("Type emails to confirm").fill("emails")
+    page.get_by_role("button", name="Purge emails").click()
+    expect(page).to_have_url(f"{base}/")  # the queue is gone: back to the overview
+    assert r.llen(keyspace.failed("emails")) == 0
+
+
 def test_select_all_matching_a_query_then_keyboard_shortcuts(
     serve: Callable[..., str], page: Page, artifacts: Path, r: redis.Redis, keyspace: KeySpace
 ) -> None:

@@ -14,7 +14,7 @@ from wire_data import seed_wire_facts
 
 from zenith_protocol import KeySpace
 
-_FOLLOWED = ("href", "src", "action", "hx-get", "data-history-url")
+_FOLLOWED = ("href", "src", "action", "hx-get", "data-history-url", "data-then")
 """Attributes whose URL the crawler fetches (GET); the others below are only checked to stay in the mount."""
 _CHECKED = ("hx-post", "data-post", "data-bulk-url", "data-log-stream", "data-log-history", "data-archive-search")
 

@@ -87,7 +87,8 @@
     submit.disabled = true;
     try {
       await send(form.dataset.post, formBody(form), form.dataset.method || "POST");
-      location.reload();
+      if (form.dataset.then) location.assign(form.dataset.then);  // where to go once it is done
+      else location.reload();
     } catch (failure) {
       if (error) error.textContent = failure.message;
       submit.disabled = false;
