@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -54,3 +55,44 @@ def mounted(how: str, make: Callable[..., FastAPI]) -> Mounted:
         return Mounted(TestClient(host, base_url="http://console.test"), "/prod")
     # A proxy strips /proxy and tells the app where it lives (uvicorn --root-path /proxy does this).
     return Mounted(TestClient(make(), base_url="http://console.test", root_path="/proxy"), "/proxy")
+
+
+_FOLLOWED = ("href", "src", "action", "hx-get", "data-history-url", "data-then")
+"""Attributes whose URL the crawler fetches (GET); the others below are only checked to stay in the mount."""
+_CHECKED = ("hx-post", "data-post", "data-bulk-url", "data-log-stream", "data-log-history", "data-archive-search")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, bool]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in _FOLLOWED + _CHECKED and value:
+                self.urls.append((value, name in _FOLLOWED))
+
+
+def _links(html: str) -> list[tuple[str, bool]]:
+    parser = _Links()
+    parser.feed(html)
+    return parser.urls
+
+
+def crawl(site: Mounted, start: str) -> set[str]:
+    """Every URL reached from ``start`` (a path under the mount); each answers 200 and links only inside the mount."""
+    seen: set[str] = set()
+    todo = [site.page(start)]
+    while todo:
+        url = todo.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        reply = site.client.get(url)
+        assert reply.status_code == 200, (url, reply.status_code)
+        if reply.headers["content-type"].startswith("text/html"):
+            for link, follow in _links(reply.text):
+                assert link.startswith(f"{site.base}/"), f"{url} links to {link}, outside the mount {site.base or '/'}"
+                if follow:
+                    todo.append(link)
+    return seen

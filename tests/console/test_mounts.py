@@ -4,54 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from html.parser import HTMLParser
 
 import pytest
 import redis
-from console_app import MOUNTS, Mounted, mounted
+from console_app import MOUNTS, crawl, mounted
 from fastapi import FastAPI
 from wire_data import seed_wire_facts
 
 from zenith_protocol import KeySpace
-
-_FOLLOWED = ("href", "src", "action", "hx-get", "data-history-url", "data-then")
-"""Attributes whose URL the crawler fetches (GET); the others below are only checked to stay in the mount."""
-_CHECKED = ("hx-post", "data-post", "data-bulk-url", "data-log-stream", "data-log-history", "data-archive-search")
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: list[tuple[str, bool]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if name in _FOLLOWED + _CHECKED and value:
-                self.urls.append((value, name in _FOLLOWED))
-
-
-def _links(html: str) -> list[tuple[str, bool]]:
-    parser = _Links()
-    parser.feed(html)
-    return parser.urls
-
-
-def _crawl(site: Mounted, start: str) -> set[str]:
-    seen: set[str] = set()
-    todo = [site.page(start)]
-    while todo:
-        url = todo.pop()
-        if url in seen:
-            continue
-        seen.add(url)
-        reply = site.client.get(url)
-        assert reply.status_code == 200, (url, reply.status_code)
-        if reply.headers["content-type"].startswith("text/html"):
-            for link, follow in _links(reply.text):
-                assert link.startswith(f"{site.base}/"), f"{url} links to {link}, outside the mount {site.base or '/'}"
-                if follow:
-                    todo.append(link)
-    return seen
 
 
 @pytest.mark.parametrize("how", MOUNTS)
@@ -61,7 +21,7 @@ def test_every_link_of_every_page_resolves_inside_the_mount(
     seed_wire_facts(r, keyspace, int(time.time() * 1000))
     site = mounted(how, make_app)
 
-    seen = _crawl(site, "/")
+    seen = crawl(site, "/")
 
     pages = ["/", "/fragments/overview", "/queues/emails", "/queues/emails?state=failed", "/search", "/workers"]
     pages += ["/pulse", "/schedules", "/alerts", "/archive", "/logs", "/api/history", "/api/docs"]
