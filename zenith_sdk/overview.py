@@ -11,6 +11,7 @@ from enum import Enum
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from zenith_protocol import AlertStatus, KeySpace, ProtocolError, QueueSnapshot, Severity
 from zenith_sdk.alerts import load_rules, read_states
@@ -18,11 +19,14 @@ from zenith_sdk.control import list_nodes, list_workers, queue_snapshots
 
 __all__ = ["FiringAlert", "Overview", "QueueTotals", "overview"]
 
+_JSON = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+"""Fields by their Python names, JSON in camelCase as every other structure of the protocol."""
+
 
 class QueueTotals(BaseModel):
     """Jobs of every queue added up, and how many queues there are and are paused."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _JSON
 
     queues: int = 0
     paused: int = 0
@@ -49,7 +53,7 @@ class QueueTotals(BaseModel):
 class FiringAlert(BaseModel):
     """An alert that fires now: its rule, subject, value against the threshold, and since when."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _JSON
 
     rule_id: str
     rule_name: str
@@ -64,7 +68,7 @@ class FiringAlert(BaseModel):
 class Overview(BaseModel):
     """What :func:`overview` read, at ``taken_ms``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _JSON
 
     taken_ms: int
     totals: QueueTotals

@@ -70,3 +70,16 @@ def test_an_unreachable_redis_is_a_503_that_says_so(keyspace: KeySpace) -> None:
         reply = client.get("/api/queues")
     assert reply.status_code == 503
     assert "127.0.0.1:1" in reply.json()["error"] and "ZENITH_REDIS_URL" in reply.json()["error"]
+
+
+def test_the_overview_speaks_camel_case_like_the_rest_of_the_api(
+    console: TestClient, r: redis.Redis, keyspace: KeySpace
+) -> None:
+    r.lpush(keyspace.failed("emails"), dead_letter_job("2-b", failed_at=1_700_000_000_000))
+
+    overview = console.get("/api/overview").json()
+
+    assert {"takenMs", "totals", "queues", "workers", "workersStale", "nodes", "nodesStale", "firing"} <= set(overview)
+    assert overview["totals"] == {
+        "queues": 1, "paused": 0, "waiting": 0, "delayed": 0, "active": 0, "grouped": 0, "failed": 1,
+    }  # fmt: skip
