@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from console_app import TOKEN, settings_for
 from event_stream import stream_events
@@ -9,7 +10,7 @@ from starlette.testclient import TestClient
 from wire_data import dead_letter_job, node_job
 
 from zenith_protocol import EventType, KeySpace
-from zenith_sdk.console import create_app
+from zenith_sdk.console import ConsoleSettings, create_app
 from zenith_sdk.producer import Producer
 
 AUTH = {"Authorization": f"Bearer {TOKEN.split('=', 1)[1]}"}
@@ -83,3 +84,36 @@ def test_the_overview_speaks_camel_case_like_the_rest_of_the_api(
     assert overview["totals"] == {
         "queues": 1, "paused": 0, "waiting": 0, "delayed": 0, "active": 0, "grouped": 0, "failed": 1,
     }  # fmt: skip
+
+
+def test_queue_counts_resume_purge_and_clearing_dead_letters(
+    console: TestClient, r: redis.Redis, keyspace: KeySpace
+) -> None:
+    r.lpush(keyspace.queue("emails"), node_job("1-a", "send", {}, created_at=1_700_000_000_000))
+    r.lpush(keyspace.failed("emails"), dead_letter_job("2-b", failed_at=1_700_000_000_000))
+    r.set(keyspace.paused("emails"), "1")
+
+    assert console.get("/api/queues/emails").json()["paused"] is True
+    assert console.post("/api/queues/emails/resume", headers=AUTH).json()["action"] == "resume"
+    assert r.get(keyspace.paused("emails")) is None
+    cleared = console.post("/api/queues/emails/clear-failed", headers=AUTH).json()
+    assert (cleared["count"], r.llen(keyspace.failed("emails"))) == (1, 0)
+    refused = console.post("/api/queues/emails/purge", json={"confirm": "email"}, headers=AUTH)
+    assert refused.status_code == 400 and "emails" in refused.json()["error"]
+    assert r.llen(keyspace.queue("emails")) == 1
+    purged = console.post("/api/queues/emails/purge", json={"confirm": "emails"}, headers=AUTH).json()
+    assert purged["count"] >= 1 and r.llen(keyspace.queue("emails")) == 0
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("api_tokens", ["ops=short"], "at least 16 characters"),
+        ("api_tokens", ["no-name-token-0123456789"], "name=secret"),
+        ("trusted_origins", ["console.example.com"], "scheme://host"),
+        ("trusted_origins", ["https://console.example.com/admin"], "scheme://host"),
+    ],
+)
+def test_settings_refuse_tokens_and_origins_that_cannot_work(field: str, value: list[str], expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        ConsoleSettings(**{field: value})  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from zenith_protocol import ConfigError, NotFoundError
 from zenith_protocol.query import time_ms
+from zenith_sdk.console._archive_engine import open_archive
 from zenith_sdk.console._errors import Unavailable
 from zenith_sdk.console._models import Camel
 from zenith_sdk.console.api._deps import ERRORS, Console
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from zenith_archive.query import ArchivedJob, Page
-    from zenith_sdk.console._settings import ConsoleSettings
     from zenith_sdk.console._state import ConsoleState
 
 __all__ = ["router"]
@@ -100,26 +100,6 @@ class TimelineView(BaseModel):
     events: list[TimelineEventView]
 
 
-def _open(settings: ConsoleSettings) -> Engine | None:
-    """The archive the settings name, migrated; None when there is none yet (nothing is created)."""
-    from zenith_archive import connect
-    from zenith_archive.archiver import require_migrated
-    from zenith_archive.db import DEFAULT_SQLITE_PATH
-
-    if settings.archive_url is None and not DEFAULT_SQLITE_PATH.expanduser().is_file():
-        return None
-    engine = connect(settings.archive_url)  # None: the zero-config file, which exists
-    try:
-        require_migrated(engine)
-    except ConfigError:
-        engine.dispose()
-        return None
-    except Exception:
-        engine.dispose()
-        raise
-    return engine
-
-
 @contextmanager
 def _archive(console: ConsoleState) -> Iterator[Engine]:
     """The console's archive; 404 when there is none, 503 when its database does not answer."""
@@ -131,7 +111,7 @@ def _archive(console: ConsoleState) -> Iterator[Engine]:
         hint = f"the console reads it with the archive extra ({exc.name} is missing): pip install 'zenith-sdk[archive]'"
         raise NotFoundError("archive", "", hint=hint) from exc
     try:
-        engine = console.archive(_open)
+        engine = console.archive(open_archive)
         if engine is None:
             raise NotFoundError("archive", console.settings.archive_url or "SQLite file", hint=_HINT)
         yield engine

@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from zenith_protocol import ConfigError, NotFoundError
+from zenith_sdk.console._archive_engine import open_archive
 from zenith_sdk.console.pages._render import console_of, render
 from zenith_sdk.control import JobState, QueueKeys, get_job, list_jobs, queue_snapshots, require_queue, search
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
 
-    from zenith_sdk.console._settings import ConsoleSettings
+    pass
 
 __all__ = ["job_page", "overview_fragment", "overview_page", "queue_page", "search_page"]
 
@@ -76,19 +76,9 @@ def queue_page(request: Request) -> HTMLResponse:
     return render(request, "queue.html", **context)
 
 
-def _open_archive(settings: ConsoleSettings) -> Engine | None:
-    """The archive the settings name, else the zero-config file when it exists; None: no archive."""
-    from zenith_archive.db import DEFAULT_SQLITE_PATH, connect
-
-    if settings.archive_url:
-        return connect(settings.archive_url)
-    return connect(None) if DEFAULT_SQLITE_PATH.expanduser().exists() else None
-
-
 def _timeline(request: Request, queue: str, job_id: str) -> tuple[Any, str | None]:
     """The job's archived timeline, or why there is none to show."""
-    opener = getattr(console_of(request), "archive", None)
-    engine = opener(_open_archive) if callable(opener) else None
+    engine = console_of(request).archive(open_archive)
     if engine is None:
         return None, "no archive configured"
     from sqlalchemy.exc import SQLAlchemyError
