@@ -14,7 +14,6 @@ from zenith_sdk.console.pages._render import console_of, render
 from zenith_sdk.control import JobState, QueueKeys, get_job, list_jobs, queue_snapshots, require_queue, search
 
 if TYPE_CHECKING:
-
     pass
 
 __all__ = ["job_page", "overview_fragment", "overview_page", "queue_page", "search_page"]
