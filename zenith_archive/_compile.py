@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from zenith_archive.fields import normalize_value
 from zenith_archive.fts import FTS_CONFIG, PG_TSV_COLUMN, SQLITE_FTS_TABLE, sqlite_fts
-from zenith_archive.schema import ALL_STATES, job_fields, jobs
+from zenith_archive.schema import ALL_STATES, State, job_fields, jobs
 from zenith_protocol.errors import UnsupportedQueryError
 from zenith_protocol.query import AnyOf, Clause, Field, Query, Term, Text, TimeBound
 
@@ -104,9 +104,12 @@ def _field(term: Field) -> ColumnElement[bool]:
         return jobs.c.queue == term.value
     if term.key == "state":
         if term.value not in ALL_STATES:
-            raise UnsupportedQueryError(
-                str(term), f"the archive's states are {', '.join(ALL_STATES)} (a dead-lettered job is state:dead)"
-            )
+            states = ", ".join(ALL_STATES)
+            why = f"the archive's states are {states} (state:failed finds dead-lettered jobs too, state:dead only them)"
+            raise UnsupportedQueryError(str(term), why)
+        if term.value == State.FAILED:
+            # What the live console lists as failed is the dead-letter list: "failed" takes both.
+            return jobs.c.state.in_((State.FAILED, State.DEAD))
         return jobs.c.state == term.value
     if term.key == "id":
         return jobs.c.job_id == term.value

@@ -279,6 +279,13 @@ class TimelineEvent(_Row):
     error: str | None
     data: str | None
 
+    @property
+    def stack(self) -> str | None:
+        """The failure's traceback the event carried (``failed`` events of runtimes that write one)."""
+        decoded = _decoded(self.data)
+        value = decoded.get("stack") if isinstance(decoded, dict) else None
+        return value if isinstance(value, str) else None
+
 
 @dataclass(frozen=True)
 class Timeline:

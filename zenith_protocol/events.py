@@ -10,13 +10,16 @@ from pydantic import Field
 from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
-__all__ = ["EVENTS_STREAM_MAXLEN", "EVENT_FIELD", "EventType", "JobEvent", "OperatorAction"]
+__all__ = ["EVENTS_STREAM_MAXLEN", "EVENT_FIELD", "MAX_STACK_CHARS", "EventType", "JobEvent", "OperatorAction"]
 
 EVENTS_STREAM_MAXLEN = 100_000
 """Approximate cap (``XADD ... MAXLEN ~``) of the events stream."""
 
 EVENT_FIELD = "event"
 """The single stream-entry field holding the event JSON."""
+
+MAX_STACK_CHARS = 16_384
+"""The longest ``stack`` a writer puts in an event; a longer trace is cut at its start (PROTOCOL 8.3)."""
 
 
 class EventType(str, Enum):
@@ -76,6 +79,7 @@ class JobEvent(WireModel):
     duration_ms: JsFloat | None = Field(default=None, alias="durationMs", ge=0)
     delay_ms: NonNegativeInt | None = Field(default=None, alias="delayMs")
     error: str | None = None
+    stack: str | None = Field(default=None, description="the failure's traceback (failed events)")
     actor: str | None = None
     action: Annotated[OperatorAction | str | None, Field(union_mode="left_to_right")] = None
     count: NonNegativeInt | None = None

@@ -72,6 +72,7 @@ class EventFields(_Common, total=False):
     duration_ms: float | None
     delay_ms: int | None
     error: str | None
+    stack: str | None
     rule_id: str | None
     subject: str | None
     from_state: str | None
@@ -104,6 +105,7 @@ class _BesidesDuration(_About, total=False):
 class _BesidesError(_About, total=False):
     duration_ms: float | None
     delay_ms: int | None
+    stack: str | None
 
 
 class _BesidesDelay(_About, total=False):

@@ -57,6 +57,7 @@ class FiringAlert(BaseModel):
 
     rule_id: str
     rule_name: str
+    rule_type: str = Field(description="the rule's type: the unit of value and threshold")
     severity: str
     subject: str
     since_ms: int
@@ -100,6 +101,7 @@ def _firing(client: redis.Redis, space: KeySpace, problems: list[str]) -> list[F
             FiringAlert(
                 rule_id=rule_id,
                 rule_name=rule.name if rule else rule_id,
+                rule_type=_text(rule.type) if rule else "",
                 severity=_text(rule.severity) if rule else Severity.WARNING.value,
                 subject=subject,
                 since_ms=state.since_ms,

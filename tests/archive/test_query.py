@@ -56,6 +56,7 @@ def _ids(engine: Engine, query: str) -> set[str]:
     [
         ("queue:billing", {"j-card"}),
         ("state:dead", {"j-smtp", "j-card"}),
+        ("state:failed", {"j-smtp", "j-card"}),
         ("name:BuildReport", {"j-report"}),
         ("name:buildreport", set()),
         ("error:declined", {"j-card"}),
@@ -112,6 +113,16 @@ def test_free_text_negation_or_and_quotes(engine: Engine, query: str, expected: 
             _ids(engine, query)
     else:
         assert _ids(engine, query) == expected
+
+
+def test_failed_takes_the_jobs_waiting_for_a_retry_and_the_dead_lettered_ones(engine: Engine) -> None:
+    _seed(engine)
+    with engine.begin() as connection:
+        add_job(connection, "j-retrying", state="failed", updated_at=NOW - 60_000, error="503 from the CRM")
+
+    assert _ids(engine, "state:failed") == {"j-smtp", "j-card", "j-retrying"}
+    assert _ids(engine, "state:dead") == {"j-smtp", "j-card"}
+    assert _ids(engine, "-state:failed") == {"j-report", "j-anon"}
 
 
 def test_a_state_the_archive_does_not_have_is_named_in_the_error(engine: Engine) -> None:

@@ -115,3 +115,27 @@ def test_a_test_notification_reaches_the_webhook_and_history_lists_changes(
         "firing",
         NOW_MS,
     )
+
+
+def test_pages_show_values_and_thresholds_in_the_unit_of_their_rule(
+    console: TestClient, r: redis.Redis, keyspace: KeySpace
+) -> None:
+    rules = [
+        {"id": "ratio", "name": "CRM failing", "type": "failure_ratio", "threshold": 20, "queue": "crm"},
+        {"id": "wait", "name": "Mail waits", "type": "latency", "threshold": 90.0, "queue": "mail"},
+    ]
+    for rule in rules:
+        assert console.post("/api/alerts/rules", json=rule, headers=AUTH).status_code == 200
+    for rule_id, subject, value, threshold in (
+        ("ratio", "queue:crm", 47.619047619, 20.0),
+        ("wait", "queue:mail", 125.0, 90.0),
+    ):
+        state = AlertState(state=AlertStatus.FIRING, seq=1, since_ms=NOW_MS, value=value, threshold=threshold)
+        r.hset(keyspace.alerts_states(), state_field(rule_id, subject), encode_alert_state(state))
+
+    overview = console.get("/").text
+    alerts = console.get("/alerts").text
+
+    assert "(47.62% against 20%)" in overview and "(125s against 90s)" in overview
+    assert "<td>20%</td>" in alerts and "<td>90s</td>" in alerts
+    assert "47.619047619" not in overview + alerts and "90.0" not in alerts

@@ -24,7 +24,8 @@ def test_the_job_inspector_shows_the_archived_timeline(
     events = EventEmitter(r, keyspace=keyspace)
     events.enqueued("emails", "j1", job_name="send-invoice")
     events.started("emails", "j1", worker_id="worker-7", attempt=1)
-    events.failed("emails", "j1", error="SMTP timeout", worker_id="worker-7", attempt=1)
+    trace = 'Traceback (most recent call last):\n  File "jobs.py", line 9, in send_invoice\nOSError: SMTP timeout'
+    events.failed("emails", "j1", error="SMTP timeout", worker_id="worker-7", attempt=1, stack=trace)
     events.dead_lettered("emails", "j1", error="SMTP timeout", attempt=1)
     archiver = Archiver(r, engine, keyspace=keyspace)
     while archiver.run_once().events:
@@ -42,6 +43,10 @@ def test_the_job_inspector_shows_the_archived_timeline(
     positions = [text.index(kind) for kind in ("enqueued", "started", "failed", "dead_lettered")]
     assert positions == sorted(positions), "the timeline is in order"
     assert "worker-7" in text and "SMTP timeout" in text
+    assert "started</strong> attempt 1 on worker-7" in text
+    error = page.text[page.text.index("<h2>Error</h2>") : page.text.index('<ol class="timeline">')]
+    assert "<details open data-stack>" in error and "line 9, in send_invoice" in error  # the last failure's trace
+    assert text.count("line 9, in send_invoice") == 1  # and under its failed event
 
 
 def test_a_job_the_archive_has_not_seen_yet_says_so(

@@ -327,6 +327,11 @@ def test_a_failing_job_is_retried_with_backoff_then_dead_lettered(
     assert [e.attempt for e in events if e.type is EventType.STARTED] == [1, 2, 3]
     assert [e.delay_ms for e in events if e.type is EventType.RETRIED] == [2000, 4000]
     assert all(e.error == "RuntimeError: boom" for e in events if e.type is EventType.FAILED)
+    for failed in (e for e in events if e.type is EventType.FAILED):  # the handler's own traceback
+        stack = failed.stack or ""
+        assert stack.startswith("Traceback (most recent call last):") and stack.endswith("RuntimeError: boom")
+        assert 'raise RuntimeError("boom")' in stack and ", in boom" in stack
+    assert all(e.stack is None for e in events if e.type is not EventType.FAILED)
     (dead_event,) = [e for e in events if e.type is EventType.DEAD_LETTERED]
     assert (dead_event.payload, dead_event.worker_id, dead_event.attempt) == (dead.decode(), worker.id, 3)
 
@@ -449,6 +454,7 @@ def test_a_job_over_its_timeout_fails_and_the_worker_keeps_serving(
     wait_for(lambda: later in record.ids() and idle(r, keyspace, worker, "q"), what="another job")
     (failed_event,) = [e for e in stream_events(r, keyspace, slow_id) if e.type is EventType.FAILED]
     assert failed_event.error is not None and "timed out" in failed_event.error
+    assert failed_event.stack is None  # the runtime stopped waiting: no traceback to show
 
 
 MALFORMED: list[tuple[bytes, str]] = [

@@ -29,6 +29,7 @@ __all__ = [
     "footer",
     "human_duration",
     "iso_utc",
+    "measure",
     "render_message",
     "template_context",
 ]
@@ -120,6 +121,11 @@ def _number(value: float | None, unit: str = "") -> str:
     return f"{shown}{unit}"
 
 
+def measure(value: float | None, rule_type: Enum | str) -> str:
+    """A rule's value or threshold with the unit of its type: ``47.62%``, ``90s``, ``1500``."""
+    return _number(value, _UNITS.get(_text(rule_type), ""))
+
+
 def _plain(value: float | None) -> float | int | None:
     """A whole float as an int, so that templates print ``1500``, not ``1500.0``."""
     return int(value) if value is not None and float(value).is_integer() else value
@@ -129,7 +135,7 @@ def _comparison(n: Notification) -> str:
     if n.threshold is None:
         return "not set"
     operator = "<" if _text(n.type) in FIRES_BELOW_THRESHOLD else ">="
-    return f"{operator} {_number(n.threshold, _UNITS.get(_text(n.type), ''))}"
+    return f"{operator} {measure(n.threshold, n.type)}"
 
 
 def _since(n: Notification, subject: NotificationSubject) -> str:
@@ -153,7 +159,7 @@ def default_title(n: Notification) -> str:
 
 
 def _subject_line(n: Notification, subject: NotificationSubject) -> str:
-    value = _number(subject.value, _UNITS.get(_text(n.type), ""))
+    value = measure(subject.value, n.type)
     kind = _text(n.kind)
     if kind == "resolved":
         resolved = f"resolved at {iso_utc(n.at_ms)}"

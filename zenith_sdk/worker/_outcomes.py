@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import traceback
 from dataclasses import dataclass, field
 
 from zenith_protocol import (
@@ -14,12 +15,13 @@ from zenith_protocol import (
     encode_job,
     retry_delay_s,
 )
+from zenith_protocol.events import MAX_STACK_CHARS
 from zenith_protocol.jobs import FAILED_LIST_CAP
 from zenith_sdk._wire import storable
 from zenith_sdk.events import job_event
 from zenith_sdk.scripts import SETTLE, Script, ScriptArg, ScriptPipeline
 
-__all__ = ["Fetched", "Op", "error_text", "failure", "invalid_payload", "success"]
+__all__ = ["Fetched", "Op", "error_text", "failure", "invalid_payload", "stack_text", "success"]
 
 _MAX_ERROR_CHARS = 4000
 INVALID_JOB_NAME = "zenith.invalid-payload"
@@ -60,6 +62,14 @@ def error_text(exc: BaseException) -> str:
     """``Type: message``, shortened to what a dead-letter entry should hold."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+
+
+def stack_text(exc: BaseException) -> str | None:
+    """The traceback of ``exc`` as Python prints it, cut at its start past ``MAX_STACK_CHARS`` (PROTOCOL 8.3)."""
+    if exc.__traceback__ is None:
+        return None
+    text = "".join(traceback.format_exception(exc)).rstrip("\n")
+    return text if len(text) <= MAX_STACK_CHARS else "...\n" + text[-(MAX_STACK_CHARS - 4) :]
 
 
 def _group_keys(space: KeySpace, item: Fetched) -> tuple[list[str], str]:
@@ -105,13 +115,15 @@ def failure(
     *,
     retryable: bool = True,
     duration_ms: float | None = None,
+    stack: str | None = None,
 ) -> tuple[list[Op], list[JobEvent]]:
     """Retry a failed job after its backoff, or dead-letter it when attempts run out.
 
     A retry waits in the delayed set of the lane the job was fetched from and keeps the job's
     FIFO group (it is still the group's one job); dead-lettering lets the next job of the group go.
     Either keeps the ``protocolVersion`` the job was read with: a legacy job stays legacy.
-    ``duration_ms`` is how long the handler ran (``None``: none ran), recorded on the ``failed`` event.
+    ``duration_ms`` is how long the handler ran (``None``: none ran) and ``stack`` the failure's
+    traceback, both recorded on the ``failed`` event.
     """
     payload = item.payload
     if payload is None:  # pragma: no cover - invalid payloads go through invalid_payload()
@@ -125,6 +137,7 @@ def failure(
             worker_id=worker_id,
             attempt=attempt,
             duration_ms=duration_ms,
+            stack=stack,
         )
     ]
     if retryable and attempt < max_attempts:

@@ -27,7 +27,7 @@ from zenith_sdk.scripts import FETCH, ScriptPipeline, scripts_for
 from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
 from zenith_sdk.worker._options import WorkerOptionFields, WorkerOptions
-from zenith_sdk.worker._outcomes import Fetched, Op, error_text, failure, invalid_payload, success
+from zenith_sdk.worker._outcomes import Fetched, Op, error_text, failure, invalid_payload, stack_text, success
 from zenith_sdk.worker._recovery import requeue_processing
 from zenith_sdk.worker._slots import SlotPool, Task
 
@@ -384,8 +384,9 @@ class Worker:
         )
         now_ms = int(time.time() * 1000)
         ops, events = failure(
-            self.keyspace, item, self.id, run.attempt, max_attempts, error_text(error), now_ms, duration_ms=duration_ms
-        )
+            self.keyspace, item, self.id, run.attempt, max_attempts, error_text(error), now_ms,
+            duration_ms=duration_ms, stack=stack_text(error),
+        )  # fmt: skip
         self._settle(ops, events, failed=True)
 
     def _settle(self, ops: list[Op], events: list[JobEvent], *, failed: bool) -> None:

@@ -102,7 +102,9 @@ def job_page(request: Request) -> HTMLResponse:
     except NotFoundError as exc:
         return _not_found(request, exc)
     found, why = _timeline(request, queue, job_id)
-    return render(request, "job.html", queue=queue, job_id=job_id, entry=entry, timeline=found, no_timeline=why)
+    stack = next((event.stack for event in reversed(found.events) if event.stack), None) if found else None
+    context = {"entry": entry, "timeline": found, "no_timeline": why, "stack": stack}
+    return render(request, "job.html", queue=queue, job_id=job_id, **context)
 
 
 def search_page(request: Request) -> HTMLResponse:

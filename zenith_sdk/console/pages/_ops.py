@@ -57,6 +57,7 @@ def alerts_page(request: Request) -> HTMLResponse:
         request,
         "alerts.html",
         rules=rules,
+        types={rule.id: rule.type for rule in rules},
         states=states,
         silences=list_silences(client, keyspace=space),
         config=config,

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from zenith_sdk.alerts.messages import measure
 from zenith_sdk.console._security import CSRF_COOKIE, cookie_path, new_csrf_token
 from zenith_sdk.console._state import ConsoleState
 from zenith_sdk.console._urls import mount_url
@@ -68,7 +69,7 @@ _TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_TEMPLATES.filters.update(when=_when, duration=_duration, size=_size, pretty=_pretty)
+_TEMPLATES.filters.update(when=_when, duration=_duration, size=_size, pretty=_pretty, measure=measure)
 
 
 def console_of(request: Request) -> ConsoleState:

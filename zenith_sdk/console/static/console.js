@@ -16,7 +16,11 @@
     const text = await reply.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
-    if (!reply.ok) throw new Error((data && data.error) || `${reply.status} ${reply.statusText}`);
+    if (!reply.ok) {
+      const failure = new Error((data && data.error) || `${reply.status} ${reply.statusText}`);
+      failure.status = reply.status;
+      throw failure;
+    }
     return data;
   }
 
@@ -186,43 +190,68 @@
     for (const spark of section.querySelectorAll("[data-spark]")) {
       const series = history[spark.dataset.spark];
       spark.replaceChildren();
+      // From zero, with a dot on every sample: the first minutes of a console have a single sample or two.
       new uPlot({ width: spark.clientWidth || 200, height: 50, legend: { show: false }, cursor: { show: false },
-        axes: [{ show: false }, { show: false }], series: [{}, { stroke: "#667085" }] },
+        scales: { y: { range: (_plot, _min, max) => [0, Math.max(1, max || 0) * 1.1] } },
+        axes: [{ show: false }, { show: false }],
+        series: [{}, { stroke: "#667085", spanGaps: true, points: { show: true, size: 3 } }] },
       [series.map((point) => point.at / 1000), series.map((point) => point.value)], spark);
     }
     section.dataset.drawn = "true";
   }
 
   // -- archive search ----------------------------------------------------------------------------
+  // A moment as the pages write it: 2026-01-31 12:00:00 UTC.
+  const utc = (ms) => `${new Date(ms).toISOString().slice(0, 19).replace("T", " ")} UTC`;
+
   function cell(row, text) {
     const td = row.insertCell();
     td.textContent = text == null ? "" : String(text);
     return td;
   }
 
-  async function archiveSearch(area) {
+  // One page of archived jobs; `after` is the keyset key of the page before (the "More" button).
+  async function archiveSearch(area, after) {
     const status = area.querySelector("[data-archive-status]");
-    const url = `${area.dataset.archiveSearch}?${new URLSearchParams({ q: area.dataset.query })}`;
+    const more = area.querySelector("[data-archive-more]");
+    const query = { q: area.dataset.query };
+    if (after) query.after = after;
+    more.disabled = true;
     try {
-      const page = await send(url, undefined, "GET");
+      const page = await send(`${area.dataset.archiveSearch}?${new URLSearchParams(query)}`, undefined, "GET");
       const body = area.querySelector("tbody");
       for (const job of page.jobs) {
         const row = body.insertRow();
         const link = document.createElement("a");
         link.href = area.dataset.jobUrl.replace("__queue__", encodeURIComponent(job.queue))
           .replace("__job__", encodeURIComponent(job.jobId));
-        link.textContent = job.jobId;
+        const id = document.createElement("code");
+        id.textContent = job.jobId;
+        link.append(id);
         row.insertCell().append(link);
         for (const value of [job.name, job.queue, job.state, job.attempts]) cell(row, value);
-        cell(row, job.updatedAt ? new Date(job.updatedAt).toISOString() : "");
+        cell(row, job.updatedAt ? utc(job.updatedAt) : "").className = "moment";
         cell(row, job.error).className = "error-text";
       }
-      area.querySelector("table").hidden = page.jobs.length === 0;
+      const shown = body.rows.length;
+      area.querySelector("table").hidden = shown === 0;
       const total = `${page.total.n}${page.total.capped ? "+" : ""}`;
-      status.textContent = page.jobs.length ? `${total} archived job(s)` : "No archived job matches.";
+      const what = area.dataset.query ? "archived job(s) match" : "archived job(s), the most recently archived first";
+      const none = area.dataset.query ? "No archived job matches." : "The archive holds no job yet.";
+      status.textContent = shown ? `${total} ${what}; ${shown} shown` : none;
+      more.hidden = !page.next;
+      more.onclick = () => archiveSearch(area, page.next);
     } catch (failure) {
+      const missing = failure.status === 404 && area.querySelector("[data-archive-missing]");
+      if (missing) {
+        missing.hidden = false;
+        status.hidden = true;
+        return;
+      }
       status.textContent = failure.message;
       status.className = "error-text";
+    } finally {
+      more.disabled = false;
     }
   }
 
@@ -231,7 +260,14 @@
     const item = document.createElement("li");
     item.className = `level-${line.level || "unknown"}`;
     const when = document.createElement("time");
-    when.textContent = line.timestamp || "";
+    const at = line.timestamp ? new Date(line.timestamp) : null;
+    if (at && !Number.isNaN(at.getTime())) {
+      when.dateTime = at.toISOString();
+      when.title = utc(at.getTime());
+      when.textContent = at.toISOString().slice(11, 23);  // the time of day in UTC, to the millisecond
+    } else {
+      when.textContent = line.timestamp || "";
+    }
     item.append(when, ` ${line.level || "?"} `, line.valid === false ? line.raw : line.message || "");
     if (line.workerId) item.append(` · ${line.workerId}`);
     list.prepend(item);
