@@ -11,6 +11,7 @@ from wire_data import seed_wire_facts
 
 from zenith_protocol import KeySpace
 from zenith_sdk.console._state import ConsoleState
+from zenith_sdk.console.pages._jobs import PAGE_SIZE
 from zenith_sdk.control import JobState, list_jobs
 from zenith_sdk.producer import Producer
 
@@ -79,6 +80,19 @@ def test_search_finds_jobs_of_every_queue_and_has_its_own_url(console: TestClien
     assert 'value="alert"' in page.text
     assert 'href="/queues/emails/jobs/1700000000002-zzzzzzz"' in page.text
     assert 'href="/queues/emails/jobs/1700000000003-yyyyyyy"' in page.text
+
+
+def test_a_search_past_a_page_says_how_to_narrow_it(console: TestClient, r: redis.Redis, keyspace: KeySpace) -> None:
+    producer = Producer(r, keyspace=keyspace)
+    for n in range(PAGE_SIZE + 1):
+        producer.push("invoice", {"n": n}, queue="billing")
+    producer.push("invoice", {"n": "one"}, queue="other")
+
+    capped = console.get("/search", params={"q": "name:invoice"}).text
+    one = console.get("/search", params={"q": "n:one"}).text
+
+    assert "data-search-capped" in capped and capped.count('class="moment"') == PAGE_SIZE
+    assert "data-search-capped" not in one and "<p>1 job</p>" in one
 
 
 def test_workers_and_pulse_show_node_and_python_writers(console: TestClient, seeded: str) -> None:
