@@ -152,7 +152,8 @@ def _describe(event: JobEvent) -> str:
     if event.duration_ms is not None:
         text += f" in {event.duration_ms:.0f} ms"
     if event.delay_ms is not None:
-        text += f", retry in {event.delay_ms / 1000:g} s"
+        when = "next attempt" if event.type == EventType.RETRIED else "runs"
+        text += f", {when} in {event.delay_ms / 1000:g} s"
     if event.action is not None:
         action = event.action.value if hasattr(event.action, "value") else event.action
         text += f": {action}" + (f" x{event.count}" if event.count is not None else "")

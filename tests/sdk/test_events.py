@@ -410,3 +410,12 @@ def test_the_keywords_of_job_event_are_the_event_fields_it_does_not_set_itself()
 
     assert set(EventFields.__annotations__) | own == set(JobEvent.model_fields)
     assert not set(EventFields.__annotations__) & own
+
+
+def test_log_lines_say_when_a_delayed_job_runs_and_when_a_retry_comes() -> None:
+    job = a_job()
+    delayed = job_event(EventType.ENQUEUED, "images", job, delay_ms=30_000)
+    retried = job_event(EventType.RETRIED, "images", job, worker_id="w-1", attempt=1, delay_ms=2000)
+
+    assert log_entry_for(delayed).message.endswith("enqueued, runs in 30 s")
+    assert log_entry_for(retried).message.endswith("retried, next attempt in 2 s")
