@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import Select, String, Table, and_, bindparam, delete, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
@@ -128,18 +128,36 @@ def _update_jobs(connection: Connection) -> BulkStatement:
     return bulk_statement(connection, "update:zenith_jobs", build, (*_ROW_COLUMNS, "_id"))
 
 
+def _of_keys(connection: Connection, query: Select[Any], keys: Collection[JobKey]) -> Select[Any]:
+    """``query`` narrowed to the jobs rows of ``keys`` (and perhaps a few more: callers check the key).
+
+    PostgreSQL gets the keys as a table to join, so each key is one probe of the (queue, job_id)
+    index: with ``queue IN (...) AND job_id IN (...)`` its planner may scan every row of those
+    queues and filter the ids, which it did once retention had deleted many rows (stale statistics).
+    """
+    queues = sorted({queue for queue, _ in keys})
+    ids = sorted({job_id for _, job_id in keys})
+    if connection.dialect.name != "postgresql":
+        return query.where(jobs.c.queue.in_(queues), jobs.c.job_id.in_(ids))
+    pairs = sorted(keys)
+    texts = postgresql.ARRAY(String)
+    wanted = (
+        func.unnest(
+            bindparam("key_queues", [queue for queue, _ in pairs], type_=texts),
+            bindparam("key_ids", [job_id for _, job_id in pairs], type_=texts),
+        )
+        .table_valued("queue", "job_id", name="wanted")
+        .render_derived()
+    )
+    return query.join(wanted, and_(jobs.c.queue == wanted.c.queue, jobs.c.job_id == wanted.c.job_id))
+
+
 def _lock_rows(connection: Connection, keys: Collection[JobKey]) -> dict[JobKey, JobRow]:
     """The rows of ``keys`` that exist, locked until the transaction ends."""
     if not keys:
         return {}
-    queues = sorted({queue for queue, _ in keys})
-    ids = sorted({job_id for _, job_id in keys})
-    query = (
-        select(jobs.c.id, jobs.c.queue, jobs.c.job_id, *(jobs.c[name] for name in _ROW_COLUMNS))
-        .where(jobs.c.queue.in_(queues), jobs.c.job_id.in_(ids))
-        .order_by(jobs.c.id)
-        .with_for_update()
-    )
+    columns = (jobs.c.id, jobs.c.queue, jobs.c.job_id, *(jobs.c[name] for name in _ROW_COLUMNS))
+    query = _of_keys(connection, select(*columns), keys).order_by(jobs.c.id).with_for_update(of=jobs)
     rows: dict[JobKey, JobRow] = {}
     for found in connection.execute(query).mappings():
         key = (found["queue"], found["job_id"])
@@ -152,9 +170,7 @@ def _existing(connection: Connection, keys: Collection[JobKey]) -> set[JobKey]:
     """Which of ``keys`` have a row already (read without a lock: only to know which to create)."""
     if not keys:
         return set()
-    queues = sorted({queue for queue, _ in keys})
-    ids = sorted({job_id for _, job_id in keys})
-    query = select(jobs.c.queue, jobs.c.job_id).where(jobs.c.queue.in_(queues), jobs.c.job_id.in_(ids))
+    query = _of_keys(connection, select(jobs.c.queue, jobs.c.job_id), keys)
     found = {(queue, job_id) for queue, job_id in connection.execute(query)}
     return found & set(keys)
 

@@ -182,6 +182,13 @@ class Decoder:
             job_id = parsed["jobId"] if isinstance(parsed.get("jobId"), str) else None
         return Entry(stream_id, order, None, text, reason=reason, queue=queue, job_id=job_id)
 
+    def _may_hold_keys(self, text: str) -> bool:
+        """Whether a redacted key could be in ``text``: one of them appears in it, or an escape could hide one."""
+        if "\\u" in text:
+            return True
+        lowered = text.lower()
+        return any(key in lowered for key in self.keys)
+
     def _job(self, payload: str) -> Job | None:
         """The redacted job, or None when the payload is not a JSON object (it is then not stored)."""
         try:
@@ -196,7 +203,8 @@ class Decoder:
                 job["data"] = _json.loads(data)
             except (ValueError, RecursionError):
                 pass
-        job = redact_keys(job, self.keys)
+        if self._may_hold_keys(payload):
+            job = redact_keys(job, self.keys)
         if self.hook is not None:
             try:
                 job = self.hook(job)

@@ -88,3 +88,17 @@ def test_a_failing_hook_keeps_the_payload_out_and_the_archiver_going(
     row = job(engine, "s1", "secure")
     assert (row["state"], row["payload"]) == ("dead", None)
     assert "visible" not in _everything(engine)
+
+
+def test_a_key_written_with_an_escape_is_redacted_and_a_payload_without_keys_is_kept_whole() -> None:
+    from zenith_archive._ingest import Decoder
+
+    decoder = Decoder()
+    data = '{"job":"login","properties":{"\\\\u0070assword":"hunter2","user":"ann"}}'
+    quoted = data.replace(chr(34), chr(92) + chr(34))  # the data string inside the job's JSON
+    escaped = decoder._job(f'{{"id":"j1","type":"json","data":"{quoted}"}}')
+    clean = '{"job":"x","properties":{"user":"bob"}}'.replace(chr(34), chr(92) + chr(34))
+    plain = decoder._job(f'{{"id":"j2","type":"json","data":"{clean}"}}')
+
+    assert escaped is not None and "hunter2" not in escaped.payload and REDACTED in escaped.payload
+    assert plain is not None and '\\"user\\":\\"bob\\"' in plain.payload
