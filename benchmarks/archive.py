@@ -84,7 +84,8 @@ class Context:
 
 def archives(args: argparse.Namespace) -> Iterator[tuple[str, AbstractContextManager[Any]]]:
     """(name, context manager yielding a fresh engine or a reason to skip) for each database measured."""
-    yield "sqlite", _data.sqlite_archive(Path(args.sqlite))
+    if args.sqlite:
+        yield "sqlite", _data.sqlite_archive(Path(args.sqlite))
     if args.pg:
         yield "postgresql", _data.pg_archive(args.pg)
 
@@ -242,7 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", type=int, default=12, help="a database of its own (default 12)")
     parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL ('' to skip); a schema of its own is used")
-    parser.add_argument("--sqlite", default=str(SQLITE_PATH), help="SQLite file (replaced, then deleted)")
+    parser.add_argument("--sqlite", default=str(SQLITE_PATH), help="SQLite file (replaced, then deleted; '' to skip)")
     parser.add_argument("--events", type=int, help="events to ingest (ingest: 200,000; cleanup: 100,000 solo)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="old rows for cleanup (default 1,000,000)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="archiver batch size")
