@@ -5,18 +5,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 
+import redis
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from zenith_archive import Archiver, connect, migrate
 from zenith_protocol import KeySpace
 from zenith_sdk._env import PREFIX_FIELDS
 from zenith_sdk.console import ConsoleSettings
+from zenith_sdk.events import EventEmitter
 
 TOKEN = "ops=0123456789abcdef-token"
 """An API token the consoles of these tests accept (name ``ops``)."""
+
+
+def archive_of(
+    folder: Path, r: redis.Redis, space: KeySpace, write: Callable[[EventEmitter], object] | None = None
+) -> str:
+    """The URL of a migrated SQLite archive in ``folder`` holding what ``write`` emitted (and the stream held)."""
+    url = f"sqlite:///{folder / 'archive.db'}"
+    engine = connect(url)
+    migrate(engine)
+    if write is not None:
+        write(EventEmitter(r, keyspace=space))
+    archiver = Archiver(r, engine, keyspace=space)
+    while archiver.run_once().events:
+        pass
+    engine.dispose()
+    return url
 
 
 def settings_for(space: KeySpace, redis_url: str, **extra: object) -> ConsoleSettings:

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import redis
 import uvicorn
+from console_app import archive_of
 from fastapi import FastAPI
 from patience import HANG_S
 from playwright.sync_api import Page, expect, sync_playwright
 from wire_data import dead_letter_job, seed_wire_facts
 
-from zenith_archive import Archiver, connect, migrate
 from zenith_protocol import KeySpace
 from zenith_sdk.alerts import list_silences
 from zenith_sdk.control import list_nodes
@@ -254,18 +254,13 @@ def test_the_archive_page_lists_recent_jobs_or_says_how_to_start_an_archive(
     expect(page.locator("[data-archive-missing]")).to_contain_text("zenith archive run")
     _shot(page, artifacts, "archive-none")
 
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
-    engine = connect(url)
-    migrate(engine)
-    events = EventEmitter(r, keyspace=keyspace)
-    events.enqueued("emails", "sent-1", job_name="send-welcome")
-    events.completed("emails", "sent-1", worker_id="w1", duration_ms=12)
-    events.enqueued("emails", "dead-1", job_name="send-invoice")
-    events.dead_lettered("emails", "dead-1", error="SMTP timeout", attempt=3)
-    archiver = Archiver(r, engine, keyspace=keyspace)
-    while archiver.run_once().events:
-        pass
-    engine.dispose()
+    def two_jobs(events: EventEmitter) -> None:
+        events.enqueued("emails", "sent-1", job_name="send-welcome")
+        events.completed("emails", "sent-1", worker_id="w1", duration_ms=12)
+        events.enqueued("emails", "dead-1", job_name="send-invoice")
+        events.dead_lettered("emails", "dead-1", error="SMTP timeout", attempt=3)
+
+    url = archive_of(tmp_path, r, keyspace, two_jobs)
     base = serve(archive_url=url)
 
     page.goto(f"{base}/archive")
@@ -281,11 +276,8 @@ def test_the_archive_page_lists_recent_jobs_or_says_how_to_start_an_archive(
     _shot(page, artifacts, "archive-failed")
 
     for n in range(50):
-        events.enqueued("reports", f"report-{n}", job_name="build-report")
-    engine = connect(url)
-    while Archiver(r, engine, keyspace=keyspace).run_once().events:
-        pass
-    engine.dispose()
+        EventEmitter(r, keyspace=keyspace).enqueued("reports", f"report-{n}", job_name="build-report")
+    archive_of(tmp_path, r, keyspace)  # the same file, migrated already
     page.goto(f"{base}/archive")
     expect(page.locator("[data-archive-search] tbody tr")).to_have_count(50)
     page.locator("[data-archive-more]").click()

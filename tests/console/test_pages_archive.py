@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from console_app import archive_of
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 from wire_data import dead_letter_job
 
-from zenith_archive import Archiver, connect, migrate
 from zenith_protocol import KeySpace
 from zenith_sdk.events import EventEmitter
 
@@ -18,19 +18,15 @@ from zenith_sdk.events import EventEmitter
 def test_the_job_inspector_shows_the_archived_timeline(
     make_app: Callable[..., FastAPI], r: redis.Redis, keyspace: KeySpace, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
-    engine = connect(url)
-    migrate(engine)
-    events = EventEmitter(r, keyspace=keyspace)
-    events.enqueued("emails", "j1", job_name="send-invoice")
-    events.started("emails", "j1", worker_id="worker-7", attempt=1)
     trace = 'Traceback (most recent call last):\n  File "jobs.py", line 9, in send_invoice\nOSError: SMTP timeout'
-    events.failed("emails", "j1", error="SMTP timeout", worker_id="worker-7", attempt=1, stack=trace)
-    events.dead_lettered("emails", "j1", error="SMTP timeout", attempt=1)
-    archiver = Archiver(r, engine, keyspace=keyspace)
-    while archiver.run_once().events:
-        pass
-    engine.dispose()
+
+    def one_failed_job(events: EventEmitter) -> None:
+        events.enqueued("emails", "j1", job_name="send-invoice")
+        events.started("emails", "j1", worker_id="worker-7", attempt=1)
+        events.failed("emails", "j1", error="SMTP timeout", worker_id="worker-7", attempt=1, stack=trace)
+        events.dead_lettered("emails", "j1", error="SMTP timeout", attempt=1)
+
+    url = archive_of(tmp_path, r, keyspace, one_failed_job)
     r.lpush(keyspace.failed("emails"), dead_letter_job("j1", failed_at=1_700_000_000_000))
 
     with TestClient(make_app(archive_url=url)) as client:
@@ -52,10 +48,7 @@ def test_the_job_inspector_shows_the_archived_timeline(
 def test_a_job_the_archive_has_not_seen_yet_says_so(
     make_app: Callable[..., FastAPI], r: redis.Redis, keyspace: KeySpace, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
-    engine = connect(url)
-    migrate(engine)
-    engine.dispose()
+    url = archive_of(tmp_path, r, keyspace)
     r.lpush(keyspace.failed("emails"), dead_letter_job("j2", failed_at=1_700_000_000_000))
 
     with TestClient(make_app(archive_url=url)) as client:
