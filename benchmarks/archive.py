@@ -4,8 +4,10 @@ Subcommands:
 
 - ``ingest``: fills the events stream with ``--events`` lifecycle events (default 200,000) as the
   Python producer and worker write them (enqueued, started, completed, failed, retried,
-  dead-lettered; five queues; payloads with a few properties), then times an Archiver draining it
-  into a fresh SQLite file and into PostgreSQL. The aim is 20,000 events/s on SQLite.
+  dead-lettered; five queues; payloads with a few properties), then times archivers draining it
+  into a fresh SQLite file and into PostgreSQL: one archiver, then ``--processes`` archiver
+  processes sharing the stream as ``zenith archive run --processes N`` runs them (default 1,2).
+  The aim is 20,000 events/s on SQLite.
 - ``cleanup``: an archive holding ``--rows`` old rows (default 1,000,000: jobs, their events and
   fields, bulk-inserted), then the ingest rate alone, then the ingest rate while ``cleanup()``
   deletes those rows in a thread (as a running archiver's automatic cleanup does). The aim is
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import multiprocessing
 import sys
 import threading
 import time
@@ -37,6 +40,7 @@ from typing import Any
 import redis
 from sqlalchemy.engine import Engine
 
+from zenith_archive import connect
 from zenith_archive.archiver import DEFAULT_BATCH, Archiver
 from zenith_archive.retention import CleanupReport, RetentionPolicy, cleanup
 from zenith_protocol import KeySpace
@@ -103,41 +107,85 @@ def drain(archiver: Archiver, *, until: Callable[[], bool] | None = None) -> Dra
     return done
 
 
-def _archiver(ctx: Context, engine: Engine, name: str) -> Archiver:
-    return Archiver(ctx.client, engine, keyspace=SPACE, group=f"bench-{name}", consumer="bench", batch=ctx.args.batch)
+def _archiver(ctx: Context, engine: Engine, group: str) -> Archiver:
+    return Archiver(ctx.client, engine, keyspace=SPACE, group=group, consumer="bench", batch=ctx.args.batch)
 
 
 # -- ingest -------------------------------------------------------------------------------------------------
 
 
-def run_ingest(ctx: Context) -> list[tuple[str, Drained | str]]:
+def _drain_in_child(
+    args: argparse.Namespace, url: str, group: str, consumer: str, ready: Any, results: Any
+) -> None:  # pragma: no cover - runs in a child process
+    """One archiver process: connects, waits for the others, drains the stream, reports what it wrote."""
+    client = client_on_db(args.redis, args.db)
+    engine = connect(url)
+    archiver = Archiver(client, engine, keyspace=SPACE, group=group, consumer=consumer, batch=args.batch)
+    ready.wait()
+    results.put(drain(archiver).events)
+    engine.dispose()
+
+
+def drain_processes(ctx: Context, engine: Engine, group: str, processes: int) -> Drained:
+    """``processes`` archiver processes of one group draining the stream together, timed from their common start."""
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Barrier(processes + 1)
+    results = spawn.Queue()
+    url = engine.url.render_as_string(hide_password=False)
+    children = [
+        spawn.Process(target=_drain_in_child, args=(ctx.args, url, group, f"bench-{index}", ready, results))
+        for index in range(processes)
+    ]
+    for child in children:
+        child.start()
+    ready.wait()  # every child is connected: only archiving is timed
+    started = time.perf_counter()
+    events = sum(results.get() for _ in children)
+    seconds = time.perf_counter() - started
+    for child in children:
+        child.join()
+    return Drained(events, seconds)
+
+
+def run_ingest(ctx: Context) -> list[tuple[str, int, Drained | str]]:
     count = int(ctx.args.events)
     started = time.perf_counter()
     ctx.fill(count)
     print(f"stream filled with {count:,} events in {time.perf_counter() - started:.1f} s", flush=True)
-    results: list[tuple[str, Drained | str]] = []
-    for name, opener in archives(ctx.args):
+    results: list[tuple[str, int, Drained | str]] = []
+    for name, processes, opener in (
+        (name, processes, opener) for processes in ctx.args.processes for name, opener in archives(ctx.args)
+    ):
         with opener as engine:
             if isinstance(engine, str):
-                results.append((name, engine))
+                results.append((name, processes, engine))
                 continue
-            done = drain(_archiver(ctx, engine, name))
+            group = f"bench-{name}-{processes}"  # a new group reads the whole stream again
+            if processes == 1:
+                done = drain(_archiver(ctx, engine, group))
+            else:
+                done = drain_processes(ctx, engine, group, processes)
             stored = _data.count_rows(engine)["zenith_job_events"]
             if stored != count or done.events != count:
-                ctx.notes.append(f"WARNING {name}: {done.events:,} written, {stored:,} stored, {count:,} sent")
-            results.append((name, done))
-            print(f"{name}: {done.events:,} events in {done.seconds:.2f} s", flush=True)
+                ctx.notes.append(
+                    f"WARNING {name}, {processes} processes: {done.events:,} written, {stored:,} stored, {count:,} sent"
+                )
+            results.append((name, processes, done))
+            print(f"{name}, {processes} process(es): {done.events:,} events in {done.seconds:.2f} s", flush=True)
     return results
 
 
-def report_ingest(results: list[tuple[str, Drained | str]], batch: int) -> None:
+def report_ingest(results: list[tuple[str, int, Drained | str]], batch: int) -> None:
     print(f"\ningest (batch {batch})")
-    print(f"{'database':<12}{'events':>10}{'seconds':>10}{'events/s':>11}{'vs 20,000/s':>13}")
-    for name, done in results:
+    print(f"{'database':<12}{'processes':>10}{'events':>10}{'seconds':>10}{'events/s':>11}{'vs 20,000/s':>13}")
+    for name, processes, done in results:
         if isinstance(done, str):
-            print(f"{name:<12}skipped: {done}")
+            print(f"{name:<12}{processes:>10}  skipped: {done}")
             continue
-        print(f"{name:<12}{done.events:>10,}{done.seconds:>10.2f}{done.rate:>11,.0f}{done.rate / INGEST_AIM:>12.2f}x")
+        print(
+            f"{name:<12}{processes:>10}{done.events:>10,}{done.seconds:>10.2f}{done.rate:>11,.0f}"
+            f"{done.rate / INGEST_AIM:>12.2f}x"
+        )
 
 
 # -- cleanup ------------------------------------------------------------------------------------------------
@@ -236,6 +284,13 @@ def run_search(argv: list[str]) -> int:
     return result
 
 
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("give process counts such as 1,2")
+    return counts
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("ingest", "cleanup", "search", "all"))
@@ -247,6 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=int, help="events to ingest (ingest: 200,000; cleanup: 100,000 solo)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="old rows for cleanup (default 1,000,000)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="archiver batch size")
+    parser.add_argument(
+        "--processes", type=_counts, default=[1, 2], help="ingest: archiver process counts to time (default 1,2)"
+    )
     return parser
 
 

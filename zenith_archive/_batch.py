@@ -35,7 +35,7 @@ from zenith_archive.schema import (
     operator_actions,
 )
 
-__all__ = ["BatchResult", "insert_ignore", "upsert_meta", "write_batch"]
+__all__ = ["BatchResult", "Plan", "insert_ignore", "plan_batch", "upsert_meta", "write_batch"]
 
 _ROW_COLUMNS = (  # in the table's order, which is the order the compiled INSERT and UPDATE bind them
     "name",
@@ -175,11 +175,30 @@ def _existing(connection: Connection, keys: Collection[JobKey]) -> set[JobKey]:
     return found & set(keys)
 
 
-def _create_rows(connection: Connection, rows: dict[JobKey, JobRow]) -> None:
-    """Insert the new jobs' rows whole (one written row, instead of an empty one and an update)."""
+def _create_rows(connection: Connection, rows: dict[JobKey, JobRow]) -> bool:
+    """Insert the new jobs' rows whole (one written row, instead of an empty one and an update).
+
+    On SQLite the batch holds the database's only write lock, so the rows get their ids here
+    (after the largest one) and need no query to find them; returns whether it gave them ids.
+    """
     # In key order, so that two archivers creating the same jobs wait for each other instead of deadlocking.
-    values = [(queue, job_id, *_columns(row)) for (queue, job_id), row in sorted(rows.items())]
-    _insert(connection, jobs, ("queue", "job_id", *_ROW_COLUMNS)).run(connection, values)
+    ordered = sorted(rows.items())
+    if not rows:
+        return True
+    if connection.dialect.name != "sqlite":
+        values = [(queue, job_id, *_columns(row)) for (queue, job_id), row in ordered]
+        _insert(connection, jobs, ("queue", "job_id", *_ROW_COLUMNS)).run(connection, values)
+        return False
+    last = connection.execute(select(func.max(jobs.c.id))).scalar() or 0
+    for offset, (_, row) in enumerate(ordered, start=1):
+        row.id = last + offset
+    values = [(row.id, queue, job_id, *_columns(row)) for (queue, job_id), row in ordered]
+    # A plain INSERT: the write lock held since the existence check means no row can conflict.
+    statement = bulk_statement(
+        connection, "insert:zenith_jobs:ids", lambda _: jobs.insert(), ("id", "queue", "job_id", *_ROW_COLUMNS)
+    )
+    statement.run(connection, values)
+    return True
 
 
 def _columns(row: JobRow) -> tuple[Any, ...]:
@@ -285,6 +304,51 @@ def _action_rows(entries: Iterable[Entry]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _merge_job(row: JobRow, job_entries: list[Entry], archived: frozenset[str]) -> None:
+    """``merge``, then the payload dropped when the job ended in a state that is not archived in full."""
+    dropped_before = row.state in FINAL_STATES and row.state not in archived
+    merge(row, job_entries, skip_fill=dropped_before)
+    if row.state in FINAL_STATES and row.state not in archived:
+        row.payload = row.search_text = None
+        row.new_fields = None
+
+
+@dataclass
+class Plan:
+    """A batch worked out before its transaction, so that less of it is done while holding locks.
+
+    ``entries``: in stream order, each once; ``per_job``: each job's entries that change its row;
+    ``linked``: every job an entry names; ``new_rows``: each job's row as it would be created.
+    """
+
+    entries: list[Entry]
+    per_job: dict[JobKey, list[Entry]]
+    linked: set[JobKey]
+    new_rows: dict[JobKey, JobRow]
+
+
+def plan_batch(entries: Iterable[Entry], archived: frozenset[str]) -> Plan:
+    """The :class:`Plan` of ``entries`` (pure: it reads no database)."""
+    unique: dict[str, Entry] = {}
+    for entry in entries:
+        unique.setdefault(entry.stream_id, entry)
+    ordered = sorted(unique.values(), key=lambda entry: entry.order)
+    per_job: dict[JobKey, list[Entry]] = defaultdict(list)
+    linked: set[JobKey] = set()
+    for entry in ordered:
+        key = entry.key
+        if key is None:
+            continue
+        linked.add(key)
+        if entry.touches_job:
+            per_job[key].append(entry)
+    new_rows: dict[JobKey, JobRow] = {}
+    for key, job_entries in per_job.items():
+        row = new_rows[key] = JobRow(id=0, state=State.WAITING, attempts=0)
+        _merge_job(row, job_entries, archived)
+    return Plan(ordered, dict(per_job), linked, new_rows)
+
+
 class _Writer:
     """The steps of one batch, on one connection inside its transaction."""
 
@@ -294,29 +358,23 @@ class _Writer:
         self.legacy = legacy
 
     def new_entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        """``entries`` less those the archive holds already."""
         ids = [entry.stream_id for entry in entries]
         query = select(job_events.c.stream_id).where(job_events.c.stream_id.in_(ids))
         seen = set(self.connection.execute(query).scalars())
-        fresh: dict[str, Entry] = {}
-        for entry in entries:
-            if entry.stream_id not in seen:
-                fresh.setdefault(entry.stream_id, entry)
-        return sorted(fresh.values(), key=lambda entry: entry.order)
+        return [entry for entry in entries if entry.stream_id not in seen]
 
-    def jobs(self, entries: Sequence[Entry]) -> tuple[dict[JobKey, JobRow], set[int]]:
-        """Brings every job the entries touch up to date; returns the rows and the ids of stripped jobs."""
-        per_job: dict[JobKey, list[Entry]] = defaultdict(list)
-        linked: set[JobKey] = set()
-        for entry in entries:
-            key = entry.key
-            if key is None:
-                continue
-            linked.add(key)
-            if entry.touches_job:
-                per_job[key].append(entry)
-        made = self._new_rows(per_job)
-        rows = _lock_rows(self.connection, linked)
-        created = _adopt(rows, made)
+    def jobs(self, plan: Plan) -> tuple[dict[JobKey, JobRow], set[int]]:
+        """Brings every job the plan touches up to date; returns the rows and the ids of stripped jobs."""
+        per_job, linked = plan.per_job, plan.linked
+        made, numbered = self._new_rows(plan)
+        if numbered:  # the new rows have their ids: only the others are read
+            rows = _lock_rows(self.connection, linked - made.keys())
+            rows.update(made)
+            created = set(made)
+        else:
+            rows = _lock_rows(self.connection, linked)
+            created = _adopt(rows, made)
         stripped: set[int] = set()
         legacy: list[tuple[Any, ...]] = []
         for key, job_entries in per_job.items():
@@ -325,7 +383,7 @@ class _Writer:
                 logger.warning("job %r of queue %r matches another job's row; its events are kept unlinked", *key[::-1])
                 continue
             if key not in created:
-                self._merge(row, job_entries)
+                _merge_job(row, job_entries, self.archived)
             if row.state in FINAL_STATES and row.state not in self.archived:
                 stripped.add(row.id)
             if self.legacy:
@@ -338,23 +396,14 @@ class _Writer:
             statement.run(self.connection, legacy)
         return rows, stripped
 
-    def _new_rows(self, per_job: dict[JobKey, list[Entry]]) -> dict[JobKey, JobRow]:
-        """Create the rows of jobs the archive does not hold yet, brought up to date; returns them (no ids yet)."""
-        missing = per_job.keys() - _existing(self.connection, per_job.keys())
-        made: dict[JobKey, JobRow] = {}
-        for key in missing:
-            row = JobRow(id=0, state=State.WAITING, attempts=0)
-            self._merge(row, per_job[key])
-            made[key] = row
-        _create_rows(self.connection, made)
-        return made
+    def _new_rows(self, plan: Plan) -> tuple[dict[JobKey, JobRow], bool]:
+        """Create the rows of jobs the archive does not hold yet, brought up to date.
 
-    def _merge(self, row: JobRow, job_entries: list[Entry]) -> None:
-        dropped_before = row.state in FINAL_STATES and row.state not in self.archived
-        merge(row, job_entries, skip_fill=dropped_before)
-        if row.state in FINAL_STATES and row.state not in self.archived:
-            row.payload = row.search_text = None
-            row.new_fields = None
+        Returns them, and whether they have their ids already (see :func:`_create_rows`).
+        """
+        missing = plan.per_job.keys() - _existing(self.connection, plan.per_job.keys())
+        made = {key: plan.new_rows[key] for key in missing}
+        return made, _create_rows(self.connection, made)
 
     def _update(self, rows: Iterable[JobRow]) -> None:
         values = [(*_columns(row), row.id) for row in rows]
@@ -391,20 +440,28 @@ def write_batch(
     archived: frozenset[str],
     legacy: bool,
     consumer: str,
+    plan: Plan | None = None,
 ) -> BatchResult:
-    """Write ``entries`` on ``connection`` (inside its transaction); the caller commits, then acknowledges."""
+    """Write ``entries`` on ``connection`` (inside its transaction); the caller commits, then acknowledges.
+
+    ``plan``: :func:`plan_batch` of ``entries``, worked out before the transaction began; it is
+    used unless some of the entries turn out to be archived already.
+    """
     writer = _Writer(connection, archived, legacy)
-    fresh = writer.new_entries(entries)
-    rows, stripped = writer.jobs(fresh)
-    writer.events(fresh, rows, stripped)
+    if plan is None:
+        plan = plan_batch(entries, archived)
+    fresh = writer.new_entries(plan.entries)
+    if len(fresh) != len(plan.entries):  # a batch delivered again: only what the archive lacks
+        plan = plan_batch(fresh, archived)
+    rows, stripped = writer.jobs(plan)
+    writer.events(plan.entries, rows, stripped)
     if entries:
         last = max(entries, key=lambda entry: entry.order).stream_id
         mark = {"streamId": last, "archivedAt": int(time.time() * 1000)}
         upsert_meta(connection, f"consumer:{consumer}", json.dumps(mark))
-    touched = {entry.key for entry in fresh if entry.touches_job}
     return BatchResult(
-        events=len(fresh),
-        jobs=len(touched),
-        undecodable=sum(1 for entry in fresh if entry.event is None),
-        duplicates=len(entries) - len(fresh),
+        events=len(plan.entries),
+        jobs=len(plan.per_job),
+        undecodable=sum(1 for entry in plan.entries if entry.event is None),
+        duplicates=len(entries) - len(plan.entries),
     )

@@ -25,7 +25,7 @@ import redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from zenith_archive._batch import BatchResult, write_batch
+from zenith_archive._batch import BatchResult, plan_batch, write_batch
 from zenith_archive._ingest import Decoder, Entry
 from zenith_archive.autocleanup import AutoCleanup
 from zenith_archive.migrations import current_revision, head_revision
@@ -47,7 +47,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "archive"
-DEFAULT_BATCH = 2_000
+DEFAULT_BATCH = 5_000
 DEFAULT_CLAIM_IDLE_MS = 30_000
 """Entries another consumer has held unacknowledged this long are taken over (it is presumed dead)."""
 ARCHIVABLE_STATES: frozenset[str] = FINAL_STATES | {State.WAITING}
@@ -198,11 +198,18 @@ class Archiver:
     # -- writing ------------------------------------------------------------------------------
 
     def _transaction(self, entries: Sequence[Entry]) -> BatchResult:
+        # Worked out before the transaction: on SQLite other archivers wait for its write lock.
+        plan = plan_batch(entries, self.states)
         with self.engine.connect() as connection:
             connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
                 return write_batch(
-                    connection, entries, archived=self.states, legacy=self.legacy_tables, consumer=self.consumer
+                    connection,
+                    entries,
+                    archived=self.states,
+                    legacy=self.legacy_tables,
+                    consumer=self.consumer,
+                    plan=plan,
                 )
 
     def _write(self, entries: Sequence[Entry]) -> BatchResult:

@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from cli_run import finish, one_line, prefix_options, start, zenith
@@ -83,6 +84,33 @@ def test_run_archives_until_sigterm_then_status_shows_no_lag(
     assert [c["name"] for c in found["consumers"]] == ["cli"]
     table = zenith("archive", "status", *common)
     assert table.returncode == 0 and "rows in zenith_jobs" in table.stdout and "30" in table.stdout
+
+
+def test_run_with_processes_shares_the_stream_and_sigterm_stops_every_process(
+    r: redis.Redis, keyspace: KeySpace, engine: Engine, redis_url: str
+) -> None:
+    _emit_jobs(r, keyspace, 200)
+    common = ["--db", url_of(engine), "--redis", redis_url, *prefix_options(keyspace)]
+    process = start(["archive", "run", *common, "--consumer", "cli", "--batch", "5", "--processes", "2"])
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + HANG_S
+        while len(archived_ids(engine)) < len(stream_ids(r, keyspace)) or len(children) < 2:
+            assert process.poll() is None, finish(process).stderr
+            assert time.monotonic() < deadline, "zenith archive run --processes 2 did not archive the stream"
+            children = psutil.Process(process.pid).children()
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    result = finish(process)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "archive: all archivers stopped" in result.stderr
+    assert result.stderr.count("archive: stopped") == 2  # each child stopped gracefully
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    found = json.loads(zenith("archive", "status", *common, "--json").stdout)
+    assert (found["lag"], found["pending"], found["rows"]["zenith_jobs"]) == (0, 0, 200)
+    assert sorted(c["name"] for c in found["consumers"]) == ["cli-0", "cli-1"]
+    assert sorted(archived_ids(engine)) == sorted(stream_ids(r, keyspace))  # each entry once
 
 
 def test_run_creates_a_new_archive_first(r: redis.Redis, keyspace: KeySpace, tmp_path: Path, redis_url: str) -> None:

@@ -9,6 +9,7 @@ rest of the command line works without the extra; without it these commands say 
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +34,8 @@ from zenith_sdk.cli._common import (
     stop_on_signals,
     whole_number,
 )
-from zenith_sdk.cli._errors import one_line
+from zenith_sdk.cli._errors import one_line, print_error
+from zenith_sdk.supervisor import ChildExit, Supervisor, supervised_slot
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -71,7 +73,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_group_option(run)
     run.add_argument("--consumer", metavar="NAME", help="this archiver's name in the group (default: host-pid)")
     run.add_argument(
-        "--batch", type=whole_number(1, 100_000), default=2_000, metavar="N", help="entries per transaction"
+        "--batch", type=whole_number(1, 100_000), default=5_000, metavar="N", help="entries per transaction (default 5000)"
     )
     run.add_argument(
         "--states",
@@ -95,6 +97,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     run.add_argument(
         "--no-legacy", action="store_true", help="do not write the Node console's flux_job_archive and flux_system_logs"
+    )
+    run.add_argument(
+        "--processes",
+        type=whole_number(1, 64),
+        default=1,
+        metavar="N",
+        help="archiver processes sharing the stream (default 1); a dead one is restarted. Decoding then runs on "
+        "several cores; with --consumer NAME they are NAME-0, NAME-1, ...",
     )
     run.set_defaults(handler=_with_extra(_run_archiver))
 
@@ -249,12 +259,16 @@ def _run_archiver(args: argparse.Namespace, settings: CliSettings) -> int:
                 console(stderr=True).print(
                     escape(f"archive: created the archive's tables at {describe_url(engine.url)}")
                 )
+            slot = supervised_slot()
+            if args.processes > 1 and slot is None:
+                return _supervise(args, f"into {describe_url(engine.url)}")
+            consumer = args.consumer if args.consumer is None or slot is None else f"{args.consumer}-{slot}"
             archiver = Archiver(
                 client,
                 engine,
                 keyspace=keyspace_from(args, settings),
                 group=args.group,
-                consumer=args.consumer,
+                consumer=consumer,
                 batch=args.batch,
                 states=states,
                 claim_idle_ms=args.claim_idle,
@@ -265,7 +279,7 @@ def _run_archiver(args: argparse.Namespace, settings: CliSettings) -> int:
                 f"archive: {archiver.stream} at {where} into {describe_url(engine.url)}, as {archiver.consumer} "
                 f"of group {archiver.group}"
             )
-            if args.logs:
+            if args.logs and not slot:  # one log archiver: each would write every line it hears
                 log_archiver = LogArchiver(
                     client, engine, keyspace=keyspace_from(args, settings), legacy_tables=not args.no_legacy
                 )
@@ -274,6 +288,27 @@ def _run_archiver(args: argparse.Namespace, settings: CliSettings) -> int:
             _until_stopped(workers, banner + "; stop with Ctrl-C or SIGTERM")
         finally:
             client.close()
+    return EXIT_OK
+
+
+def _supervise(args: argparse.Namespace, where: str) -> int:
+    """Run ``args.processes`` archivers as child processes until a signal; restart those that die."""
+    err = console(stderr=True)
+
+    def report(done: ChildExit) -> None:
+        if done.status != 0:
+            how = f"status {done.status}" if done.status > 0 else f"signal {-done.status}"
+            err.print(escape(f"archive: archiver {done.slot} (pid {done.pid}) ended with {how}"))
+
+    command = [sys.executable, "-m", "zenith_sdk.cli", *args.argv]
+    err.print(escape(f"archive: {args.processes} archiver processes {where}; stop with Ctrl-C or SIGTERM"))
+    with stop_on_signals() as stop_requested:
+        supervisor = Supervisor(command, args.processes, name="archiver", on_exit=report, stop=stop_requested)
+        status = supervisor.run()
+    if status:
+        print_error(f"the archivers kept failing (last status {status}); their messages above say why")
+        return status
+    err.print("archive: all archivers stopped")
     return EXIT_OK
 
 
