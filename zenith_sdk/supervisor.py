@@ -51,6 +51,13 @@ class ChildExit:
     pid: int
     status: int
     lived_s: float
+    restart_in_s: float | None = None
+    """When another child takes its place (None: the supervisor gave up and stops them all)."""
+
+    @property
+    def how(self) -> str:
+        """``"status 3"`` or ``"signal 9"``."""
+        return f"status {self.status}" if self.status >= 0 else f"signal {-self.status}"
 
 
 @dataclass
@@ -150,27 +157,26 @@ class Supervisor:
         if status is None:
             return None
         lived = time.monotonic() - slot.started
-        done = ChildExit(slot.index, process.pid, status, lived)
-        slot.exits.append(done)
         slot.process = None
+        given_up: int | None = None
+        if status == 0:  # it chose to end: a fresh one takes its place at once
+            slot.quick_exits = 0
+        elif status in GIVE_UP_STATUSES and slot.runs == 1:
+            given_up = status
+        else:
+            slot.quick_exits = slot.quick_exits + 1 if lived < self.quick_exit_s else 0
+            if slot.quick_exits >= self.max_quick_exits:
+                given_up = status if status > 0 else 1
+        wait = 0.0 if slot.quick_exits == 0 else min(self.backoff_s * 2 ** (slot.quick_exits - 1), self.max_backoff_s)
+        done = ChildExit(slot.index, process.pid, status, lived, None if given_up is not None else wait)
+        slot.exits.append(done)
         if self.on_exit is not None:
             self.on_exit(done)
-        if status == 0:  # it chose to end: a fresh one takes its place
-            slot.quick_exits, slot.restart_at = 0, 0.0
-            return None
-        if status in GIVE_UP_STATUSES and slot.runs == 1:
-            logger.error("%s %d exited with status %d at its first run; not restarting", self.name, slot.index, status)
-            return status
-        slot.quick_exits = slot.quick_exits + 1 if lived < self.quick_exit_s else 0
-        if slot.quick_exits >= self.max_quick_exits:
-            logger.error(
-                "%s %d died %d times within %.0f s of starting; stopping", self.name, slot.index, slot.quick_exits,
-                self.quick_exit_s,
-            )  # fmt: skip
-            return status if status > 0 else 1
-        wait = 0.0 if slot.quick_exits == 0 else min(self.backoff_s * 2 ** (slot.quick_exits - 1), self.max_backoff_s)
-        logger.warning("%s %d (pid %d) ended with status %d; starting another in %.1f s", self.name, slot.index,
-                       process.pid, status, wait)  # fmt: skip
+        if given_up is not None:
+            why = "at its first run" if slot.runs == 1 else f"{slot.quick_exits} times within {self.quick_exit_s:.0f} s"
+            logger.error("%s %d ended with %s %s; stopping them all", self.name, slot.index, done.how, why)
+            return given_up
+        logger.info("%s %d (pid %d) ended with %s; another in %.1f s", self.name, slot.index, done.pid, done.how, wait)
         slot.restart_at = time.monotonic() + wait
         return None
 

@@ -93,13 +93,20 @@ def test_run_with_processes_shares_the_stream_and_sigterm_stops_every_process(
     common = ["--db", url_of(engine), "--redis", redis_url, *prefix_options(keyspace)]
     process = start(["archive", "run", *common, "--consumer", "cli", "--batch", "5", "--processes", "2"])
     children: list[psutil.Process] = []
+
+    def both_read() -> bool:  # each child has joined the group: it runs, its signal handlers are set
+        try:
+            return len(r.xinfo_consumers(keyspace.events(), "archive")) == 2
+        except redis.ResponseError:  # no group yet
+            return False
+
     try:
         deadline = time.monotonic() + HANG_S
-        while len(archived_ids(engine)) < len(stream_ids(r, keyspace)) or len(children) < 2:
+        while len(archived_ids(engine)) < len(stream_ids(r, keyspace)) or not both_read():
             assert process.poll() is None, finish(process).stderr
             assert time.monotonic() < deadline, "zenith archive run --processes 2 did not archive the stream"
-            children = psutil.Process(process.pid).children()
             time.sleep(0.05)
+        children = psutil.Process(process.pid).children()
     finally:
         process.send_signal(signal.SIGTERM)
     result = finish(process)

@@ -93,15 +93,16 @@ def test_a_child_that_dies_is_replaced_and_the_others_keep_running(tmp_path: Pat
     thread.join(HANG_S)
 
     assert status == [0]
-    assert [(done.slot, done.status) for done in exits] == [(1, 9)]
+    assert [(done.slot, done.status, done.how) for done in exits] == [(1, 9, "status 9")]
+    assert exits[0].restart_in_s == 0.5  # it died at once: the next start waited
     assert len(_runs(tmp_path, 0)) == 1  # slot 0 was never touched
 
 
 def test_a_child_killed_by_a_signal_is_replaced(tmp_path: Path) -> None:
     supervisor = Supervisor(_program(tmp_path, _SERVE_UNTIL_SIGTERM), 1)
     thread, status = _in_background(supervisor)
-    _wait_for(lambda: len(supervisor.pids) == 1, "the child started")
-    [first] = supervisor.pids
+    _wait_for(lambda: len(_runs(tmp_path, 0)) == 1, "the child started")
+    [first] = _runs(tmp_path, 0)
     psutil.Process(first).kill()
     _wait_for(lambda: len(_runs(tmp_path, 0)) == 2 and len(supervisor.pids) == 1, "a new child took its place")
     supervisor.stop()
@@ -109,7 +110,7 @@ def test_a_child_killed_by_a_signal_is_replaced(tmp_path: Path) -> None:
 
     assert status == [0]
     [done] = supervisor.exits
-    assert (done.pid, done.status) == (first, -9)
+    assert (done.pid, done.status, done.how) == (first, -9, "signal 9")
 
 
 def test_a_child_that_exits_cleanly_on_its_own_is_replaced_at_once_without_counting_a_failure(tmp_path: Path) -> None:
@@ -129,6 +130,9 @@ def test_children_that_keep_dying_at_once_make_it_give_up_with_their_status(tmp_
     deaths = max(len(_runs(tmp_path, 0)), len(_runs(tmp_path, 1)))
     assert deaths == 3  # the first slot to fail three times in a row stops them all
     assert supervisor.pids == []
+    [last] = [done for done in supervisor.exits if done.restart_in_s is None]
+    restarts = [done.restart_in_s for done in supervisor.exits if done.slot == last.slot]
+    assert restarts == [0.01, 0.02, None]  # doubling pauses, then none: it gave up
 
 
 def test_bad_input_at_the_first_run_is_not_retried(tmp_path: Path) -> None:

@@ -73,7 +73,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_group_option(run)
     run.add_argument("--consumer", metavar="NAME", help="this archiver's name in the group (default: host-pid)")
     run.add_argument(
-        "--batch", type=whole_number(1, 100_000), default=5_000, metavar="N", help="entries per transaction (default 5000)"
+        "--batch",
+        type=whole_number(1, 100_000),
+        default=5_000,
+        metavar="N",
+        help="entries per transaction (default 5000)",
     )
     run.add_argument(
         "--states",
@@ -297,8 +301,8 @@ def _supervise(args: argparse.Namespace, where: str) -> int:
 
     def report(done: ChildExit) -> None:
         if done.status != 0:
-            how = f"status {done.status}" if done.status > 0 else f"signal {-done.status}"
-            err.print(escape(f"archive: archiver {done.slot} (pid {done.pid}) ended with {how}"))
+            then = "giving up" if done.restart_in_s is None else f"another starts in {done.restart_in_s:.1f} s"
+            err.print(escape(f"archive: archiver {done.slot} (pid {done.pid}) ended with {done.how}; {then}"))
 
     command = [sys.executable, "-m", "zenith_sdk.cli", *args.argv]
     err.print(escape(f"archive: {args.processes} archiver processes {where}; stop with Ctrl-C or SIGTERM"))
