@@ -9,9 +9,11 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from patience import HANG_S
@@ -22,11 +24,13 @@ from zenith_protocol import EventType, KeySpace, decode_event_fields, decode_hea
 from zenith_sdk.producer import JobSpec, Producer
 
 APP_MODULE = """
+import os
 from pathlib import Path
 
 from zenith_sdk.worker import App, JobContext
 
 DONE = Path(__file__).with_name("done.txt")
+PIDS = Path(__file__).with_name("pids.txt")
 app = App()
 
 
@@ -34,6 +38,8 @@ app = App()
 def touch(job: JobContext) -> None:
     with DONE.open("a", encoding="utf-8") as out:
         out.write(f"{job.id} {job.properties['n']} {job.attempt}\\n")
+    with PIDS.open("a", encoding="utf-8") as out:
+        out.write(f"{os.getpid()}\\n")
 
 
 handlers = {"touch": touch}
@@ -172,6 +178,69 @@ def test_the_worker_command_accepts_a_dict_of_handlers_and_no_events(
     assert process.returncode == 0, err
     assert done_lines(app_dir) == ["1700000000000-k3j9x2a 7 1"]
     assert r.exists(keyspace.events(), keyspace.worker(worker_id)) == 0
+
+
+def _pids(app_dir: Path) -> list[int]:
+    path = app_dir / "pids.txt"
+    return [int(pid) for pid in path.read_text(encoding="utf-8").split()] if path.exists() else []
+
+
+def test_worker_processes_are_recycled_after_their_jobs_and_sigterm_stops_them_all(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, app_dir: Path, spawn_cli: Spawn
+) -> None:
+    worker_id = f"cli-{uuid.uuid4().hex[:8]}"
+    process = spawn_cli(
+        "worker", "tests_app_module:app", "--queues", "cli", "--worker-id", worker_id, "--processes", "2",
+        "--max-jobs-per-child", "5", *prefix_options(redis_url, keyspace),
+    )  # fmt: skip
+    ids = Producer(r, keyspace=keyspace).push_many(
+        [JobSpec(name="touch", properties={"n": n}, queue="cli") for n in range(40)]
+    )
+    wait_for(lambda: len(done_lines(app_dir)) >= 40 or process.poll() is not None, what="forty jobs")
+    wait_for(
+        lambda: r.exists(keyspace.worker(f"{worker_id}-0"), keyspace.worker(f"{worker_id}-1")) == 2, what="two workers"
+    )
+    children = psutil.Process(process.pid).children()
+
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=HANG_S)
+
+    assert process.returncode == 0, err
+    assert sorted(line.split()[0] for line in done_lines(app_dir)) == sorted(ids)  # each job once
+    runs = Counter(_pids(app_dir))
+    assert len(runs) >= 8 and max(runs.values()) <= 5  # no process ran more than five jobs
+    assert "worker: all workers stopped" in err and "Traceback" not in err
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    for slot in (0, 1):
+        assert r.llen(keyspace.processing("cli", f"{worker_id}-{slot}")) == 0
+        assert r.exists(keyspace.worker(f"{worker_id}-{slot}")) == 0
+
+
+def test_a_worker_process_above_its_memory_limit_is_replaced_after_its_job(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, app_dir: Path, spawn_cli: Spawn
+) -> None:
+    process = spawn_cli(
+        "worker", "tests_app_module:app", "--queues", "mem", "--max-memory-per-child", "1",
+        *prefix_options(redis_url, keyspace),
+    )  # fmt: skip
+    ids = Producer(r, keyspace=keyspace).push_many(
+        [JobSpec(name="touch", properties={"n": n}, queue="mem") for n in range(3)]
+    )
+    wait_for(lambda: len(done_lines(app_dir)) >= 3 or process.poll() is not None, what="three jobs")
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=HANG_S)
+
+    assert process.returncode == 0, err
+    assert sorted(line.split()[0] for line in done_lines(app_dir)) == sorted(ids)
+    assert len(set(_pids(app_dir))) == 3  # every process is above 1 MiB: each ran one job, then made way
+
+
+def test_worker_processes_for_an_app_that_cannot_import_say_so_once(
+    redis_url: str, keyspace: KeySpace, run_cli: Run
+) -> None:
+    result = run_cli("worker", "no_such_module_here:app", "--processes", "4", *prefix_options(redis_url, keyspace))
+    assert result.returncode == 2
+    assert result.stderr.count("cannot import 'no_such_module_here'") == 1 and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

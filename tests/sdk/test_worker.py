@@ -904,3 +904,17 @@ def test_the_option_keywords_of_a_worker_are_the_fields_of_its_options(r: redis.
     with pytest.raises(TypeError, match="not both"):
         Worker(App({}), r, options=WorkerOptions(), concurrency=2)
     worker.client.connection_pool.disconnect()
+
+
+def test_a_worker_with_max_jobs_stops_gracefully_after_them_and_puts_the_rest_back(
+    r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
+) -> None:
+    record = Recorder()
+    ids = [producer.push("job", {"n": n}, queue="q") for n in range(10)]
+    worker = start_worker(App({"job": record}), queues=("q",), max_jobs=3, prefetch=4)
+    wait_for(lambda: worker._thread is not None and not worker._thread.is_alive(), what="the worker to stop")
+
+    assert (worker.processed, len(record)) == (3, 3)
+    left = [decode_job(raw).id for raw in lrange(r, keyspace.queue("q"))]
+    assert sorted([*left, *(job.id for job in record.runs)]) == sorted(ids)  # nothing lost, nothing run twice
+    assert r.llen(keyspace.processing("q", worker.id)) == 0

@@ -9,7 +9,6 @@ rest of the command line works without the extra; without it these commands say 
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,8 +33,9 @@ from zenith_sdk.cli._common import (
     stop_on_signals,
     whole_number,
 )
-from zenith_sdk.cli._errors import one_line, print_error
-from zenith_sdk.supervisor import ChildExit, Supervisor, supervised_slot
+from zenith_sdk.cli._errors import one_line
+from zenith_sdk.cli._supervise import supervise
+from zenith_sdk.supervisor import supervised_slot
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -265,7 +265,8 @@ def _run_archiver(args: argparse.Namespace, settings: CliSettings) -> int:
                 )
             slot = supervised_slot()
             if args.processes > 1 and slot is None:
-                return _supervise(args, f"into {describe_url(engine.url)}")
+                where_to = f"{args.processes} archiver processes into {describe_url(engine.url)}"
+                return supervise(args, args.processes, "archiver", where_to, label="archive")
             consumer = args.consumer if args.consumer is None or slot is None else f"{args.consumer}-{slot}"
             archiver = Archiver(
                 client,
@@ -292,27 +293,6 @@ def _run_archiver(args: argparse.Namespace, settings: CliSettings) -> int:
             _until_stopped(workers, banner + "; stop with Ctrl-C or SIGTERM")
         finally:
             client.close()
-    return EXIT_OK
-
-
-def _supervise(args: argparse.Namespace, where: str) -> int:
-    """Run ``args.processes`` archivers as child processes until a signal; restart those that die."""
-    err = console(stderr=True)
-
-    def report(done: ChildExit) -> None:
-        if done.status != 0:
-            then = "giving up" if done.restart_in_s is None else f"another starts in {done.restart_in_s:.1f} s"
-            err.print(escape(f"archive: archiver {done.slot} (pid {done.pid}) ended with {done.how}; {then}"))
-
-    command = [sys.executable, "-m", "zenith_sdk.cli", *args.argv]
-    err.print(escape(f"archive: {args.processes} archiver processes {where}; stop with Ctrl-C or SIGTERM"))
-    with stop_on_signals() as stop_requested:
-        supervisor = Supervisor(command, args.processes, name="archiver", on_exit=report, stop=stop_requested)
-        status = supervisor.run()
-    if status:
-        print_error(f"the archivers kept failing (last status {status}); their messages above say why")
-        return status
-    err.print("archive: all archivers stopped")
     return EXIT_OK
 
 

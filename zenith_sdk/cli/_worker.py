@@ -20,9 +20,12 @@ from zenith_sdk.cli._common import (
     keyspace_from,
     print_json,
     redis_from,
+    whole_number,
 )
+from zenith_sdk.cli._supervise import supervise
 from zenith_sdk.control import repair_groups
 from zenith_sdk.events import EventEmitter
+from zenith_sdk.supervisor import supervised_slot
 from zenith_sdk.worker import App, Worker, WorkerOptions, recover_dead_workers
 
 __all__ = ["load_app", "register"]
@@ -45,6 +48,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="S", help="grace period on stop")
     parser.add_argument("--no-events", action="store_true", help="do not write lifecycle events")
     parser.add_argument("--worker-id", default=None, help="this worker's id (default: hostname-pid-random)")
+    parser.add_argument(
+        "--processes",
+        "-p",
+        type=whole_number(1, 1024),
+        default=1,
+        metavar="N",
+        help="worker processes of --concurrency slots each, for jobs that need several cores; a supervisor "
+        "restarts one that dies (default 1)",
+    )
+    parser.add_argument(
+        "--max-jobs-per-child",
+        type=whole_number(1),
+        default=None,
+        metavar="N",
+        help="replace a worker process after it has run N jobs (it finishes them first)",
+    )
+    parser.add_argument(
+        "--max-memory-per-child",
+        type=float,
+        default=None,
+        metavar="MIB",
+        help="replace a worker process once its resident memory exceeds MIB (after the job it is running)",
+    )
     add_redis_options(parser)
     parser.set_defaults(handler=_run_worker)
 
@@ -88,8 +114,9 @@ def load_app(spec: str) -> App:
 
 
 def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
-    app = load_app(args.app)
+    app = load_app(args.app)  # in the supervisor too: an app that cannot import is told once
     queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    slot = supervised_slot()
     fields = {
         "queues": queues,
         "concurrency": args.concurrency,
@@ -98,10 +125,16 @@ def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
         "default_max_attempts": args.max_attempts,
         "shutdown_timeout_s": args.shutdown_timeout,
         "events": not args.no_events,
+        "max_jobs": args.max_jobs_per_child,
+        "max_memory_mb": args.max_memory_per_child,
     }
     if args.worker_id:
-        fields["worker_id"] = args.worker_id
-    options = WorkerOptions(**fields)
+        fields["worker_id"] = args.worker_id if slot is None else f"{args.worker_id}-{slot}"
+    options = WorkerOptions(**fields)  # checked before any child starts
+    recycled = args.max_jobs_per_child is not None or args.max_memory_per_child is not None
+    if slot is None and (args.processes > 1 or recycled):
+        banner = f"{args.processes} worker processes of {args.concurrency} slots for {len(app)} handlers {app.names()}"
+        return supervise(args, args.processes, "worker", banner, label="worker")
     client, where = redis_from(args, settings)
     out = console(stderr=True)
     handlers = f"{len(app)} handlers {app.names()}"

@@ -47,6 +47,10 @@ class WorkerOptions(BaseModel):
         recovery_interval_s: how often this worker looks for dead workers' in-flight jobs.
         promote_batch: most delayed jobs promoted per fetch.
         worker_id: this worker's id (default: hostname-pid-random).
+        max_jobs: stop gracefully after running this many jobs (``None``: never); with
+            ``zenith worker --max-jobs-per-child`` a fresh process takes its place.
+        max_memory_mb: stop gracefully once this process's resident memory exceeds this many MiB
+            (looked at after a job, at most once a second; ``None``: never).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -65,6 +69,8 @@ class WorkerOptions(BaseModel):
     recovery_interval_s: float = Field(default=15.0, gt=0)
     promote_batch: int = Field(default=100, ge=1)
     worker_id: str = Field(default_factory=new_worker_id, min_length=1)
+    max_jobs: int | None = Field(default=None, ge=1)
+    max_memory_mb: float | None = Field(default=None, gt=0)
 
     @field_validator("queues")
     @classmethod
@@ -109,3 +115,5 @@ class WorkerOptionFields(TypedDict, total=False):
     recovery_interval_s: float
     promote_batch: int
     worker_id: str
+    max_jobs: int | None
+    max_memory_mb: float | None

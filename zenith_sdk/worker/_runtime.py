@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -42,6 +43,8 @@ _FIRST_IDLE_S = 0.005
 _FIRST_OUTAGE_S = 0.1
 _MAX_OUTAGE_S = 5.0
 _MAX_WRITE_DELAY_S = 0.05
+_MEMORY_LOOK_S = 1.0
+"""Resident memory is looked at after a job at most this often (``max_memory_mb``)."""
 
 
 def _own_client(target: redis.Redis | str | RedisSettings | None, name: str) -> redis.Redis:
@@ -123,6 +126,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self.processed = 0
         self.failed = 0
+        self._next_memory_look = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -395,6 +399,26 @@ class Worker:
         self._pending_events.extend(events)
         self.processed += 1
         self.failed += int(failed)
+        self._recycle_when_due()
+
+    def _recycle_when_due(self) -> None:
+        """Begin a graceful stop once ``max_jobs`` jobs have run or memory is above ``max_memory_mb``."""
+        if self._stop.is_set():
+            return
+        limit = self.options.max_jobs
+        if limit is not None and self.processed >= limit:
+            logger.info("worker=%s ran %d jobs (max_jobs); stopping", self.id, self.processed)
+            self.request_stop()
+            return
+        ceiling = self.options.max_memory_mb
+        now = time.monotonic()
+        if ceiling is None or now < self._next_memory_look:
+            return
+        self._next_memory_look = now + _MEMORY_LOOK_S
+        resident_mb = psutil.Process().memory_info().rss / 2**20
+        if resident_mb > ceiling:
+            logger.warning("worker=%s uses %.0f MiB (max_memory_mb %.0f); stopping", self.id, resident_mb, ceiling)
+            self.request_stop()
 
     def _mark_pending(self) -> None:
         if not self._ops and not self._pending_events:
