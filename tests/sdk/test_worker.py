@@ -918,3 +918,24 @@ def test_a_worker_with_max_jobs_stops_gracefully_after_them_and_puts_the_rest_ba
     left = [decode_job(raw).id for raw in lrange(r, keyspace.queue("q"))]
     assert sorted([*left, *(job.id for job in record.runs)]) == sorted(ids)  # nothing lost, nothing run twice
     assert r.llen(keyspace.processing("q", worker.id)) == 0
+
+
+def test_a_worker_started_under_the_id_of_one_that_died_puts_back_what_that_one_held(
+    r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
+) -> None:
+    # What a worker killed mid-job leaves: a job in its processing list, and its queue list.
+    held = producer.push("job", {"n": 1}, queue="q")
+    r.lmove(keyspace.queue("q"), keyspace.processing("q", "fixed-id"), "RIGHT", "LEFT")
+    r.lpush(keyspace.queue("old"), node_job("1700000000000-k3j9x2a", "job", {"n": 2}, created_at=1))
+    r.lmove(keyspace.queue("old"), keyspace.processing("old", "fixed-id"), "RIGHT", "LEFT")
+    r.hset(keyspace.worker_queues(), "fixed-id", json.dumps(["q", "old"]))
+    record = Recorder()
+
+    worker = start_worker(App({"job": record}), queues=("q",), worker_id="fixed-id")
+    wait_for(lambda: len(record) == 1, what="the job the dead worker held")
+
+    assert [job.id for job in record.runs] == [held]
+    assert r.lrange(keyspace.processing("old", "fixed-id"), 0, -1) == []  # a queue it no longer serves
+    assert [decode_job(raw).id for raw in lrange(r, keyspace.queue("old"))] == ["1700000000000-k3j9x2a"]
+    recovered = [e for e in stream_events(r, keyspace) if e.type is EventType.RECOVERED]
+    assert sorted((e.queue, e.count, e.actor) for e in recovered) == [("old", 1, worker.id), ("q", 1, worker.id)]

@@ -47,8 +47,8 @@ class WorkerOptions(BaseModel):
         recovery_interval_s: how often this worker looks for dead workers' in-flight jobs.
         promote_batch: most delayed jobs promoted per fetch.
         worker_id: this worker's id (default: hostname-pid-random).
-        max_jobs: stop gracefully after running this many jobs (``None``: never); with
-            ``zenith worker --max-jobs-per-child`` a fresh process takes its place.
+        max_jobs: begin a graceful stop once this many jobs have run (those running then finish;
+            ``None``: never); with ``zenith worker --max-jobs-per-child`` a fresh process takes its place.
         max_memory_mb: stop gracefully once this process's resident memory exceeds this many MiB
             (looked at after a job, at most once a second; ``None``: never).
     """

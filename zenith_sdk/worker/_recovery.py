@@ -132,13 +132,36 @@ def recover_dead_workers(
             for queue in queues:
                 moved[queue] = moved.get(queue, 0) + requeue_processing(client, queue, worker_id, keyspace=space)
     for worker_id, moved in recovered.items():
-        records = [
-            job_event(EventType.RECOVERED, queue, worker_id=worker_id, actor=actor, count=count)
-            for queue, count in moved.items()
-            if count
-        ]
-        if events is not None and records:
-            events.emit(*records)
-        if records:
-            logger.warning("worker=%s is gone; put back its in-flight jobs %s", worker_id, moved)
+        _report(worker_id, moved, actor, events, "is gone")
     return recovered
+
+
+def take_back_leftovers(
+    client: redis.Redis, worker_id: str, queues: Collection[str], *, keyspace: KeySpace, events: EventEmitter | None
+) -> dict[str, int]:
+    """Requeue what an earlier process with ``worker_id`` left in its processing lists; a worker calls it as it starts.
+
+    A worker id is one process's at a time, so a worker starting under an id that was used
+    before (``--worker-id``, or a supervisor's replacement child) finds the lists of one that
+    died: its heartbeat is this worker's now, so no one else would ever put them back.
+    """
+    before = _queues_of(client.hget(keyspace.worker_queues(), worker_id), worker_id)
+    moved = {
+        queue: requeue_processing(client, queue, worker_id, keyspace=keyspace)
+        for queue in dict.fromkeys([*queues, *before])
+    }
+    _report(worker_id, moved, worker_id, events, "started again")
+    return moved
+
+
+def _report(worker_id: str, moved: dict[str, int], actor: str, events: EventEmitter | None, why: str) -> None:
+    """A ``recovered`` event per queue jobs were put back on, and a log line."""
+    records = [
+        job_event(EventType.RECOVERED, queue, worker_id=worker_id, actor=actor, count=count)
+        for queue, count in moved.items()
+        if count
+    ]
+    if events is not None and records:
+        events.emit(*records)
+    if records:
+        logger.warning("worker=%s %s; put back its in-flight jobs %s", worker_id, why, moved)

@@ -29,7 +29,7 @@ from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
 from zenith_sdk.worker._options import WorkerOptionFields, WorkerOptions
 from zenith_sdk.worker._outcomes import Fetched, Op, error_text, failure, invalid_payload, stack_text, success
-from zenith_sdk.worker._recovery import requeue_processing
+from zenith_sdk.worker._recovery import requeue_processing, take_back_leftovers
 from zenith_sdk.worker._slots import SlotPool, Task
 
 if TYPE_CHECKING:
@@ -167,6 +167,7 @@ class Worker:
 
     def _main(self) -> None:
         self.scripts.load()
+        take_back_leftovers(self.client, self.id, self.options.queues, keyspace=self.keyspace, events=self.events)
         self._heartbeat.start()
         self._slots.start()
         logger.info("worker=%s started on queues %s", self.id, ",".join(self.options.queues))
