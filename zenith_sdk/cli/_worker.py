@@ -129,7 +129,8 @@ def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
         "max_memory_mb": args.max_memory_per_child,
     }
     if args.worker_id:
-        fields["worker_id"] = args.worker_id if slot is None else f"{args.worker_id}-{slot}"
+        # A replacement child takes a new id (PROTOCOL 4.6: one id per process lifetime).
+        fields["worker_id"] = args.worker_id if slot is None else f"{args.worker_id}-{slot}-{os.getpid()}"
     options = WorkerOptions(**fields)  # checked before any child starts
     recycled = args.max_jobs_per_child is not None or args.max_memory_per_child is not None
     if slot is None and (args.processes > 1 or recycled):

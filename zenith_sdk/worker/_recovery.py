@@ -141,9 +141,9 @@ def take_back_leftovers(
 ) -> dict[str, int]:
     """Requeue what an earlier process with ``worker_id`` left in its processing lists; a worker calls it as it starts.
 
-    A worker id is one process's at a time, so a worker starting under an id that was used
-    before (``--worker-id``, or a supervisor's replacement child) finds the lists of one that
-    died: its heartbeat is this worker's now, so no one else would ever put them back.
+    A worker id is one process's (PROTOCOL 4.6), so a worker starting under an id that was
+    used before (a fixed ``--worker-id`` after a crash) finds the lists of one that died: its
+    heartbeat is this worker's now, so no one else would ever put them back.
     """
     before = _queues_of(client.hget(keyspace.worker_queues(), worker_id), worker_id)
     moved = {
