@@ -45,6 +45,15 @@ def _seed(r: redis.Redis, space: KeySpace) -> None:
     r.lpush(space.failed("q"), "{broken")
 
 
+@pytest.mark.parametrize("state", list(JobState))
+@pytest.mark.parametrize("offset", [2**32 - 1, 2**32, 2**63, 2**64])
+def test_a_page_past_any_redis_collection_is_empty_not_an_error(
+    r: redis.Redis, keyspace: KeySpace, state: JobState, offset: int
+) -> None:
+    _seed(r, keyspace)
+    assert list_jobs(r, "q", state, keyspace=keyspace, offset=offset, limit=1000) == []
+
+
 def test_pages_in_both_orders_with_invalid_entries_kept(r: redis.Redis, keyspace: KeySpace) -> None:
     _seed(r, keyspace)
 

@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 MAX_PAGE = 1000
+_MAX_ELEMENTS = 2**32
+"""No Redis list or sorted set holds more elements: a page starting there is empty."""
 
 FIND_ORDER = (JobState.FAILED, JobState.DELAYED, JobState.WAITING, JobState.GROUPED, JobState.ACTIVE)
 """The states a job is looked for in, by id."""
@@ -67,6 +69,8 @@ def list_jobs(
         raise ValueError(f"offset must be >= 0 and limit 1..{MAX_PAGE}, got {offset} and {limit}")
     space = keyspace or KeySpace()
     validate_queue_name(queue)
+    if offset >= _MAX_ELEMENTS:  # Redis refuses indexes beyond 64 bits
+        return []
     sources = state_sources(client, space, queue, state)
     if state is JobState.DELAYED:
         return _delayed_page(client, queue, sources, offset, limit, oldest_first)
