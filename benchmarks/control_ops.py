@@ -14,6 +14,7 @@ summary); ``--no-events`` leaves them out. The old console wrote none.
 
     python benchmarks/control_ops.py            # about 2 minutes on a small machine
     python benchmarks/control_ops.py --scale 0.1
+    python benchmarks/control_ops.py --shape object   # dead letters whose data is a JSON object
 
 It uses one Redis database of its own (``--db``, default 15), refuses to run when that database
 holds keys unless ``--flush`` is given, empties it between cases and when done, and temporarily
@@ -245,9 +246,32 @@ def slow_log(client: redis.Redis, into: SlowestScript) -> Iterator[None]:
 # -- the cases -----------------------------------------------------------------------------------------
 
 
-def seed_failed(client: redis.Redis, queue: str, count: int, rng: random.Random) -> tuple[list[str], list[str]]:
+def _object_data_job(job_id: str, *, failed_at: int) -> str:
+    """A dead letter as other SDKs may write it: ``data`` a JSON object, not a string."""
+    payload = json.loads(dead_letter_job(job_id, failed_at=failed_at))
+    payload["data"] = json.loads(payload["data"])
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _wide_job(job_id: str, *, failed_at: int) -> str:
+    """A dead letter with members no SDK defines, a 2 KB property and non-ASCII text, in ``data`` as a string."""
+    payload = json.loads(dead_letter_job(job_id, failed_at=failed_at))
+    data = json.loads(payload["data"])
+    data["properties"].update({"note": "Grüße aus Köln, 東京 ✓ " * 80, "lines": [{"sku": f"A-{n}"} for n in range(8)]})
+    extra = {"tenant": {"id": 7, "plan": "pro"}, "trace": "ü" * 40}
+    payload.update({"data": json.dumps(data, ensure_ascii=False), **extra})
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+SHAPES: dict[str, Callable[..., str]] = {"node": dead_letter_job, "object": _object_data_job, "wide": _wide_job}
+"""``--shape``: the dead letters the bulk cases retry."""
+
+
+def seed_failed(
+    client: redis.Redis, queue: str, count: int, rng: random.Random, shape: str = "node"
+) -> tuple[list[str], list[str]]:
     ids = job_ids(count, rng)
-    raws = [dead_letter_job(job_id, failed_at=BASE_MS + i) for i, job_id in enumerate(ids)]
+    raws = [SHAPES[shape](job_id, failed_at=BASE_MS + i) for i, job_id in enumerate(ids)]
     seed_list(client, SPACE.failed(queue), raws)
     return ids, raws
 
@@ -308,7 +332,7 @@ def check_moved(client: redis.Redis, queue: str, selected: set[str], total: int)
 
 
 def case_bulk_retry(
-    client: redis.Redis, total: int, selected_n: int, slowest: SlowestScript, events: EventEmitter | None
+    client: redis.Redis, total: int, selected_n: int, slowest: SlowestScript, events: EventEmitter | None, shape: str
 ) -> Row:
     row = Row(f"bulk retry {selected_n:,} of {total:,}", None, None)
     case_slowest = SlowestScript()
@@ -317,7 +341,7 @@ def case_bulk_retry(
     checks: list[str] = []
     for side in ("old", "ours"):
         client.flushdb()
-        ids, raws = seed_failed(client, "bulk", total, rng)
+        ids, raws = seed_failed(client, "bulk", total, rng, shape)
         step = max(1, total // selected_n)
         picks = list(range(0, total, step))[:selected_n]
         selected_ids = [ids[i] for i in picks]
@@ -335,11 +359,13 @@ def case_bulk_retry(
     return row
 
 
-def case_retry_all(client: redis.Redis, total: int, slowest: SlowestScript, events: EventEmitter | None) -> Row:
+def case_retry_all(
+    client: redis.Redis, total: int, slowest: SlowestScript, events: EventEmitter | None, shape: str
+) -> Row:
     row = Row(f"retry-all {total:,} failed", None, None)
     rng = random.Random(2)
     client.flushdb()
-    seed_failed(client, "all", total, rng)
+    seed_failed(client, "all", total, rng, shape)
     started = time.perf_counter()
     calls = 0
     while client.llen(SPACE.failed("all")):
@@ -348,7 +374,7 @@ def case_retry_all(client: redis.Redis, total: int, slowest: SlowestScript, even
     row.old_s = time.perf_counter() - started
     old_moved = int(client.llen(SPACE.queue("all")))
     client.flushdb()
-    seed_failed(client, "all", total, rng)
+    seed_failed(client, "all", total, rng, shape)
     started = time.perf_counter()
     case_slowest = SlowestScript()
     with slow_log(client, case_slowest):
@@ -435,6 +461,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (default 1.0)")
     parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     parser.add_argument("--no-events", action="store_true", help="our bulk cases write no lifecycle events")
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="node",
+        help="the failed jobs the bulk cases retry: node (as Node writes them, the default), object (data a "
+        "JSON object), wide (unknown members, a 2 KB property, non-ASCII text)",
+    )
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
@@ -453,8 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     # As the CLI does: every operation records its events (the old console wrote none).
     events = None if args.no_events else EventEmitter(client)
     try:
-        rows.append(case_bulk_retry(client, scaled(100_000), scaled(10_000), slowest, events))
-        rows.append(case_retry_all(client, scaled(100_000), slowest, events))
+        rows.append(case_bulk_retry(client, scaled(100_000), scaled(10_000), slowest, events, args.shape))
+        rows.append(case_retry_all(client, scaled(100_000), slowest, events, args.shape))
         rows.append(case_list_queues(client, scaled(10_000)))
         rows.append(case_search(client, scaled(100), max(OLD_SEARCH_WINDOW, scaled(1000)), 3))
     finally:
