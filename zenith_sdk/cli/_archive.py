@@ -34,7 +34,7 @@ from zenith_sdk.cli._common import (
     whole_number,
 )
 from zenith_sdk.cli._errors import one_line
-from zenith_sdk.cli._supervise import supervise
+from zenith_sdk.cli._supervise import add_processes_option, supervise
 from zenith_sdk.supervisor import supervised_slot
 
 if TYPE_CHECKING:
@@ -102,13 +102,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument(
         "--no-legacy", action="store_true", help="do not write the Node console's flux_job_archive and flux_system_logs"
     )
-    run.add_argument(
-        "--processes",
-        type=whole_number(1, 64),
-        default=1,
-        metavar="N",
-        help="archiver processes sharing the stream (default 1); a dead one is restarted. Decoding then runs on "
-        "several cores; with --consumer NAME they are NAME-0, NAME-1, ...",
+    add_processes_option(
+        run, "archiver processes sharing the stream, decoding on several cores (NAME-0, NAME-1, ... with --consumer)"
     )
     run.set_defaults(handler=_with_extra(_run_archiver))
 

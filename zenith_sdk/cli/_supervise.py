@@ -7,11 +7,25 @@ import sys
 
 from rich.markup import escape
 
-from zenith_sdk.cli._common import console, stop_on_signals
+from zenith_sdk.cli._common import console, stop_on_signals, whole_number
 from zenith_sdk.cli._errors import print_error
 from zenith_sdk.supervisor import ChildExit, Supervisor
 
-__all__ = ["supervise"]
+__all__ = ["MAX_PROCESSES", "add_processes_option", "supervise"]
+
+MAX_PROCESSES = 1024
+
+
+def add_processes_option(parser: argparse.ArgumentParser, what: str, *flags: str) -> None:
+    """``--processes N`` (default 1): ``what`` says what the N processes are, in the help."""
+    parser.add_argument(
+        "--processes",
+        *flags,
+        type=whole_number(1, MAX_PROCESSES),
+        default=1,
+        metavar="N",
+        help=f"{what}; a supervisor restarts one that dies (default 1)",
+    )
 
 
 def supervise(args: argparse.Namespace, count: int, what: str, banner: str, *, label: str) -> int:

@@ -22,7 +22,7 @@ from zenith_sdk.cli._common import (
     redis_from,
     whole_number,
 )
-from zenith_sdk.cli._supervise import supervise
+from zenith_sdk.cli._supervise import add_processes_option, supervise
 from zenith_sdk.control import repair_groups
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.supervisor import supervised_slot
@@ -48,15 +48,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="S", help="grace period on stop")
     parser.add_argument("--no-events", action="store_true", help="do not write lifecycle events")
     parser.add_argument("--worker-id", default=None, help="this worker's id (default: hostname-pid-random)")
-    parser.add_argument(
-        "--processes",
-        "-p",
-        type=whole_number(1, 1024),
-        default=1,
-        metavar="N",
-        help="worker processes of --concurrency slots each, for jobs that need several cores; a supervisor "
-        "restarts one that dies (default 1)",
-    )
+    add_processes_option(parser, "worker processes of --concurrency slots each, for jobs that need several cores", "-p")
     parser.add_argument(
         "--max-jobs-per-child",
         type=whole_number(1),
