@@ -332,6 +332,10 @@ class KeySpace(BaseModel):
         """Pub/sub channel on which nodes answer one remote command."""
         return f"{self.zenith_prefix}cmd-reply:{command_id}"
 
+    def wake_channel(self, queue: str) -> str:
+        """Pub/sub channel on which producers announce jobs an idle worker's wait cannot see (PROTOCOL 4.6)."""
+        return f"{self.zenith_prefix}wake:{validate_queue_name(queue)}"
+
     # -- settings and new structures ------------------------------------------------------------
 
     def alert_rules(self) -> str:

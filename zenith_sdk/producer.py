@@ -3,6 +3,9 @@
 A job of a FIFO group is admitted at push, as the Node producer does: it becomes fetchable at
 once when its group is free, else it waits in the group's pending list until the group's
 earlier jobs are done.
+
+A job an idle worker's wait on the base list cannot see (one pushed onto another lane, or a
+delayed one) is announced on the queue's wake channel in the same round trip (PROTOCOL 4.6).
 """
 
 from __future__ import annotations
@@ -101,11 +104,14 @@ class Producer(EventWriter):
             return []
         pipe = scripts_for(self.client).pipeline(transaction=False)
         queues = set()
+        unseen = set()  # queues with jobs that an idle worker's wait on the base list does not see
         for spec, job in jobs:
             validate_queue_name(spec.queue)
             queues.add(spec.queue)
             raw = encode_job(job)
             lane = lane_for(spec.priority)
+            if spec.delay_s or lane is not None:
+                unseen.add(spec.queue)
             if spec.delay_s:
                 pipe.commands.zadd(self.keyspace.delayed(spec.queue, lane), {raw: now_ms + int(spec.delay_s * 1000)})
             elif spec.group_id:
@@ -115,6 +121,8 @@ class Producer(EventWriter):
             else:
                 pipe.commands.lpush(self.keyspace.lane(spec.queue, lane), raw)
         pipe.commands.sadd(self.keyspace.queue_index(), *queues)
+        for queue in sorted(unseen):
+            pipe.commands.publish(self.keyspace.wake_channel(queue), "1")
         events = []
         if self.events is not None:
             events = [

@@ -85,6 +85,7 @@ WIRE_NAMES: list[tuple[Callable[[KeySpace], str], str]] = [
     (lambda k: k.command_channel("billing", "web1-4242"), "gravito:quasar:cmd:billing:web1-4242"),
     (lambda k: k.command_channel("billing"), "gravito:quasar:cmd:billing:*"),
     (lambda k: k.command_reply_channel("c-1"), "zenith:cmd-reply:c-1"),
+    (lambda k: k.wake_channel("emails"), "zenith:wake:emails"),
     (lambda k: k.alert_rules(), "gravito:zenith:alerts:rules"),
     (lambda k: k.alert_config(), "gravito:zenith:alerts:config"),
     (lambda k: k.maintenance_config(), "gravito:zenith:maintenance:config"),
@@ -296,7 +297,7 @@ def _builder_calls(draw: st.DrawFn, space: KeySpace) -> list[tuple[str, str, Par
     ]
 
 
-CHANNEL_BUILDERS = {"logs_channel", "command_channel", "command_reply_channel"}
+CHANNEL_BUILDERS = {"logs_channel", "command_channel", "command_reply_channel", "wake_channel"}
 """Pub/sub channels: names, but not keys (nothing is stored, SCAN never sees them)."""
 OTHER_METHODS = {
     "parse",

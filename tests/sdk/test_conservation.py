@@ -220,7 +220,7 @@ class ConservationMachine(RuleBasedStateMachine):
         keys = [*space.lanes_in_poll_order(QUEUE), *space.delayed_in_poll_order(QUEUE)]
         keys += [*space.paused_in_poll_order(QUEUE), space.processing(QUEUE, worker), space.rate_limit(QUEUE, 0)]
         reply = cast("list[bytes]", self.scripts.call(FETCH, keys, [want, promote, 0, 0]))
-        fetched = reply[1::2]  # lane, raw, lane, raw, ...
+        fetched = reply[1::2] if len(reply) % 2 == 0 else []  # lane, raw, ...; {0, due, watch} for none
         assert len(fetched) <= want
         if self.paused:
             assert fetched == []

@@ -8,7 +8,9 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 
+import redis
 from rich.markup import escape
 
 from zenith_protocol import ConfigError, validate_queue_name
@@ -25,8 +27,11 @@ from zenith_sdk.cli._common import (
 from zenith_sdk.cli._supervise import add_processes_option, supervise
 from zenith_sdk.control import repair_groups
 from zenith_sdk.events import EventEmitter
-from zenith_sdk.supervisor import supervised_slot
+from zenith_sdk.pulse import Pulse
+from zenith_sdk.supervisor import ChildExit, Supervisor, supervised_ready, supervised_slot
 from zenith_sdk.worker import App, Worker, WorkerOptions, recover_dead_workers
+from zenith_sdk.worker._options import new_worker_id
+from zenith_sdk.worker._reaped import put_back_reaped
 
 __all__ = ["load_app", "register"]
 
@@ -47,6 +52,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--max-attempts", type=int, default=3, help="attempts for jobs that set none")
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="S", help="grace period on stop")
     parser.add_argument("--no-events", action="store_true", help="do not write lifecycle events")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="longest wait between fetches while idle (jobs pushed onto a base list, or announced by a Zenith "
+        "producer, start at once; others within S)",
+    )
+    parser.add_argument(
+        "--no-wake", action="store_true", help="poll only: no blocking wait on the base lists, no wake channels"
+    )
     parser.add_argument("--worker-id", default=None, help="this worker's id (default: hostname-pid-random)")
     add_processes_option(parser, "worker processes of --concurrency slots each, for jobs that need several cores", "-p")
     parser.add_argument(
@@ -62,6 +78,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         metavar="MIB",
         help="replace a worker process once its resident memory exceeds MIB (after the job it is running)",
+    )
+    parser.add_argument(
+        "--pulse",
+        default=None,
+        metavar="SERVICE",
+        help="also report CPU, memory and disk as a pulse node of SERVICE (with --processes, one node for "
+        "the supervisor and its workers, each process's memory listed)",
     )
     add_redis_options(parser)
     parser.set_defaults(handler=_run_worker)
@@ -117,6 +140,8 @@ def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
         "default_max_attempts": args.max_attempts,
         "shutdown_timeout_s": args.shutdown_timeout,
         "events": not args.no_events,
+        "poll_interval_s": args.poll_interval,
+        "wake": not args.no_wake,
         "max_jobs": args.max_jobs_per_child,
         "max_memory_mb": args.max_memory_per_child,
     }
@@ -126,16 +151,66 @@ def _run_worker(args: argparse.Namespace, settings: CliSettings) -> int:
     options = WorkerOptions(**fields)  # checked before any child starts
     recycled = args.max_jobs_per_child is not None or args.max_memory_per_child is not None
     if slot is None and (args.processes > 1 or recycled):
-        banner = f"{args.processes} worker processes of {args.concurrency} slots for {len(app)} handlers {app.names()}"
-        return supervise(args, args.processes, "worker", banner, label="worker")
+        return _supervise_workers(args, settings, app, queues)
     client, where = redis_from(args, settings)
     out = console(stderr=True)
     handlers = f"{len(app)} handlers {app.names()}"
     out.print(escape(f"worker {options.worker_id}: {handlers}, queues {list(queues)}, Redis {where}"))
-    worker = Worker(app, client, keyspace=keyspace_from(args, settings), options=options)
-    worker.run()
+    space = keyspace_from(args, settings)
+    worker = Worker(app, client, keyspace=space, options=options)
+    supervised_ready()  # past imports and options: being killed from now on is no failure to start
+    # A supervised worker reports no pulse of its own: its supervisor's node counts it.
+    with _pulse(args, settings, client) if slot is None else nullcontext():
+        worker.run()
     out.print(escape(f"worker {options.worker_id} stopped: {worker.processed} jobs, {worker.failed} failed"))
     return 0
+
+
+def _pulse(
+    args: argparse.Namespace, settings: CliSettings, client: redis.Redis, supervisor: Supervisor | None = None
+) -> AbstractContextManager[object]:
+    """The pulse node ``--pulse`` asks for (nothing without it); a supervisor's counts its children in."""
+    if args.pulse is None:
+        return nullcontext()
+    return Pulse(
+        args.pulse,
+        client,
+        keyspace=keyspace_from(args, settings),
+        framework="zenith worker",
+        key_form=settings.pulse_key_form,
+        children=None if supervisor is None else lambda: supervisor.children,
+    )
+
+
+def _supervise_workers(args: argparse.Namespace, settings: CliSettings, app: App, queues: tuple[str, ...]) -> int:
+    """Run ``--processes`` workers under a supervisor that puts back at once what a dead one held."""
+    # Children are "<base>-<slot>-<pid>" (a new id per process, PROTOCOL 4.6): the supervisor
+    # picks the base when none was given, so it can name the worker of any child that ends.
+    base = args.worker_id or new_worker_id()
+    client, _ = redis_from(args, settings)
+    space = keyspace_from(args, settings)
+    events = None if args.no_events else EventEmitter(client, keyspace=space)
+    err = console(stderr=True)
+
+    def put_back(done: ChildExit) -> None:
+        worker_id = f"{base}-{done.slot}-{done.pid}"
+        try:
+            moved = put_back_reaped(client, worker_id, queues, keyspace=space, events=events)
+        except redis.RedisError as exc:
+            err.print(escape(f"worker: could not put back what {worker_id} held ({exc}); others will, in time"))
+            return
+        if sum(moved.values()):
+            err.print(escape(f"worker: put back the {sum(moved.values())} jobs {worker_id} held"))
+
+    banner = f"{args.processes} worker processes of {args.concurrency} slots for {len(app)} handlers {app.names()}"
+    try:
+        return supervise(
+            args, args.processes, "worker", banner, label="worker",
+            child_argv=[] if args.worker_id else ["--worker-id", base], on_exit=put_back,
+            alongside=lambda supervisor: _pulse(args, settings, client, supervisor),
+        )  # fmt: skip
+    finally:
+        client.close()
 
 
 def _group_queues(pairs: list[str]) -> dict[str, str]:

@@ -9,14 +9,21 @@
 -- ARGV[1] max jobs to fetch   ARGV[2] max delayed jobs to promote
 -- ARGV[3] rate limit: max jobs per window (0 = none)   ARGV[4] window length in seconds
 -- Returns: for each fetched job, oldest first, the number of its lane (1..4, as in KEYS) and its
---          exact bytes: {lane, raw, lane, raw, ...} (possibly empty).
+--          exact bytes: {lane, raw, lane, raw, ...}; when it fetches nothing, {0, due, watch}: due is
+--          the number of ms until the earliest delayed job of an open lane is due (-1: none), watch
+--          is 1 when the base list is empty (a blocking wait on it returns on the next push), else 0
+--          (the queue is paused or rate-limited with jobs waiting: such a wait would return at once).
 local BASE = 3
 local processing, ratelimit = KEYS[13], KEYS[14]
 local want, promote_max = tonumber(ARGV[1]), tonumber(ARGV[2])
 local limit, window_s = tonumber(ARGV[3]), tonumber(ARGV[4])
 
+local function nothing(due)
+  return {0, due, redis.call('LLEN', KEYS[BASE]) == 0 and 1 or 0}
+end
+
 if redis.call('GET', KEYS[8 + BASE]) == '1' then
-  return {}
+  return nothing(-1)
 end
 local open = {}
 for lane = 1, 4 do
@@ -42,7 +49,7 @@ if limit > 0 then
   local used = tonumber(redis.call('GET', ratelimit) or '0')
   want = math.min(want, limit - used)
   if want <= 0 then
-    return {}
+    return nothing(-1)
   end
 end
 
@@ -59,7 +66,22 @@ for lane = 1, 4 do
   end
 end
 
-if limit > 0 and fetched > 0 then
+if fetched == 0 then
+  local due = -1
+  for lane = 1, 4 do
+    if open[lane] then
+      local first = redis.call('ZRANGE', KEYS[4 + lane], 0, 0, 'WITHSCORES')
+      if first[2] then
+        local wait = math.max(0, tonumber(first[2]) - now_ms)
+        if due < 0 or wait < due then
+          due = wait
+        end
+      end
+    end
+  end
+  return nothing(due)
+end
+if limit > 0 then
   redis.call('INCRBY', ratelimit, fetched)
   redis.call('EXPIRE', ratelimit, window_s)
 end

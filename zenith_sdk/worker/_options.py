@@ -37,7 +37,12 @@ class WorkerOptions(BaseModel):
         concurrency: jobs run at once (one thread each).
         prefetch: jobs fetched ahead of free slots (they wait in this worker's processing list);
             ``None`` means four per slot.
-        poll_interval_s: longest sleep between fetches when every queue is empty.
+        poll_interval_s: longest sleep between fetches when every queue is empty. With ``wake``
+            on, a job pushed onto a base list, or announced by this package's producer, ends the
+            sleep at once; only jobs another producer pushes onto a priority lane wait for it.
+        wake: while idle, wait on each queue's base list and listen for producers' wake signals
+            (one connection per queue, plus one), so that new jobs start within milliseconds;
+            off, the worker polls, backing off up to ``poll_interval_s``.
         heartbeat_interval_s / heartbeat_ttl_s: heartbeat refresh period and lifetime.
         shutdown_timeout_s: how long a stopping worker waits for running jobs before putting them back.
         default_timeout_s: per-job time limit for handlers that set none (``None``: no limit).
@@ -65,6 +70,7 @@ class WorkerOptions(BaseModel):
     default_timeout_s: float | None = Field(default=None, gt=0)
     default_max_attempts: int = Field(default=3, ge=1)
     events: bool = True
+    wake: bool = True
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     recovery_interval_s: float = Field(default=15.0, gt=0)
     promote_batch: int = Field(default=100, ge=1)
@@ -111,6 +117,7 @@ class WorkerOptionFields(TypedDict, total=False):
     default_timeout_s: float | None
     default_max_attempts: int
     events: bool
+    wake: bool
     rate_limits: dict[str, RateLimit]
     recovery_interval_s: float
     promote_batch: int

@@ -31,6 +31,7 @@ from zenith_sdk.worker._options import WorkerOptionFields, WorkerOptions
 from zenith_sdk.worker._outcomes import Fetched, Op, error_text, failure, invalid_payload, stack_text, success
 from zenith_sdk.worker._recovery import requeue_processing, take_back_leftovers
 from zenith_sdk.worker._slots import SlotPool, Task
+from zenith_sdk.worker._wake import Waker
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -122,6 +123,11 @@ class Worker:
         self._tokens = 0
         self._busy = BusyState(WorkerStatus.IDLE)
         self._slots = SlotPool(self.options.concurrency, f"zenith-{self.id}")
+        wake = self.options.wake
+        self._waker = Waker(self.client, self.keyspace, self.options.queues, self._slots.wake) if wake else None
+        # Per queue, what its last empty fetch said: ms until its next delayed job is due (-1: none),
+        # and whether its base list was empty (so that waiting on it is worthwhile).
+        self._idle: dict[str, tuple[int, bool]] = {}
         self._heartbeat = HeartbeatLoop(self.client, self.keyspace, self.options, lambda: self._busy, self.events)
         self._thread: threading.Thread | None = None
         self.processed = 0
@@ -159,6 +165,7 @@ class Worker:
         deadline = now if force else now + self.options.shutdown_timeout_s
         self._deadline = deadline if self._deadline is None else min(self._deadline, deadline)
         self._stop.set()
+        self._slots.wake()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         force = self._stop.is_set()
@@ -170,10 +177,14 @@ class Worker:
         take_back_leftovers(self.client, self.id, self.options.queues, keyspace=self.keyspace, events=self.events)
         self._heartbeat.start()
         self._slots.start()
+        if self._waker is not None:
+            self._waker.start()
         logger.info("worker=%s started on queues %s", self.id, ",".join(self.options.queues))
         try:
             self._loop()
         finally:
+            if self._waker is not None:
+                self._waker.stop()
             self._slots.stop()
             self._shutdown()
 
@@ -232,9 +243,26 @@ class Worker:
                 if fetched:
                     idle_s = _FIRST_IDLE_S
                     continue
-            self._collect(block_s=self._wait_s(idle_s if want > 0 else self.options.poll_interval_s))
-            if want > 0:
-                idle_s = min(idle_s * 2, self.options.poll_interval_s)
+            if want <= 0:
+                self._collect(block_s=self._wait_s(self.options.poll_interval_s))
+                continue
+            self._collect(block_s=self._wait_s(self._idle_wait_s(idle_s)))
+            idle_s = min(idle_s * 2, self.options.poll_interval_s)
+
+    def _idle_wait_s(self, backoff_s: float) -> float:
+        """How long to wait after a fetch found nothing: until a waker fires, a delayed job is due,
+        or the poll interval ends; without wakers, the growing ``backoff_s``."""
+        if self._waker is None or not self._waker.watching:
+            wait = backoff_s
+        else:
+            wait = self.options.poll_interval_s
+            for queue, (_, watch) in self._idle.items():
+                if watch:
+                    self._waker.arm(queue)
+        for due_ms, _ in self._idle.values():
+            if due_ms >= 0:
+                wait = min(wait, due_ms / 1000)
+        return wait
 
     def _want(self) -> int:
         """Jobs to fetch now: none while enough are waiting locally, else up to capacity."""
@@ -312,6 +340,9 @@ class Worker:
         released to it), so finding the group held is expected, not a sign another job runs.
         """
         if not isinstance(reply, list) or not reply:
+            return 0
+        if len(reply) % 2:  # {0, due, watch}: nothing fetched
+            self._idle[queue] = (int(reply[1]), bool(reply[2]))
             return 0
         for number, raw in zip(reply[::2], reply[1::2]):
             self._ready.append(self._decode(queue, raw, LANES_IN_POLL_ORDER[int(number) - 1]))

@@ -55,6 +55,7 @@ class SlotPool:
         # for good (a SIGTERM during a 5 ms wait left a worker hanging). It waits on this event
         # instead, which a slot sets after each outcome it puts.
         self._arrived = threading.Event()
+        self._woken = False
         self._abandoned: set[int] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -82,14 +83,23 @@ class SlotPool:
         self._spawn()
 
     def collect(self, block_s: float) -> list[Outcome]:
-        """The outcomes ready now, after waiting up to ``block_s`` for the first (0: no wait)."""
+        """The outcomes ready now, after waiting up to ``block_s`` for the first (0: no wait).
+
+        A :meth:`wake` since the last call, or during the wait, ends the wait at once.
+        """
         # Cleared before the drain: an outcome put after it sets the event again, so the wait
         # below never sleeps through one; one put before it is drained now.
         self._arrived.clear()
         outcomes = self._drain()
-        if not outcomes and block_s > 0 and self._arrived.wait(block_s):
+        if not outcomes and block_s > 0 and not self._woken and self._arrived.wait(block_s):
             outcomes = self._drain()
+        self._woken = False
         return outcomes
+
+    def wake(self) -> None:
+        """End the loop's current or next wait (from any thread): there may be a job to fetch."""
+        self._woken = True
+        self._arrived.set()
 
     def _drain(self) -> list[Outcome]:
         outcomes: list[Outcome] = []
