@@ -4,7 +4,7 @@ Each worker runs as its users start it, in a process of its own, one job at a ti
 jobs are pushed one at a time, each 20 to 60 ms after the previous one started, first to an
 idle worker and then while a background producer pushes 20 jobs a second of 1 ms work each
 ("under load": a measured job may wait behind one of them); each job records how long after
-its push its own code started (``bench_pickup_jobs.py``).
+its push its own code started (``bench_tasks.py``).
 
 Zenith is measured for a job pushed as the Node producer pushes it (a bare ``LPUSH`` onto the
 base list, no signal), as its own producer pushes it, pushed by its producer onto the
@@ -23,29 +23,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import random
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from zenith_sdk.producer import Producer
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 client_on_db: Callable[..., redis.Redis] = importlib.import_module("bench_db").client_on_db
-jobs_module = importlib.import_module("bench_pickup_jobs")
-LATENCIES: str = jobs_module.LATENCIES
-URL_ENV: str = jobs_module.URL_ENV
+procs = importlib.import_module("bench_procs")
+tasks = importlib.import_module("bench_tasks")
 
 QUEUE = "pickup"
 LOAD_PER_S = 20
@@ -53,7 +47,7 @@ GAP_S = (0.02, 0.06)
 """Pause after a measured job started before the next is pushed (the worker goes idle again)."""
 START_TIMEOUT_S = 30.0
 Push = Callable[[str, float], None]
-"""Pushes one job: its name (``pickup`` or ``busy``) and, for ``pickup``, the push time in ms."""
+"""Pushes one job: its name (``record`` or ``busy``) and, for ``record``, the push time in ms."""
 
 
 @dataclass
@@ -73,11 +67,6 @@ class Result:
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def url_for_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
 
 
 def node_push(client: redis.Redis, url: str) -> Push:
@@ -109,10 +98,7 @@ def rq_push(client: redis.Redis, url: str) -> Push:
     queue = Queue(QUEUE, connection=client)
 
     def push(name: str, at: float) -> None:
-        if name == "pickup":
-            queue.enqueue("bench_pickup_jobs.record", at, result_ttl=0)
-        else:
-            queue.enqueue("bench_pickup_jobs.busy", result_ttl=0)
+        queue.enqueue(f"bench_tasks.{name}", *([at] if name == "record" else []), result_ttl=0)
 
     return push
 
@@ -124,47 +110,27 @@ def celery_push(client: redis.Redis, url: str) -> Push:
     app.conf.update(broker_connection_retry_on_startup=True)
 
     def push(name: str, at: float) -> None:
-        app.send_task(name, args=[at] if name == "pickup" else [], queue=QUEUE)
+        app.send_task(name, args=[at] if name == "record" else [], queue=QUEUE)
 
     return push
 
 
 def contenders(url: str) -> list[Contender]:
-    zenith = [sys.executable, "-m", "zenith_sdk.cli", "worker", "bench_pickup_app:app", "--queues", QUEUE]
-    zenith += ["--redis", url]
-    rq = [sys.executable, "-m", "rq.cli", "worker", QUEUE, "--url", url, "--logging_level", "WARNING"]
-    celery = [sys.executable, "-m", "celery", "-A", "bench_pickup_jobs:celery", "worker", "-P", "prefork"]
-    celery += ["-c", "1", "-Q", QUEUE, "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    zenith = procs.zenith_worker(url, QUEUE)
+    celery_env = {tasks.CELERY_ENV: "1"}
     return [
         Contender("zenith, Node LPUSH", zenith, node_push, {}),
         Contender("zenith, its producer", zenith, producer_push(None), {}),
         Contender("zenith, critical lane", zenith, producer_push("critical"), {}),
         Contender("zenith --no-wake", [*zenith, "--no-wake"], node_push, {}),
-        Contender("rq worker (forks per job)", rq, rq_push, {}),
-        Contender("celery prefork, 1 process", celery, celery_push, {"PICKUP_BENCH_CELERY": "1"}),
+        Contender("rq worker (forks per job)", procs.rq_worker(url, QUEUE), rq_push, {}),
+        Contender("celery prefork, 1 process", procs.celery_worker(QUEUE), celery_push, celery_env),
     ]
-
-
-@contextmanager
-def running(contender: Contender, url: str) -> Iterator[None]:
-    env = {**os.environ, URL_ENV: url, **contender.env}
-    process = subprocess.Popen(contender.command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield
-    finally:
-        process.terminate()
-        try:
-            _, errors = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, errors = process.communicate()
-        if process.returncode not in (0, -15, 143) and errors:
-            print(errors.decode(errors="replace")[-2000:], file=sys.stderr)
 
 
 def measure(client: redis.Redis, push: Push, jobs: int, *, load: bool) -> list[float]:
     """Push ``jobs`` measured jobs one at a time, each once the previous one has started."""
-    client.delete(LATENCIES)
+    client.delete(tasks.LATENCIES)
     stop = threading.Event()
 
     def background() -> None:
@@ -176,22 +142,22 @@ def measure(client: redis.Redis, push: Push, jobs: int, *, load: bool) -> list[f
         loader.start()
     try:
         for n in range(1, jobs + 1):
-            push("pickup", time.time() * 1000)
+            push("record", time.time() * 1000)
             deadline = time.monotonic() + START_TIMEOUT_S
-            while client.llen(LATENCIES) < n and time.monotonic() < deadline:
+            while client.llen(tasks.LATENCIES) < n and time.monotonic() < deadline:
                 time.sleep(0.001)
             time.sleep(random.uniform(*GAP_S))
     finally:
         stop.set()
         if load:
             loader.join()
-    return [float(value) for value in client.lrange(LATENCIES, 0, -1)]
+    return [float(value) for value in client.lrange(tasks.LATENCIES, 0, -1)]
 
 
 def run(contender: Contender, client: redis.Redis, url: str, jobs: int) -> list[Result]:
     client.flushdb()
     push = contender.push(client, url)
-    with running(contender, url):
+    with procs.running(contender.command, {tasks.URL_ENV: url, **contender.env}):
         while len(measure(client, push, 1, load=False)) < 1:  # the worker is up once one job ran
             pass
         idle = measure(client, push, jobs, load=False)
@@ -227,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if client.dbsize() and not args.flush:
         print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
         return 2
-    url = url_for_db(args.redis, args.db)
+    url = procs.url_for_db(args.redis, args.db)
     chosen = [c for c in contenders(url) if not args.only or any(c.name.startswith(p) for p in args.only.split(","))]
     results: list[Result] = []
     for contender in chosen:

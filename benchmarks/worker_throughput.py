@@ -1,7 +1,15 @@
-"""Worker throughput, side by side on one Redis: Zenith's worker (events on and off) and RQ's SimpleWorker.
+"""Worker throughput, side by side on one Redis: Zenith's worker, RQ's and Celery's prefork pool.
 
-Each run drains the same number of no-op jobs from a fresh queue with one worker running
-one job at a time, and reports jobs per second, Redis round trips per job and the ratios.
+Part one drains the same number of no-op jobs from a fresh queue with one worker running one
+job at a time in this process (Zenith's with events on and off, RQ's ``SimpleWorker``), and
+reports jobs per second, Redis round trips per job and the ratios.
+
+Part two starts each worker as its users do, in processes of its own, and times how long it
+takes to run a batch pushed at once, each job counting itself done in Redis: first jobs that
+do nothing else, then CPU-bound jobs (``--cpu-ms`` of pure-Python arithmetic, holding the GIL)
+on one and on two processes: ``zenith worker --processes 1|2``, RQ's forking worker alone and
+as ``rq worker-pool -n 2``, Celery's prefork pool with 1 and 2 children. Threads cannot
+spread such jobs over cores, so ``zenith worker --concurrency 2`` in one process is shown too.
 
     pip install -e ".[dev,bench]"
     python benchmarks/worker_throughput.py --jobs 20000
@@ -30,6 +38,8 @@ from zenith_sdk.worker import App, JobContext, Worker, WorkerOptions
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 client_on_db: Callable[..., redis.Redis] = importlib.import_module("bench_db").client_on_db
 noop: Callable[[], None] = importlib.import_module("bench_jobs").noop
+procs = importlib.import_module("bench_procs")
+tasks = importlib.import_module("bench_tasks")
 
 PUSH_CHUNK = 1000
 
@@ -105,12 +115,128 @@ def run_rq(url: str, db: int, jobs: int) -> Result:
     return Result("rq SimpleWorker", jobs, seconds, trips)
 
 
+def calibrate(cpu_ms: float) -> int:
+    """Rounds of ``bench_tasks.crunch``'s loop that take about ``cpu_ms`` here."""
+    rounds = 100_000
+    started = time.perf_counter()
+    total = 0
+    for i in range(rounds):
+        total += i * i % 7
+    return max(1, int(rounds * cpu_ms / 1000 / (time.perf_counter() - started)))
+
+
+@dataclass
+class Family:
+    """Workers of one kind: how to start one with N processes (or threads), and how to push a batch."""
+
+    name: str
+    start: Callable[[int], tuple[list[str], str]]
+    push: Callable[[redis.Redis, str, int, int], None]
+    env: dict[str, str]
+
+
+def push_zenith(client: redis.Redis, url: str, count: int, rounds: int) -> None:
+    producer = Producer(client, events=False)
+    for start in range(0, count, PUSH_CHUNK):
+        size = min(PUSH_CHUNK, count - start)
+        producer.push_many([JobSpec(name="crunch", properties={"rounds": rounds}, queue="bench")] * size)
+
+
+def push_rq(client: redis.Redis, url: str, count: int, rounds: int) -> None:
+    from rq import Queue
+
+    queue = Queue("bench", connection=client)
+    data = [Queue.prepare_data("bench_tasks.crunch", (rounds,), result_ttl=0) for _ in range(count)]
+    for start in range(0, count, PUSH_CHUNK):
+        queue.enqueue_many(data[start : start + PUSH_CHUNK])
+
+
+def push_celery(client: redis.Redis, url: str, count: int, rounds: int) -> None:
+    from celery import Celery
+
+    app = Celery("bench_producer", broker=url)
+    app.conf.update(broker_connection_retry_on_startup=True)
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            app.send_task("crunch", args=[rounds], queue="bench", producer=producer)
+
+
+def families(url: str) -> list[Family]:
+    def zenith(processes: int) -> tuple[list[str], str]:
+        return procs.zenith_worker(
+            url, "bench", "--processes", str(processes)
+        ), f"zenith worker --processes {processes}"
+
+    def zenith_threads(threads: int) -> tuple[list[str], str]:
+        return procs.zenith_worker(
+            url, "bench", "--concurrency", str(threads)
+        ), f"zenith worker --concurrency {threads}"
+
+    def rq(processes: int) -> tuple[list[str], str]:
+        name = "rq worker" if processes == 1 else f"rq worker-pool -n {processes}"
+        return procs.rq_worker(url, "bench", processes), name
+
+    def celery(processes: int) -> tuple[list[str], str]:
+        return procs.celery_worker("bench", processes), f"celery prefork -c {processes}"
+
+    return [
+        Family("zenith", zenith, push_zenith, {}),
+        Family("zenith threads", zenith_threads, push_zenith, {}),
+        Family("rq", rq, push_rq, {}),
+        Family("celery", celery, push_celery, {tasks.CELERY_ENV: "1"}),
+    ]
+
+
+def run_family(family: Family, processes: int, client: redis.Redis, url: str, jobs: int, rounds: int) -> Result:
+    """Start the workers, let them take a first batch (so every process is up), then time a batch of ``jobs``."""
+    command, name = family.start(processes)
+    client.flushdb()
+    with procs.running(command, {tasks.URL_ENV: url, **family.env}):
+        family.push(client, url, 4 * processes, 0)
+        while int(client.get(tasks.DONE) or 0) < 4 * processes:
+            time.sleep(0.01)
+        time.sleep(1.0)  # a second process may still be importing the app
+        client.delete(tasks.DONE)
+        started = time.perf_counter()
+        family.push(client, url, jobs, rounds)
+        while int(client.get(tasks.DONE) or 0) < jobs:
+            time.sleep(0.002)
+        seconds = time.perf_counter() - started
+    client.flushdb()
+    return Result(name, jobs, seconds, 0)
+
+
+def run_processes(url: str, client: redis.Redis, jobs: int, cpu_jobs: int, cpu_ms: float, only: str) -> None:
+    rounds = calibrate(cpu_ms)
+    chosen = [f for f in families(url) if not only or f.name in only.split(",")]
+    print(f"\nworkers in processes of their own, {jobs} jobs that only count themselves done:")
+    quick = [run_family(f, 1, client, url, jobs, 0) for f in chosen if f.name != "zenith threads"]
+    report_processes(quick)
+    print(f"\nCPU-bound jobs, {cpu_jobs} of about {cpu_ms:g} ms each, on 1 and 2 processes (threads for one row):")
+    heavy = [(run_family(f, 1, client, url, cpu_jobs, rounds), run_family(f, 2, client, url, cpu_jobs, rounds))
+             for f in chosen]  # fmt: skip
+    report_processes([result for pair in heavy for result in pair])
+    for one, two in heavy:
+        print(f"{two.name}: {two.rate / one.rate:.2f}x {one.name}")
+
+
+def report_processes(results: list[Result]) -> None:
+    print(f"{'worker':<32} {'jobs':>6} {'seconds':>8} {'jobs/s':>8}")
+    for r in results:
+        print(f"{r.name:<32} {r.jobs:>6} {r.seconds:>8.2f} {r.rate:>8.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--db", type=int, default=15, help="a database of its own (tests use 1-13)")
     parser.add_argument("--jobs", type=int, default=20_000)
-    parser.add_argument("--skip-rq", action="store_true", help="run only the Zenith worker")
+    parser.add_argument("--skip-rq", action="store_true", help="run only the Zenith worker in part one")
+    parser.add_argument("--part", choices=("1", "2", "both"), default="both", help="in-process, processes, or both")
+    parser.add_argument("--process-jobs", type=int, default=1_000, help="do-nothing jobs per worker in part two")
+    parser.add_argument("--cpu-jobs", type=int, default=200, help="CPU-bound jobs per worker in part two")
+    parser.add_argument("--cpu-ms", type=float, default=20.0, help="CPU time of one CPU-bound job")
+    parser.add_argument("--only", default="", help="part two: comma-separated families (zenith, rq, celery, ...)")
     parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     args = parser.parse_args(argv)
     check = client_on_db(args.redis, args.db)
@@ -118,14 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
         return 2
     check.flushdb()
-    runs: list[Callable[[], Result]] = [
-        lambda: run_zenith(args.redis, args.db, args.jobs, events=True),
-        lambda: run_zenith(args.redis, args.db, args.jobs, events=False),
-    ]
-    if not args.skip_rq:
-        runs.append(lambda: run_rq(args.redis, args.db, args.jobs))
-    results = [run() for run in runs]
-    report(results)
+    if args.part in ("1", "both"):
+        runs: list[Callable[[], Result]] = [
+            lambda: run_zenith(args.redis, args.db, args.jobs, events=True),
+            lambda: run_zenith(args.redis, args.db, args.jobs, events=False),
+        ]
+        if not args.skip_rq:
+            runs.append(lambda: run_rq(args.redis, args.db, args.jobs))
+        report([run() for run in runs])
+    if args.part in ("2", "both"):
+        url = procs.url_for_db(args.redis, args.db)
+        run_processes(url, check, args.process_jobs, args.cpu_jobs, args.cpu_ms, args.only)
     return 0
 
 
