@@ -87,6 +87,17 @@ def add_redis_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def redis_option_args(url: str | None, keyspace: KeySpace | None) -> list[str]:
+    """The options of :func:`add_redis_options` that make a command use ``url`` and ``keyspace``."""
+    args = ["--redis", url] if url else []
+    if keyspace is not None:
+        for dest, flag, _ in _PREFIX_OPTIONS:
+            args += [flag, getattr(keyspace, dest)]
+        if keyspace.cluster_safe:
+            args.append("--cluster-safe")
+    return args
+
+
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """``--json`` for scripts."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
