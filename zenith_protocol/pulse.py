@@ -20,7 +20,9 @@ __all__ = [
     "PulseCpu",
     "PulseMemory",
     "PulseNode",
+    "PulseProcess",
     "PulseProcessMemory",
+    "PulseProcessRole",
     "PulseQueue",
     "PulseRuntime",
     "PulseSystemMemory",
@@ -68,6 +70,34 @@ class PulseProcessMemory(WireModel):
     rss: NonNegativeInt
     heap_total: NonNegativeInt | None = Field(default=None, alias="heapTotal")
     heap_used: NonNegativeInt | None = Field(default=None, alias="heapUsed")
+
+
+class PulseProcessRole(str, Enum):
+    """What one process of a multi-process node is; any other value reads as ``other``."""
+
+    SUPERVISOR = "supervisor"
+    CHILD = "child"
+    OTHER = "other"
+
+
+class PulseProcess(WireModel):
+    """One process of a node that reports several (a supervisor and its children) as one.
+
+    ``rss`` is its resident memory in bytes, ``cpu`` its share of the machine's CPU in percent
+    (0-100, as ``cpu.process``), ``slot`` the child's slot under its supervisor.
+    """
+
+    pid: NonNegativeInt
+    role: PulseProcessRole = PulseProcessRole.OTHER
+    slot: NonNegativeInt | None = None
+    rss: NonNegativeInt
+    cpu: JsFloat | None = Field(default=None, ge=0)
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _unknown_role_is_other(cls, value: Any) -> Any:
+        known = {member.value for member in PulseProcessRole}
+        return value if isinstance(value, PulseProcessRole) or value in known else PulseProcessRole.OTHER
 
 
 class PulseMemory(WireModel):
@@ -120,7 +150,7 @@ class DiskUsage(WireModel):
 
 
 class PulseNode(WireModel):
-    """One process's resource report, refreshed every 10 s with a 30 s TTL."""
+    """One process's resource report (or a supervised group's, see ``processes``), refreshed every 10 s, 30 s TTL."""
 
     id: str = Field(min_length=1, description="{hostname}-{pid}")
     service: str = Field(min_length=1)
@@ -137,6 +167,9 @@ class PulseNode(WireModel):
     timestamp: EpochMs
     disk: list[DiskUsage] | None = None
     load_avg: list[JsFloat] | None = Field(default=None, alias="loadAvg", max_length=3)
+    processes: list[PulseProcess] | None = Field(
+        default=None, description="each process of a node made of several; the totals above cover them all"
+    )
     protocol_version: ProtocolVersion = PROTOCOL_VERSION
 
     @field_validator("language", mode="before")

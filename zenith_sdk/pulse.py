@@ -5,9 +5,12 @@ Every ``interval_s`` the agent samples CPU, memory, disk and load average with p
 ``pulse:<service>:<nodeId>`` and the Node agent's ``gravito:quasar:node:<service>:<nodeId>``, which
 the Node console reads (one pipeline, one round trip). Readers merge the two forms. The consoles
 list the nodes whose keys exist, so a process that dies without calling :meth:`Pulse.stop`
-disappears when its keys expire. Redis outages never reach the host
-program: the thread logs once when an outage starts and once when it ends, and retries with
-backoff (:class:`~zenith_sdk._background.BackgroundLoop`).
+disappears when its keys expire. A program made of several processes (a supervisor and its
+children) is one node: the supervisor passes ``children``, and its report lists every process
+under ``processes`` and counts them all in ``cpu.process`` and ``memory.process.rss``.
+
+Redis outages never reach the host program: the thread logs once when an outage starts and once
+when it ends, and retries with backoff (:class:`~zenith_sdk._background.BackgroundLoop`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -35,12 +38,15 @@ from zenith_protocol.pulse import (
     PulseCpu,
     PulseMemory,
     PulseNode,
+    PulseProcess,
     PulseProcessMemory,
+    PulseProcessRole,
     PulseQueue,
     PulseRuntime,
     PulseSystemMemory,
 )
 from zenith_sdk._background import BackgroundLoop
+from zenith_sdk._pulse_children import ChildMeter, percent
 from zenith_sdk.connection import connect
 
 __all__ = ["CPU_WARMUP_S", "Pulse"]
@@ -59,10 +65,6 @@ def _busy_and_total(times: Any) -> tuple[float, float]:
     total = float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
     idle = float(times.idle) + getattr(times, "iowait", 0.0)
     return total - idle, total
-
-
-def _percent(value: float) -> float:
-    return round(min(max(value, 0.0), 100.0), 1)
 
 
 class _CpuMeter:
@@ -98,10 +100,10 @@ class _CpuMeter:
             # The kernel counts CPU time in clock ticks; when none elapsed, keep the window open
             # and report the previous figure instead of a meaningless 0.
             if total > last_total:
-                self._system = _percent((busy - last_busy) / (total - last_total) * 100)
+                self._system = percent((busy - last_busy) / (total - last_total) * 100)
                 self._last = (busy, total)
             # psutil reports the process against one core (up to cores x 100); the wire wants 0-100.
-            process = _percent(self._process.cpu_percent(interval=None) / self._cores)
+            process = percent(self._process.cpu_percent(interval=None) / self._cores)
         return self._system, process
 
 
@@ -142,6 +144,8 @@ class Pulse:
         version: version shown for the node; default the Python version.
         meta: extra JSON-serialisable fields written as ``meta``.
         queues: called at each report for the queues this node serves; exceptions are logged and skipped.
+        children: called at each report for the child processes this one supervises (slot to process
+            id); the report lists them all under ``processes`` and counts them in its totals.
 
     Raises:
         ValueError: an argument cannot work; the message says what to pass instead.
@@ -164,6 +168,7 @@ class Pulse:
         meta: dict[str, Any] | None = None,
         queues: Callable[[], list[PulseQueue]] | None = None,
         key_form: PulseKeyForm = PulseKeyForm.BOTH,
+        children: Callable[[], Mapping[int, int]] | None = None,
     ) -> None:
         self._hostname = socket.gethostname()
         self._process = psutil.Process()
@@ -191,6 +196,7 @@ class Pulse:
         self._cores = psutil.cpu_count() or os.cpu_count() or 1
         self._started_at = self._process.create_time()
         self._cpu = _CpuMeter(self._process, self._cores)
+        self._children = None if children is None else ChildMeter(children, self._cores, name=f"key={self.key}")
         self._stopping = threading.Event()
         # Held while a report is written, so stop() cannot delete the key and then see the thread
         # write it again.
@@ -211,6 +217,8 @@ class Pulse:
             return
         self._stopping.clear()
         self._cpu.prime()
+        if self._children is not None:
+            self._children.prime()
         self._loop.start()
 
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
@@ -255,9 +263,18 @@ class Pulse:
     def sample(self) -> PulseNode:
         """Measure now and return the report, without talking to Redis.
 
-        CPU percentages cover the time since the previous sample (or since :meth:`start`).
+        CPU percentages cover the time since the previous sample (or since :meth:`start`). With
+        ``children``, ``cpu.process`` and ``memory.process.rss`` are the sums over this process
+        and every child, each listed under ``processes``.
         """
         system_cpu, process_cpu = self._cpu.read()
+        rss = self._process.memory_info().rss
+        processes = None
+        if self._children is not None:
+            own = PulseProcess(pid=self._pid, role=PulseProcessRole.SUPERVISOR, rss=rss, cpu=process_cpu)
+            processes = [own, *self._children.read()]
+            process_cpu = percent(sum(process.cpu or 0.0 for process in processes))
+            rss = sum(process.rss for process in processes)
         memory = psutil.virtual_memory()
         # "free" is what the OS can hand out without swapping (MemAvailable), as Node's os.freemem()
         # reports it, so free + used == total.
@@ -273,7 +290,7 @@ class Pulse:
             cpu=PulseCpu(system=system_cpu, process=process_cpu, cores=self._cores),
             memory=PulseMemory(
                 system=PulseSystemMemory(total=memory.total, free=free, used=memory.total - free),
-                process=PulseProcessMemory(rss=self._process.memory_info().rss),
+                process=PulseProcessMemory(rss=rss),
             ),
             runtime=PulseRuntime(
                 uptime_s=round(max(time.time() - self._started_at, 0.0), 3), framework=self._framework
@@ -283,6 +300,7 @@ class Pulse:
             timestamp=int(time.time() * 1000),
             disk=self._sample_disks(),
             load_avg=_load_average(),
+            processes=processes,
         )
 
     def beat(self) -> PulseNode:

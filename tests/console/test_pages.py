@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 import redis
 from starlette.testclient import TestClient
-from wire_data import seed_wire_facts
+from wire_data import node_agent_pulse, seed_wire_facts
 
 from zenith_protocol import KeySpace
 from zenith_sdk.console._state import ConsoleState
@@ -104,6 +105,27 @@ def test_workers_and_pulse_show_node_and_python_writers(console: TestClient, see
     assert "<h2>api</h2>" in pulse and 'data-node="web-1-4242"' in pulse
     assert '<meter min="0" max="100" low="70" high="90" optimum="10" value="12.0">' in pulse  # CPU of the report
     assert 'value="50.0"' in pulse  # RAM: 8 GB free of 16
+
+
+def test_a_pulse_node_of_several_processes_lists_each_with_its_memory(
+    console: TestClient, r: redis.Redis, keyspace: KeySpace
+) -> None:
+    node = json.loads(node_agent_pulse("workers", "web-2-4242", int(time.time() * 1000)))
+    node["memory"]["process"]["rss"] = 3 * 2**20 + 2 * 100 * 2**20
+    node["processes"] = [
+        {"pid": 4242, "role": "supervisor", "rss": 3 * 2**20, "cpu": 0.5},
+        {"pid": 4250, "role": "child", "slot": 0, "rss": 100 * 2**20, "cpu": 12.5},
+        {"pid": 4251, "role": "child", "slot": 1, "rss": 100 * 2**20},
+    ]
+    r.set(keyspace.pulse("workers", "web-2-4242"), json.dumps(node))
+
+    pulse = console.get("/pulse").text
+    card = " ".join(pulse[pulse.index('data-node="web-2-4242"') :].split())
+
+    assert "7.5 GiB of 14.9 GiB RAM · 3 processes 203.0 MiB" in card  # the totals cover every process
+    assert '<li data-pid="4242">supervisor · pid 4242 · 3.0 MiB · CPU 0.5 %</li>' in card
+    assert '<li data-pid="4250">child 0 · pid 4250 · 100.0 MiB · CPU 12.5 %</li>' in card
+    assert '<li data-pid="4251">child 1 · pid 4251 · 100.0 MiB</li>' in card
 
 
 def test_schedules_alerts_archive_and_logs_pages(console: TestClient, seeded: str) -> None:

@@ -60,7 +60,9 @@ from zenith_protocol import (
     PulseCpu,
     PulseMemory,
     PulseNode,
+    PulseProcess,
     PulseProcessMemory,
+    PulseProcessRole,
     PulseQueue,
     PulseRuntime,
     PulseSystemMemory,
@@ -390,8 +392,20 @@ def _disks(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def _pulse_processes(draw: st.DrawFn) -> dict[str, Any]:
+    fields = {
+        "pid": draw(st.integers(0, 2**22)),
+        "role": draw(_optional(_open_enum(PulseProcessRole))),
+        "slot": draw(_optional(st.integers(0, 1024))),
+        "rss": draw(_COUNT),
+        "cpu": draw(_optional(_NON_NEGATIVE)),
+    }
+    return _to_wire(_build(draw, PulseProcess, fields))
+
+
+@st.composite
 def pulse_nodes(draw: st.DrawFn) -> PulseNode:
-    """Pulse nodes with disks, load averages, queues and meta; any language (unknown reads as other)."""
+    """Pulse nodes with disks, load averages, queues, processes and meta; any language or role (unknown: other)."""
     cpu = _build(draw, PulseCpu, {"system": draw(_PERCENT), "process": draw(_NON_NEGATIVE), "cores": draw(_COUNT)})
     system = _build(draw, PulseSystemMemory, {key: draw(_COUNT) for key in ("total", "free", "used")})
     process = _build(
@@ -417,6 +431,7 @@ def pulse_nodes(draw: st.DrawFn) -> PulseNode:
         "timestamp": draw(_EPOCH_MS),
         "disk": draw(_optional(st.lists(_disks(), max_size=2))),
         "loadAvg": draw(_optional(st.lists(_FLOAT, max_size=3))),
+        "processes": draw(_optional(st.lists(_pulse_processes(), max_size=3))),
     }
     node: PulseNode = _build(draw, PulseNode, fields, version=True)
     return node

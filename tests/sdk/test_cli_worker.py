@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ from patience import HANG_S
 from wire_data import node_job
 from worker_helpers import wait_for
 
-from zenith_protocol import EventType, KeySpace, decode_event_fields, decode_heartbeat
+from zenith_protocol import EventType, KeySpace, PulseNode, decode_event_fields, decode_heartbeat, decode_pulse
 from zenith_sdk.producer import JobSpec, Producer
 
 APP_MODULE = """
@@ -217,6 +218,74 @@ def test_worker_processes_are_recycled_after_their_jobs_and_sigterm_stops_them_a
     assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
     assert _ids_of(r, keyspace, worker_id) == []  # every child deregistered
     assert not list(r.scan_iter(match=keyspace.processing("cli", "*")))  # and left no processing list
+
+
+def test_sigterm_to_the_supervisor_mid_run_leaves_no_process_and_no_processing_list(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, app_dir: Path, spawn_cli: Spawn
+) -> None:
+    worker_id = f"cli-{uuid.uuid4().hex[:8]}"
+    process = spawn_cli(
+        "worker", "tests_app_module:app", "--queues", "mid", "--worker-id", worker_id, "--processes", "2",
+        "--concurrency", "2", *prefix_options(redis_url, keyspace),
+    )  # fmt: skip
+    ids = Producer(r, keyspace=keyspace).push_many(
+        [JobSpec(name="touch", properties={"n": n}, queue="mid") for n in range(5_000)]
+    )
+    wait_for(lambda: len(done_lines(app_dir)) >= 200 or process.poll() is not None, what="jobs under way")
+    children = psutil.Process(process.pid).children()
+    held = sum(int(r.llen(key)) for key in r.scan_iter(match=keyspace.processing("mid", "*")))
+
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=HANG_S)
+
+    assert process.returncode == 0, err
+    assert held > 0 or len(done_lines(app_dir)) == len(ids)  # the children held jobs when it came
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert not list(r.scan_iter(match=keyspace.processing("mid", "*")))
+    assert _ids_of(r, keyspace, worker_id) == []
+    done = [line.split()[0] for line in done_lines(app_dir)]
+    waiting = [json.loads(raw)["id"] for raw in r.lrange(keyspace.queue("mid"), 0, -1)]
+    assert sorted(done + waiting) == sorted(ids)  # each job ran once or waits again, none lost
+
+
+def _pulse_node(r: redis.Redis, key: str, children: int) -> PulseNode | None:
+    raw = r.get(key)
+    node = decode_pulse(raw) if raw is not None else None
+    listed = len(node.processes or []) if node is not None else 0
+    return node if node is not None and listed == (children + 1 if children else 0) else None
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_worker_reports_one_pulse_node_with_every_process_in_it(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, spawn_cli: Spawn, processes: int
+) -> None:
+    process = spawn_cli(
+        "worker", "tests_app_module:app", "--queues", "cli", "--processes", str(processes), "--pulse", "billing",
+        "--pulse-prefix", keyspace.pulse_prefix, "--legacy-pulse-prefix", keyspace.legacy_pulse_prefix,
+        *prefix_options(redis_url, keyspace),
+    )  # fmt: skip
+    children = processes if processes > 1 else 0
+    key = keyspace.pulse("billing", f"{socket.gethostname()}-{process.pid}")
+    wait_for(lambda: _pulse_node(r, key, children) or process.poll() is not None, what="the pulse node")
+    node = _pulse_node(r, key, children)
+    assert node is not None, process.communicate()
+    pids = {child.pid for child in psutil.Process(process.pid).children()}
+    nodes = [*r.scan_iter(match=keyspace.pulse("billing", "*")), *r.scan_iter(match=keyspace.legacy_pulse("*", "*"))]
+
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=HANG_S)
+
+    assert process.returncode == 0, err
+    assert len(nodes) == 2  # one node, under both key forms: children write none of their own
+    assert node.pid == process.pid and node.runtime.framework == "zenith worker"
+    assert r.exists(key, keyspace.legacy_pulse("billing", node.id)) == 0  # deleted on the way out
+    if not children:
+        assert node.processes is None
+        return
+    listed = node.processes or []
+    assert [(p.role.value, p.slot) for p in listed] == [("supervisor", None), ("child", 0), ("child", 1)]
+    assert listed[0].pid == process.pid and {p.pid for p in listed[1:]} == pids
+    assert node.memory.process.rss == sum(p.rss for p in listed)
 
 
 def test_a_worker_process_above_its_memory_limit_is_replaced_after_its_job(

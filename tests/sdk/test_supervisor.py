@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
 import threading
@@ -13,7 +14,7 @@ import psutil
 import pytest
 from patience import HANG_S
 
-from zenith_sdk.supervisor import SLOT_ENV, ChildExit, Supervisor
+from zenith_sdk.supervisor import READY_FD_ENV, SLOT_ENV, ChildExit, Supervisor, supervised_ready
 
 
 def _program(tmp_path: Path, body: str) -> list[str]:
@@ -71,6 +72,7 @@ def test_each_slot_runs_one_child_and_sigterm_stops_them_all_gracefully(tmp_path
     _wait_for(lambda: all(_runs(tmp_path, slot) for slot in range(3)), "three children started")
     pids = supervisor.pids
     assert len(pids) == 3
+    assert supervisor.children == {slot: _runs(tmp_path, slot)[0] for slot in range(3)}
 
     supervisor.stop()
     thread.join(HANG_S)
@@ -152,6 +154,72 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path:
     thread.join(HANG_S)
     assert status == [0]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+_SAY_UP = "from zenith_sdk.supervisor import supervised_ready\nsupervised_ready()\n"
+_UP_THEN_SERVE = _SAY_UP + "(out / f'up-{os.getpid()}').write_text('')\n" + _SERVE_UNTIL_SIGTERM
+
+
+def _up(tmp_path: Path, pid: int) -> bool:
+    return (tmp_path / f"up-{pid}").exists()
+
+
+def test_children_killed_from_outside_once_up_are_replaced_at_once_however_often(tmp_path: Path) -> None:
+    # Any death that counted would wait HANG_S before the next start, and the third would end it all.
+    supervisor = Supervisor(_program(tmp_path, _UP_THEN_SERVE), 2, max_quick_exits=3, backoff_s=HANG_S)
+    thread, status = _in_background(supervisor)
+    for kill in range(8):
+        slot = kill % 2
+        _wait_for(lambda: len(_runs(tmp_path, slot)) == kill // 2 + 1, f"start {kill // 2 + 1} of slot {slot}")
+        pid = _runs(tmp_path, slot)[-1]
+        _wait_for(lambda: _up(tmp_path, pid), "the child said it is up")
+        psutil.Process(pid).send_signal(signal.SIGKILL if kill % 4 else signal.SIGHUP)
+    _wait_for(lambda: len(_runs(tmp_path, 0)) == len(_runs(tmp_path, 1)) == 5, "the last replacements")
+    supervisor.stop()
+    thread.join(HANG_S)
+
+    assert status == [0]
+    assert sorted(done.how for done in supervisor.exits) == ["signal 1"] * 2 + ["signal 9"] * 6
+    assert all(done.restart_in_s == 0.0 and done.was_up for done in supervisor.exits)
+    assert len(supervisor.exits) == 8
+
+
+def test_children_killed_before_they_are_up_count_as_failing_to_start(tmp_path: Path) -> None:
+    body = "os.kill(os.getpid(), signal.SIGKILL)\n"  # as the OOM killer does to an app too big to start
+    supervisor = Supervisor(_program(tmp_path, body), 1, max_quick_exits=3, backoff_s=0.01)
+    assert supervisor.run() == 1
+    assert [(done.how, done.was_up, done.restart_in_s) for done in supervisor.exits] == [
+        ("signal 9", False, 0.01),
+        ("signal 9", False, 0.02),
+        ("signal 9", False, None),
+    ]
+
+
+@pytest.mark.parametrize("crash", ["sys.exit(3)", "os.abort()"])
+def test_a_child_that_keeps_crashing_after_it_is_up_still_makes_it_give_up(tmp_path: Path, crash: str) -> None:
+    supervisor = Supervisor(_program(tmp_path, f"{_SAY_UP}{crash}\n"), 1, max_quick_exits=3, backoff_s=0.01)
+    status = supervisor.run()
+    assert status == (3 if crash.startswith("sys") else 1)
+    assert [done.was_up for done in supervisor.exits] == [True, True, True]
+    assert [done.restart_in_s for done in supervisor.exits] == [0.01, 0.02, None]
+
+
+def test_supervised_ready_tells_only_a_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(READY_FD_ENV, raising=False)
+    assert supervised_ready() is False  # not supervised: nobody to tell
+    with (tmp_path / "not-a-pipe").open("wb") as file:
+        monkeypatch.setenv(READY_FD_ENV, str(file.fileno()))
+        assert supervised_ready() is False  # the number belongs to a file now: nothing is written to it
+        assert READY_FD_ENV not in os.environ
+    assert (tmp_path / "not-a-pipe").read_bytes() == b""
+    read_fd, write_fd = os.pipe()
+    try:
+        monkeypatch.setenv(READY_FD_ENV, str(write_fd))
+        assert supervised_ready() is True
+        assert os.read(read_fd, 64) == b"up\n" and os.read(read_fd, 64) == b""  # said once, then closed
+        assert supervised_ready() is False
+    finally:
+        os.close(read_fd)
 
 
 @pytest.mark.parametrize(("processes", "command"), [(0, ["python"]), (1, [])])
