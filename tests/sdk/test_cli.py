@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from zenith_sdk import __version__
-from zenith_sdk.cli import main
+from zenith_sdk.cli import COMMANDS, build_parser, main
 from zenith_sdk.spec_files import spec_dir, stale_schemas
 
 VECTORS = spec_dir() / "vectors"
@@ -119,3 +120,17 @@ def test_environment_supplies_the_redis_url(
     monkeypatch.setenv("ZENITH_REDIS_URL", "http://wrong")
     assert main(["doctor"]) == 2
     assert "redis://" in capsys.readouterr().err
+
+
+def _commands_of(parser: argparse.ArgumentParser) -> list[str]:
+    (subparsers,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return list(subparsers.choices)
+
+
+def test_a_named_command_loads_only_its_module_and_the_table_of_modules_is_complete() -> None:
+    every = _commands_of(build_parser())
+    assert every == [name for names in COMMANDS.values() for name in names]
+    for names in COMMANDS.values():
+        for name in names:
+            assert _commands_of(build_parser(["-v", name, "--help"])) == list(names)
+    assert _commands_of(build_parser(["--version"])) == every

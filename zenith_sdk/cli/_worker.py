@@ -25,7 +25,6 @@ from zenith_sdk.cli._common import (
     whole_number,
 )
 from zenith_sdk.cli._supervise import add_processes_option, supervise
-from zenith_sdk.control import repair_groups
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.pulse import Pulse
 from zenith_sdk.supervisor import ChildExit, Supervisor, supervised_ready, supervised_slot
@@ -238,6 +237,8 @@ def _run_recover(args: argparse.Namespace, settings: CliSettings) -> int:
     try:
         events = EventEmitter(client, keyspace=space)
         recovered = recover_dead_workers(client, keyspace=space, actor="zenith-cli", events=events)
+        from zenith_sdk.control import repair_groups  # here: a worker process starts without the control plane
+
         repairs = repair_groups(client, keyspace=space, queues=queues, actor="zenith-cli", events=events)
     finally:
         client.close()
