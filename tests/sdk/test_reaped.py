@@ -8,7 +8,7 @@ from worker_helpers import dead_worker, lrange, node_raws
 
 from zenith_protocol import EventType, KeySpace
 from zenith_sdk.events import EventEmitter
-from zenith_sdk.worker._reaped import put_back_reaped
+from zenith_sdk.worker._recovery import put_back_reaped
 
 
 def test_a_reaped_worker_is_recovered_at_once_though_its_heartbeat_still_exists(

@@ -30,7 +30,7 @@ from zenith_sdk.pulse import Pulse
 from zenith_sdk.supervisor import ChildExit, Supervisor, supervised_ready, supervised_slot
 from zenith_sdk.worker import App, Worker, WorkerOptions, recover_dead_workers
 from zenith_sdk.worker._options import new_worker_id
-from zenith_sdk.worker._reaped import put_back_reaped
+from zenith_sdk.worker._recovery import put_back_reaped
 
 __all__ = ["load_app", "register"]
 

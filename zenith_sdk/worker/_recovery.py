@@ -20,7 +20,7 @@ from zenith_sdk._wire import text_of
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import REQUEUE, scripts_for
 
-__all__ = ["orphaned_processing_lists", "recover_dead_workers", "requeue_processing"]
+__all__ = ["orphaned_processing_lists", "put_back_reaped", "recover_dead_workers", "requeue_processing"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,3 +165,43 @@ def _report(worker_id: str, moved: dict[str, int], actor: str, events: EventEmit
         events.emit(*records)
     if records:
         logger.warning("worker=%s %s; put back its in-flight jobs %s", worker_id, why, moved)
+
+
+def put_back_reaped(
+    client: redis.Redis,
+    worker_id: str,
+    queues: Collection[str],
+    *,
+    keyspace: KeySpace,
+    events: EventEmitter | None = None,
+    actor: str = "zenith-supervisor",
+) -> dict[str, int]:
+    """Requeue the processing lists of the ended worker ``worker_id`` and remove its registration.
+
+    Unlike :func:`recover_dead_workers`, it does not wait for a heartbeat to expire: the caller (a
+    supervisor that waited for the worker's process) knows the worker can fetch and acknowledge
+    nothing any more.
+
+    Only for a worker whose process is known to have ended (its parent waited for it). The lists
+    of ``queues`` and of the queues the worker registered are put back; a ``recovered`` event per
+    queue with jobs says so. Returns ``{queue: jobs_put_back}``.
+
+    Raises:
+        redis.RedisError: Redis refused or could not be reached; what is left is recovered the
+            usual way once the worker's heartbeat has expired.
+    """
+    # The heartbeat goes first: from then on every recoverer agrees the worker is gone, and each
+    # list is moved by one atomic script, so a recoverer running at the same time puts no job back twice.
+    client.delete(keyspace.worker(worker_id))
+    registered = _queues_of(client.hget(keyspace.worker_queues(), worker_id), worker_id)
+    moved = {
+        queue: requeue_processing(client, queue, worker_id, keyspace=keyspace)
+        for queue in dict.fromkeys([*queues, *registered])
+    }
+    # The registration goes last, as in recover_dead_workers: one that fails before this is redone.
+    pipe = client.pipeline(transaction=False)
+    pipe.zrem(keyspace.worker_index(), worker_id)
+    pipe.hdel(keyspace.worker_queues(), worker_id)
+    pipe.execute()
+    _report(worker_id, moved, actor, events, "ended")
+    return moved
