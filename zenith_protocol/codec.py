@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from zenith_protocol import _json
+from zenith_protocol import _event_json, _json
 from zenith_protocol._types import model_fields_of, wire_names
 from zenith_protocol.alerts import (
     DEFAULT_ALERT_RULES,
@@ -38,7 +38,7 @@ from zenith_protocol.pulse import PulseNode
 from zenith_protocol.schedules import Schedule
 from zenith_protocol.settings import MaintenanceConfig, QueueSnapshot
 from zenith_protocol.version import PROTOCOL_VERSION
-from zenith_protocol.workers import LogEntry, WorkerHeartbeat, from_node_consumer_heartbeat
+from zenith_protocol.workers import LogEntry, LogLevel, WorkerHeartbeat, from_node_consumer_heartbeat
 
 __all__ = [
     "CODECS",
@@ -85,6 +85,7 @@ __all__ = [
     "encode_heartbeat",
     "encode_job",
     "encode_log",
+    "encode_log_line",
     "encode_maintenance_config",
     "encode_paused_flag",
     "encode_pulse",
@@ -297,6 +298,25 @@ def encode_log(entry: LogEntry) -> str:
     return _encode(entry)
 
 
+def encode_log_line(
+    level: LogLevel | str,
+    message: str,
+    *,
+    timestamp_ms: int,
+    worker_id: str | None = None,
+    queue: str | None = None,
+    job_id: str | None = None,
+) -> str:
+    """Canonical JSON of the log line these fields make: what :func:`encode_log` writes for that
+    :class:`~zenith_protocol.LogEntry`, without building one (writers of events write a line per event)."""
+    if isinstance(level, LogLevel):
+        text = _event_json.log_json(level._value_, message, worker_id, queue, job_id, timestamp_ms)
+        if text is not None:
+            return text
+    fields = {"worker_id": worker_id, "queue": queue, "job_id": job_id}
+    return encode_log(LogEntry(level=level, message=message, timestamp=timestamp_ms, **fields))
+
+
 # -- pulse -----------------------------------------------------------------------------------------
 
 
@@ -320,7 +340,8 @@ def decode_event(raw: Raw) -> JobEvent:
 
 def encode_event(event: JobEvent) -> str:
     """Canonical lifecycle event JSON."""
-    return _encode(event)
+    # The short path when it applies: the same bytes for a fraction of the cost (workers write two per job).
+    return _event_json.event_json(event) or _encode(event)
 
 
 def decode_event_fields(fields: Mapping[Any, Any]) -> JobEvent:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from zenith_protocol._json import MAX_SAFE_INTEGER
 from zenith_protocol._types import EpochMs, JsFloat, NonNegativeInt, ProtocolVersion, WireModel
 from zenith_protocol.version import PROTOCOL_VERSION
 
-__all__ = ["EVENTS_STREAM_MAXLEN", "EVENT_FIELD", "MAX_STACK_CHARS", "EventType", "JobEvent", "OperatorAction"]
+__all__ = [
+    "EVENTS_STREAM_MAXLEN",
+    "EVENT_FIELD",
+    "MAX_STACK_CHARS",
+    "EventType",
+    "JobEvent",
+    "OperatorAction",
+    "exact_job_event",
+]
 
 EVENTS_STREAM_MAXLEN = 100_000
 """Approximate cap (``XADD ... MAXLEN ~``) of the events stream."""
@@ -96,3 +107,90 @@ class JobEvent(WireModel):
     severity: str | None = Field(default=None, description="the rule's severity (alert events)")
     silenced_by: str | None = Field(default=None, alias="silencedBy", description="silence, mute or inhibition")
     protocol_version: ProtocolVersion = PROTOCOL_VERSION
+
+
+def _text(value: Any) -> bool:
+    return type(value) is str
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_SAFE_INTEGER
+
+
+def _duration(value: Any) -> bool:
+    return type(value) is float and 0 <= value < math.inf
+
+
+def _number(value: Any) -> bool:
+    return type(value) is float and math.isfinite(value)
+
+
+_EXACT: dict[str, Callable[[Any], bool]] = {
+    "type": lambda value: isinstance(value, EventType),
+    "queue": _text,
+    "timestamp": _count,
+    "job_id": _text,
+    "job_name": _text,
+    "worker_id": _text,
+    "attempt": _count,
+    "duration_ms": _duration,
+    "delay_ms": _count,
+    "error": _text,
+    "stack": _text,
+    "actor": _text,
+    "action": lambda value: isinstance(value, OperatorAction),
+    "count": _count,
+    "enqueued_at_ms": _count,
+    "payload": _text,
+    "rule_id": _text,
+    "subject": _text,
+    "from_state": _text,
+    "to_state": _text,
+    "seq": _count,
+    "value": _number,
+    "threshold": _number,
+    "kind": _text,
+    "severity": _text,
+    "silenced_by": _text,
+}
+"""Per field (attribute name), whether a value is already what validating it gives: same type, in range.
+
+Fields not listed here (``protocol_version``) are never taken without validation."""
+
+_ABSENT = {name: info.default for name, info in JobEvent.model_fields.items()}
+_WIRE_NAMES = frozenset(info.alias or name for name, info in JobEvent.model_fields.items())
+_new_event = JobEvent.__new__
+_set = object.__setattr__
+
+
+def exact_job_event(fields: Mapping[str, Any]) -> JobEvent | None:
+    """The event of ``fields`` (attribute names; ``None`` means absent) built without validating them again,
+    or ``None`` unless each value already is what validation would make of it.
+
+    For writers that build events of values they hold in the right types (a worker's own ids and
+    counts); it is several times faster than validation, which then runs only for other input.
+    Validation would give an equal event, with the same fields set.
+    """
+    given = {}
+    fields_set = set()
+    for name, value in fields.items():
+        exact = _EXACT.get(name)
+        if exact is None:
+            return None
+        if value is None:
+            if name not in _WIRE_NAMES:
+                fields_set.add(name)  # validation drops a null under a wire name only (_null_means_absent)
+            continue
+        if not exact(value):
+            return None
+        given[name] = value
+    if "type" not in given or "queue" not in given or "timestamp" not in given:
+        return None
+    fields_set.update(given)
+    event = _new_event(JobEvent)
+    # What BaseModel.model_construct sets, without its per-field pass over aliases and defaults.
+    _set(event, "__dict__", {**_ABSENT, **given})
+    _set(event, "__pydantic_fields_set__", fields_set)
+    _set(event, "__pydantic_extra__", {})
+    _set(event, "__pydantic_private__", None)
+    return event

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, TypedDict
 
 import redis
@@ -26,12 +26,13 @@ from zenith_protocol import (
     OperatorAction,
     encode_event,
     encode_job,
-    encode_log,
 )
 from zenith_protocol.canonical import COUNTER_TTL_S
+from zenith_protocol.codec import encode_log_line
 from zenith_protocol.counters import DURATION_SUM_FIELD, CounterIncrements, counter_increments
-from zenith_protocol.events import EVENTS_STREAM_MAXLEN
+from zenith_protocol.events import EVENTS_STREAM_MAXLEN, exact_job_event
 from zenith_protocol.workers import LOG_HISTORY_CAP
+from zenith_sdk._wire import storable
 from zenith_sdk.connection import ClientHolder
 from zenith_sdk.scripts import EVENTS, ScriptArg, ScriptPipeline, scripts_for
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventEmitter", "EventFields", "EventWriter", "job_event", "log_entry_for"]
 
-_FINISHED = frozenset({EventType.COMPLETED, EventType.FAILED})
+_FINISHED_KINDS = frozenset({EventType.COMPLETED.value, EventType.FAILED.value})
 _LEVELS = {
     EventType.COMPLETED: LogLevel.SUCCESS,
     EventType.FAILED: LogLevel.ERROR,
@@ -49,6 +50,19 @@ _LEVELS = {
     EventType.RECOVERED: LogLevel.WARN,
     EventType.DELETED: LogLevel.WARN,
 }
+
+# By the type's value: looking an enum member up hashes it in Python code (Enum.__hash__).
+_LEVEL_OF = {kind.value: _LEVELS.get(kind, LogLevel.INFO) for kind in EventType}
+_WORDS = {kind.value: kind.value.replace("_", "-") for kind in EventType}
+_RETRIED = EventType.RETRIED.value
+
+_HISTORY_LAST = str(LOG_HISTORY_CAP - 1)
+_COUNTER_TTL = str(COUNTER_TTL_S)
+
+
+def _json_strings(texts: list[str]) -> bytes:
+    """``texts`` as a JSON array of strings, the head of the events script (ASCII: other text is escaped)."""
+    return f"[{','.join(map(encode_basestring_ascii, texts))}]".encode()
 
 
 def _now_ms() -> int:
@@ -136,23 +150,40 @@ def job_event(
             fields.setdefault("payload", encode_job(job))
     elif job is not None:
         fields.setdefault("job_id", job)
-    return JobEvent(
-        type=event_type,
-        queue=queue,
-        timestamp=timestamp_ms if timestamp_ms is not None else _now_ms(),
-        job_name=job_name,
+    values = {
+        "type": event_type,
+        "queue": queue,
+        "timestamp": timestamp_ms if timestamp_ms is not None else _now_ms(),
+        "job_name": job_name,
         **fields,
-    )
+    }
+    # A worker's own events hold values of the right types already: validating them again is most of what
+    # building one costs, and a worker builds two per job.
+    return exact_job_event(values) or JobEvent(**values)
 
 
-def _describe(event: JobEvent) -> str:
-    what = f"Job {event.job_name or '?'} ({event.job_id})" if event.job_id else f"Queue {event.queue}"
-    kind = event.type.value if isinstance(event.type, EventType) else str(event.type)
-    text = f"{what} {kind.replace('_', '-')}"
+def _kind(event: JobEvent) -> tuple[str, LogLevel, bool]:
+    """The event's type as text, the level of its log line, and whether it ends an attempt (6.4).
+
+    Read without hashing the enum member or reading its ``value`` property (both Python code in
+    Enum): this runs for every event a worker writes.
+    """
+    kind = event.type
+    if type(kind) is EventType:
+        value: str = kind._value_
+        return value, _LEVEL_OF[value], value in _FINISHED_KINDS
+    return str(kind), LogLevel.INFO, False
+
+
+def _describe(event: JobEvent, kind: str) -> str:
+    """The message of the log line of ``event``, whose type reads ``kind``."""
+    job_id = event.job_id
+    word = _WORDS.get(kind) or kind.replace("_", "-")
+    text = f"Job {event.job_name or '?'} ({job_id}) {word}" if job_id else f"Queue {event.queue} {word}"
     if event.duration_ms is not None:
         text += f" in {event.duration_ms:.0f} ms"
     if event.delay_ms is not None:
-        when = "next attempt" if event.type == EventType.RETRIED else "runs"
+        when = "next attempt" if kind == _RETRIED else "runs"
         text += f", {when} in {event.delay_ms / 1000:g} s"
     if event.action is not None:
         action = event.action.value if hasattr(event.action, "value") else event.action
@@ -166,14 +197,26 @@ def _describe(event: JobEvent) -> str:
 
 def log_entry_for(event: JobEvent) -> LogEntry:
     """The live log line the console shows for ``event``."""
-    level = _LEVELS.get(event.type, LogLevel.INFO) if isinstance(event.type, EventType) else LogLevel.INFO
+    kind, level, _ = _kind(event)
     return LogEntry(
         level=level,
-        message=_describe(event),
+        message=_describe(event, kind),
         worker_id=event.worker_id or event.actor or "zenith",
         queue=event.queue,
         job_id=event.job_id,
-        timestamp=datetime.fromtimestamp(event.timestamp / 1000, tz=timezone.utc),
+        timestamp=event.timestamp,  # epoch ms, read exactly
+    )
+
+
+def _log_line(event: JobEvent, kind: str, level: LogLevel) -> str:
+    """``encode_log(log_entry_for(event))``, written without building the entry (``kind``, ``level``: :func:`_kind`)."""
+    return encode_log_line(
+        level,
+        _describe(event, kind),
+        timestamp_ms=event.timestamp,
+        worker_id=event.worker_id or event.actor or "zenith",
+        queue=event.queue,
+        job_id=event.job_id,
     )
 
 
@@ -207,12 +250,15 @@ class EventEmitter(ClientHolder):
         """KEYS and ARGV of the events script for ``events``."""
         finished: dict[int, int] = {}
         pairs: list[ScriptArg] = []
+        live_log = self.live_log
         for event in events:
-            if event.type in _FINISHED:
+            kind, level, ends = _kind(event)
+            if ends:
                 minute = event.timestamp // 60_000
                 finished[minute] = finished.get(minute, 0) + 1
-            pairs.append(encode_event(event))
-            pairs.append(encode_log(log_entry_for(event)) if self.live_log else "")
+            # As bytes (UTF-8, as the protocol's text is): redis-py passes them on untouched.
+            pairs.append(encode_event(event).encode())
+            pairs.append(_log_line(event, kind, level).encode() if live_log else b"")
         return self._script_call(pairs, finished, counter_increments(events))
 
     def _script_call(
@@ -227,24 +273,24 @@ class EventEmitter(ClientHolder):
             *(space.throughput(minute) for minute in finished),
             *(space.queue_counters(queue) for queue in counters),
         ]
-        head: list[ScriptArg] = [
-            self.stream_maxlen,
+        head = [
+            str(self.stream_maxlen),
             space.logs_channel(),
-            LOG_HISTORY_CAP,
-            COUNTER_TTL_S,
-            len(pairs) // 2,
-            len(counters),
-            *finished.values(),
+            _HISTORY_LAST,
+            _COUNTER_TTL,
+            str(len(pairs) // 2),
+            str(len(counters)),
+            *map(str, finished.values()),
         ]
         for increments in counters.values():
-            head.append(len(increments.counts))
+            head.append(str(len(increments.counts)))
             for field, amount in increments.counts.items():
-                head += (field, amount)
-            sums = [(DURATION_SUM_FIELD, repr(increments.duration_sum_ms))] if increments.duration_sum_ms else []
-            head.append(len(sums))
-            for field, total in sums:
-                head += (field, total)
-        return keys, [*head, *pairs]
+                head += (field if field.isascii() else storable(field), str(amount))
+            if increments.duration_sum_ms:
+                head += ("1", DURATION_SUM_FIELD, repr(increments.duration_sum_ms))
+            else:
+                head.append("0")
+        return keys, [_json_strings(head), *pairs]
 
     def write(self, pipe: ScriptPipeline | Pipeline, events: Sequence[JobEvent]) -> bool:
         """Queue the one script call that records ``events`` on ``pipe`` (nothing is sent).

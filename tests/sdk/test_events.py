@@ -20,9 +20,12 @@ from zenith_protocol import (
     KeySpace,
     LogEntry,
     LogLevel,
+    OperatorAction,
     decode_event_fields,
     decode_log,
+    encode_event,
     encode_job,
+    encode_log,
 )
 from zenith_sdk.events import EventEmitter, EventFields, job_event, log_entry_for
 from zenith_sdk.scripts import scripts_for
@@ -419,3 +422,83 @@ def test_log_lines_say_when_a_delayed_job_runs_and_when_a_retry_comes() -> None:
 
     assert log_entry_for(delayed).message.endswith("enqueued, runs in 30 s")
     assert log_entry_for(retried).message.endswith("retried, next attempt in 2 s")
+
+
+# -- what goes on the wire -------------------------------------------------------------------------
+
+
+def _raw_entries(r: redis.Redis, space: KeySpace) -> list[bytes]:
+    entries = []
+    for _entry_id, fields in r.xrange(space.events()) or []:
+        assert fields is not None
+        value = fields[b"event"]
+        assert isinstance(value, bytes)
+        entries.append(value)
+    return entries
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        job_event(EventType.STARTED, "images", a_job(), worker_id="w-1", attempt=1, timestamp_ms=T0 + 5),
+        job_event(EventType.COMPLETED, "images", a_job(), worker_id="w-1", attempt=1, duration_ms=0.5, timestamp_ms=T0),
+        job_event(EventType.FAILED, "imagés", a_job("zoë"), attempt=2, error="\ud800", stack="x\n", timestamp_ms=T0),
+        job_event(EventType.OPERATOR, "q", action=OperatorAction.PAUSE, actor="alice", count=0, timestamp_ms=T0),
+        JobEvent.model_validate({"type": "brand-new", "queue": "q", "timestamp": T0, "extra": [1.0, None]}),
+    ],
+    ids=["started", "completed", "failed-non-ascii-surrogate", "operator", "unknown-type-and-members"],
+)
+def test_the_entry_and_the_line_are_the_canonical_bytes(
+    r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter, event: JobEvent
+) -> None:
+    emitter.emit(event)
+
+    assert _raw_entries(r, keyspace) == [encode_event(event).encode()]
+    assert history(r, keyspace) == [encode_log(log_entry_for(event)).encode()]
+
+
+def test_a_call_of_thousands_of_events_keeps_them_all_in_order(
+    r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter
+) -> None:
+    # More lines than one LPUSH of the script takes (it pushes them 1,000 at a time).
+    events = [job_event(EventType.STARTED, "q", f"j-{n}", timestamp_ms=T0) for n in range(2_500)]
+
+    emitter.emit(*events)
+
+    assert [decode_log(line).job_id for line in history(r, keyspace)] == [f"j-{n}" for n in range(2_499, 2_399, -1)]
+    assert [e.job_id for e in stream_events(r, keyspace)] == [f"j-{n}" for n in range(2_500)]
+
+
+def test_the_counters_of_job_names_in_any_text(r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter) -> None:
+    # The script's head is JSON (ASCII): a name out of ASCII is escaped there and stored as UTF-8; a
+    # lone surrogate, which UTF-8 cannot carry, is stored as U+FFFD, as a JavaScript writer stores it.
+    names = ['zoë "quoted" \\ /', "bad \ud800", "日本"]
+    emitter.emit(
+        *(
+            job_event(EventType.COMPLETED, "q", f"j-{n}", job_name=name, duration_ms=2.0, timestamp_ms=T0)
+            for n, name in enumerate(names)
+        )
+    )
+
+    counters = r.hgetall(keyspace.queue_counters("q"))
+    assert counters[b"completed"] == b"3"
+    assert counters[b"durationSumMs"] == b"6"
+    for stored in ['zoë "quoted" \\ /', "bad \ufffd", "日本"]:
+        assert counters[f"completed:{stored}".encode()] == b"1"
+    assert r.get(keyspace.throughput(T0 // MINUTE_MS)) == b"3"
+
+
+def test_a_job_event_of_exact_values_equals_a_validated_one() -> None:
+    job = a_job()
+
+    exact = job_event(EventType.COMPLETED, "q", job, worker_id="w", attempt=1, duration_ms=3.0, timestamp_ms=T0)
+    validated = job_event(EventType.COMPLETED, "q", job, worker_id="w", attempt=1, duration_ms=3, timestamp_ms=T0)
+
+    assert exact == validated
+    assert exact.model_fields_set == validated.model_fields_set
+    assert type(validated.duration_ms) is float
+
+
+def test_a_job_event_still_refuses_what_validation_refuses() -> None:
+    with pytest.raises(ValueError, match="attempt"):
+        job_event(EventType.STARTED, "q", "j", attempt=-1)

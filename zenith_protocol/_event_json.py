@@ -1,0 +1,89 @@
+"""Lifecycle events and their live log lines as canonical JSON, on a short path.
+
+The generic encoder has pydantic serialize a model, then looks through the whole text for the
+number forms JavaScript writes otherwise and for nulls among unknown fields. The only numbers of
+an event that can need rewriting are its float fields, so :func:`event_json` looks at those
+instead; :func:`log_json` writes a log line of known fields without building a ``LogEntry``.
+Workers write two events and two log lines per job (PROTOCOL 8 and 6.3), which made the generic
+path much of what events cost them. What these writers cannot take in the canonical way (unknown
+fields, text with a lone surrogate, a float JavaScript writes with an exponent, a timestamp from
+year 10000) they return ``None`` for, and the caller uses the generic path.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from json.encoder import encode_basestring
+
+from pydantic_core import PydanticSerializationError
+
+from zenith_protocol._json import has_lone_surrogate
+from zenith_protocol._types import JsFloat
+from zenith_protocol.events import JobEvent
+from zenith_protocol.version import PROTOCOL_VERSION
+
+__all__ = ["event_json", "log_json"]
+
+_FLOAT_FIELDS = tuple(name for name, info in JobEvent.model_fields.items() if info.annotation == JsFloat | None)
+"""The event's float fields, the only members whose number form may need JavaScript's (the rest are integers)."""
+
+_PLAIN_FLOATS_FROM, _PLAIN_FLOATS_UNTIL = 1e-5, 1e15
+"""Floats in this range pydantic-core writes as JavaScript does (whole ones are written as integers by
+:data:`~zenith_protocol._types.JsFloat`); outside it, it may pick another form (``1e-7``, ``1e+16``)."""
+
+_serialize = JobEvent.__pydantic_serializer__.to_json
+
+_LOG_TAIL = f'","protocolVersion":{PROTOCOL_VERSION}}}'
+"""What ends every log line :func:`log_json` writes: the end of its timestamp and the protocol version."""
+
+_WORKER, _QUEUE, _JOB = ',"workerId":', ',"queue":', ',"jobId":'
+
+_ISO_UNTIL_MS = 253_402_300_800_000
+"""10000-01-01T00:00:00Z: from there on an ISO timestamp is not what ``datetime`` writes."""
+
+
+def event_json(event: JobEvent) -> str | None:
+    """Canonical JSON of ``event``, the bytes the generic encoder writes; ``None`` when it needs the generic one.
+
+    The generic encoder checks the whole text for number forms to rewrite; here only the float
+    fields can hold one, so they are looked at instead.
+    """
+    if event.__pydantic_extra__:
+        return None  # unknown fields may hold null, which exclude_none would drop, and floats of any form
+    values = event.__dict__
+    for name in _FLOAT_FIELDS:
+        value = values[name]
+        if value is not None and value != 0 and not _PLAIN_FLOATS_FROM <= abs(value) < _PLAIN_FLOATS_UNTIL:
+            return None
+    try:
+        return _serialize(event, by_alias=True, exclude_none=True).decode()
+    except (PydanticSerializationError, ValueError):
+        return None  # a lone surrogate, which pydantic-core cannot write; the generic path escapes it
+
+
+@lru_cache(maxsize=16)
+def _iso_second(second: int) -> str:
+    # Cached: the events of one batch mostly fall in the same second.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def log_json(
+    level: str, message: str, worker_id: str | None, queue: str | None, job_id: str | None, timestamp_ms: int
+) -> str | None:
+    """Canonical JSON of a live log line with these fields (protocol version 2, no unknown fields), or ``None``."""
+    if not 0 <= timestamp_ms < _ISO_UNTIL_MS:
+        return None
+    second, millisecond = divmod(timestamp_ms, 1000)
+    quote = encode_basestring
+    line = (
+        f'{{"level":{quote(level)},"message":{quote(message)}'
+        f"{'' if worker_id is None else _WORKER + quote(worker_id)}"
+        f"{'' if queue is None else _QUEUE + quote(queue)}"
+        f"{'' if job_id is None else _JOB + quote(job_id)}"
+        f',"timestamp":"{_iso_second(second)}.{millisecond:03d}Z{_LOG_TAIL}'
+    )
+    # encode_basestring leaves surrogates as they are: one in the line came from some field.
+    if not line.isascii() and has_lone_surrogate(line):
+        return None  # a lone surrogate is escaped as JavaScript does, which the generic path knows
+    return line
