@@ -12,7 +12,7 @@ year 10000) they return ``None`` for, and the caller uses the generic path.
 
 from __future__ import annotations
 
-import time
+from datetime import datetime, timedelta
 from functools import lru_cache
 from json.encoder import encode_basestring
 
@@ -39,6 +39,7 @@ _LOG_TAIL = f'","protocolVersion":{PROTOCOL_VERSION}}}'
 
 _WORKER, _QUEUE, _JOB = ',"workerId":', ',"queue":', ',"jobId":'
 
+_EPOCH = datetime(1970, 1, 1)
 _ISO_UNTIL_MS = 253_402_300_800_000
 """10000-01-01T00:00:00Z: from there on an ISO timestamp is not what ``datetime`` writes."""
 
@@ -64,8 +65,9 @@ def event_json(event: JobEvent) -> str | None:
 
 @lru_cache(maxsize=16)
 def _iso_second(second: int) -> str:
-    # Cached: the events of one batch mostly fall in the same second.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    # Cached: the events of one batch mostly fall in the same second. Date arithmetic rather than
+    # gmtime, which some platforms refuse far ahead.
+    return (_EPOCH + timedelta(seconds=second)).isoformat()
 
 
 def log_json(
