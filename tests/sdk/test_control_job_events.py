@@ -35,10 +35,11 @@ def _grouped_dead_letter(job_id: str, group: str) -> str:
     return json.dumps({**job, "groupId": group}, separators=(",", ":"))
 
 
-def _delete_every_failed_job(r: redis.Redis, space: KeySpace) -> BulkResult:
-    return bulk(
-        r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=space, actor="t", events=EventEmitter(r, keyspace=space)
-    )
+def _delete_every_failed_job(r: redis.Redis, space: KeySpace, *, by_id: bool = False) -> BulkResult:
+    # By id, the events' ids and names are written here; else the script reads them.
+    ids = [decode_job(raw).id for raw in r.lrange(space.failed("q"), 0, -1)] if by_id else None
+    emitter = EventEmitter(r, keyspace=space)
+    return bulk(r, "q", JobState.FAILED, BulkAction.DELETE, keyspace=space, ids=ids, actor="t", events=emitter)
 
 
 def _per_job(r: redis.Redis, space: KeySpace) -> list[tuple[object, ...]]:
@@ -164,14 +165,17 @@ def test_a_job_whose_id_no_reader_could_decode_is_moved_and_counted_without_an_e
         ('{"job":"x","kind":"job"}', None),
     ],
 )
+@pytest.mark.parametrize("by_id", [False, True], ids=["by-filter", "by-id"])
+@pytest.mark.parametrize("as_object", [False, True], ids=["data-text", "data-object"])
 def test_each_event_names_the_job_as_the_protocol_reads_its_name(
-    r: redis.Redis, keyspace: KeySpace, data: str, class_name: str | None
+    r: redis.Redis, keyspace: KeySpace, data: str, class_name: str | None, by_id: bool, as_object: bool
 ) -> None:
-    job = {"id": "j", "type": "json", "data": data, "className": class_name, "error": "e"}
-    raw = json.dumps({key: value for key, value in job.items() if value is not None}, separators=(",", ":"))
+    # data given as the object itself (PROTOCOL 4.1) names the job alike.
+    job = {"id": "j", "type": "json", "data": json.loads(data) if as_object else data, "className": class_name}
+    raw = json.dumps({key: value for key, value in {**job, "error": "e"}.items() if value is not None})
     r.lpush(keyspace.failed("q"), raw)
 
-    _delete_every_failed_job(r, keyspace)
+    _delete_every_failed_job(r, keyspace, by_id=by_id)
 
     (event, _summary) = stream_events(r, keyspace)
     assert event.job_name == decode_job(raw).name
@@ -222,6 +226,7 @@ def test_the_events_the_scripts_write_are_canonical_whatever_the_id_and_name(
     later=st.dictionaries(st.sampled_from(["job", "class", "properties", "x"]), st.text(max_size=3), max_size=2),
     separators=st.sampled_from([(",", ":"), (", ", ": "), (",", " : ")]),
     ascii_only=st.booleans(),
+    by_id=st.booleans(),
 )
 def test_the_event_names_the_job_however_its_data_is_written(
     r: redis.Redis,
@@ -231,6 +236,7 @@ def test_the_event_names_the_job_however_its_data_is_written(
     later: dict[str, str],
     separators: tuple[str, str],
     ascii_only: bool,
+    by_id: bool,
 ) -> None:
     # The name member first, as producers write it, in any spacing and escaping, perhaps
     # followed by members that take precedence over it.
@@ -240,7 +246,7 @@ def test_the_event_names_the_job_however_its_data_is_written(
     raw = json.dumps({"id": "j", "type": "json", "data": data, "className": "K", "error": "e"}, separators=(",", ":"))
     r.lpush(keyspace.failed("q"), raw)
 
-    _delete_every_failed_job(r, keyspace)
+    _delete_every_failed_job(r, keyspace, by_id=by_id)
 
     (event, _summary) = stream_events(r, keyspace)
     assert event.job_name == decode_job(raw).name

@@ -20,7 +20,8 @@ from wire_data import dead_letter_job, node_job
 
 from zenith_protocol import JobPayload, KeySpace, decode_job, encode_job, lane_for
 from zenith_sdk.control import BulkAction, JobFilter, JobState, _pick, bulk, get_job
-from zenith_sdk.control._pick import decode_object, plain_retry
+from zenith_sdk.control._pick import decode_object
+from zenith_sdk.control._retry import retried
 from zenith_sdk.scripts import PICK, scripts_for
 
 NOW = 1_767_225_600_000
@@ -245,26 +246,6 @@ def test_decode_object_reads_json_objects_only(raw: bytes, expected: dict[str, s
     assert decode_object(raw) == expected
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (b'{"id":"a","attempts":1}', b'{"id":"a","attempts":0}'),
-        (b'{"id":"a","attempts":3,"error":"x\\"y","failedAt":5,"z":1}', b'{"id":"a","attempts":0,"z":1}'),
-        (b'{"id":"a","error":"ends with \\\\","attempts":2}', b'{"id":"a","attempts":0}'),
-        (b'{"id":"a","note":"x,\\"attempts\\":1"}', b'{"id":"a","note":"x,\\"attempts\\":1"}'),
-        (b'{"id":"a","meta":{"attempts":1},"attempts":2}', None),
-        (b'{"id":"a","attempts":1,"attempts":2}', None),
-        (b'{"id":"a","\\u0061ttempts":1}', None),
-        (b'{"attempts":1,"id":"a"}', None),
-        (b'{"id":"a", "attempts" : 1}', None),
-        (b'{"id":"a","attempts":3,"error": "x, y","failedAt":5}', None),
-    ],
-)
-def test_a_retry_is_computed_here_only_when_a_plain_search_is_exact(raw: bytes, expected: bytes | None) -> None:
-    job = decode_object(raw)
-    assert job is not None and plain_retry(raw, job) == expected
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     job=jobs(),
@@ -296,16 +277,18 @@ def test_a_retry_computed_here_gives_the_bytes_the_script_gives(
 ) -> None:
     raw = encode_job(job.model_copy(update={"attempts": attempts, "error": error, "failed_at_ms": NOW})).encode()
     decoded = json.loads(raw)
-    here = plain_retry(raw, decoded)
+    here = retried(raw, decoded)
     r.delete(keyspace.failed("q"), keyspace.queue("q"))
     r.lpush(keyspace.failed("q"), raw)
-    # No group action, no events, no groups; one pick at position 1, retried bytes left to the script, base lane.
-    args: list[str | bytes | int] = ["retry", "list", "zenith:tombstone:t", "", 0, "", "", "", 0, 0, 1, raw, "", 3, 0]
+    # No group action, no events, no groups; one pick at position 1, retried bytes and event left to
+    # the script, base lane.
+    args: list[str | bytes | int] = ["retry", "list", "zenith:tombstone:t", "", 0, "", "", "", 0, 0]
+    args += [1, raw, "", 3, 0, ""]
     keys = [keyspace.failed("q"), *keyspace.lanes_in_poll_order("q"), keyspace.group_active("q")]
 
     assert scripts_for(r).call(PICK, keys, args) == [1, 0, 0]
     (by_script,) = r.lrange(keyspace.queue("q"), 0, -1)
-    assert here is None or here == by_script
+    assert here == by_script
     assert json.loads(by_script) == {
         **{key: value for key, value in decoded.items() if key not in ("error", "failedAt")},
         "attempts": 0,

@@ -1,7 +1,8 @@
 """The per-job events of an operator's retry, delete or promotion, written by the script that moves each job.
 
 The scripts build each event around the job's id and name (``_event.lua``) from a head and a tail
-encoded here, so the events are canonical without a Python object per job. In the wire layout
+encoded here, so the events are canonical without a Python object per job. For jobs picked here
+by id the id and name come from here too (:func:`job_slot`), so the script decodes nothing. In the wire layout
 the events stream is one of the script's KEYS and each event lands with its move; in the
 cluster-safe layout the stream lives in another hash slot, so the script returns the events
 and they are appended right after it (PROTOCOL 8.1 allows both).
@@ -9,18 +10,61 @@ and they are appended right after it (PROTOCOL 8.1 allows both).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from zenith_protocol import EventType, JobEvent, encode_event
+from zenith_protocol._json import dumps, has_lone_surrogate, loads
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.scripts import ScriptArg
 
-__all__ = ["JobEvents"]
+__all__ = ["JobEvents", "job_slot"]
 
 _JOB_ID_SLOT = ',"jobId":""'
 """Where the scripts put each job's id (and name, which follows it in the canonical order)."""
+
+_NAME_KEYS = ("job", "class")
+
+
+def job_name(job: dict[str, Any]) -> str | None:
+    """The name of a decoded job as PROTOCOL 4.2 reads it (``data.job``, else ``data.class``, each a
+    non-empty string, else ``className``), as ``_event.lua`` reads it too."""
+    data = job.get("data")
+    if isinstance(data, str):
+        try:
+            data = loads(data)
+        except (ValueError, RecursionError):
+            data = None
+    if isinstance(data, dict):
+        for key in _NAME_KEYS:
+            name = data.get(key)
+            if isinstance(name, str) and name:
+                return name
+    class_name = job.get("className")
+    return class_name if isinstance(class_name, str) else None
+
+
+def job_slot(job: dict[str, Any]) -> bytes:
+    """What the scripts put between an event's head and tail for the decoded ``job``: its id and name,
+    as canonical JSON; b"" when its id is not a string (the script then writes no event)."""
+    job_id = job.get("id")
+    if not isinstance(job_id, str):
+        return b""
+    name = job_name(job)
+    if name is None:
+        return f',"jobId":{_string_json(job_id)}'.encode()
+    return f',"jobId":{_string_json(job_id)},"jobName":{_string_json(name)}'.encode()
+
+
+def _string_json(text: str) -> str:
+    """``text`` as canonical JSON (PROTOCOL 2.1); json.dumps writes it so unless it holds a lone surrogate."""
+    if has_lone_surrogate(text):
+        return dumps(text)
+    return json.dumps(text, ensure_ascii=False)
+
 
 EVENT_OF_MODE = {"retry": EventType.RETRIED, "delete": EventType.DELETED, "promote": EventType.PROMOTED}
 """The per-job event of each move a bulk operation makes."""
@@ -39,6 +83,11 @@ class JobEvents:
     queue: str
     actor: str
     in_script: bool
+
+    @property
+    def on(self) -> bool:
+        """Whether the operation records its jobs' events."""
+        return self.emitter is not None
 
     def keys(self) -> list[str]:
         """The script's extra KEYS: the events stream, when the script appends to it."""

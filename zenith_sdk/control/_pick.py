@@ -1,9 +1,11 @@
 """Jobs chosen by id: read a state page by page, pick the entries here, move them with the pick script.
 
 Redis only spends time on the entries picked (the pick script checks each is still there, byte
-for byte, and moves it atomically), not on the ones around them. The next page is matched here
-while Redis moves the current page's picks. A pick the list moved out of reach meanwhile
-(workers popping, another operator's bulk operation) is looked for again in a later pass.
+for byte, and moves it atomically), not on the ones around them, and on them as little as it
+can: their bytes for a retry and their events' ids and names are computed here, so the script
+decodes nothing. The next page is matched here while Redis moves the current page's picks. A
+pick the list moved out of reach meanwhile (workers popping, another operator's bulk operation)
+is looked for again in a later pass.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+import hiredis
 import redis
 from redis.client import NEVER_DECODE
 from redis.connection import AbstractConnection
@@ -21,7 +24,8 @@ from zenith_protocol import LANES_IN_POLL_ORDER, lane_for
 from zenith_protocol._json import loads
 from zenith_sdk._wire import storable
 from zenith_sdk.control._entries import JobState, Source
-from zenith_sdk.control._job_events import JobEvents
+from zenith_sdk.control._job_events import JobEvents, job_slot
+from zenith_sdk.control._retry import retried
 from zenith_sdk.scripts import PICK, Scripts
 
 PAGE = 10_000
@@ -34,15 +38,33 @@ PASSES = 3
 """Walks over a source at most: the first, then again for picks that could not be found."""
 
 _LEADING_ID = b'{"id":"'
-_RESET_MARKERS = {"attempts": b',"attempts":', "error": b',"error":', "failedAt": b',"failedAt":'}
 _DECODER = json.JSONDecoder()
-_BACKSLASH, _QUOTE = ord("\\"), ord('"')
-_CONTAINERS = frozenset({dict, list})
 
-Match = tuple[int, bytes, bytes, int, str]
-"""A picked entry: its position counted from the oldest end (1 = the oldest) when read, its bytes,
-its bytes retried when they are computed here (see :func:`plain_retry`) else b"", the lane its
-priority names (see :func:`route`) and its FIFO group ("" for none)."""
+
+class Match(NamedTuple):
+    """A picked entry, with what the pick script needs to move it."""
+
+    position: int
+    """Its position counted from the oldest end (1 = the oldest) when read; 0 when not known."""
+    raw: bytes
+    retried: bytes
+    """Its bytes for a retry when computed here (:func:`~zenith_sdk.control._retry.retried`), else b""."""
+    lane: int
+    """The lane its priority names (see :func:`route`)."""
+    group: str
+    """Its FIFO group ("" for none)."""
+    slot: bytes
+    """Its id and name as its event carries them (:func:`job_slot`), else b"" (the script reads them)."""
+
+    @classmethod
+    def of(cls, position: int, raw: bytes, job: dict[str, Any] | None, *, retry: bool, events: bool) -> Match:
+        """The match of ``raw``, decoded as ``job`` (None: it does not decode here); ``retry``: compute
+        its retried bytes; ``events``: its event's id and name."""
+        if job is None:
+            return cls(position, raw, b"", 0, "", b"")
+        bytes_retried = (retried(raw, job) or b"") if retry else b""
+        return cls(position, raw, bytes_retried, *route(job), job_slot(job) if events else b"")
+
 
 LANE_NUMBERS = {lane: number for number, lane in enumerate(LANES_IN_POLL_ORDER, start=1)}
 """The number of each lane in the scripts' KEYS order (critical, high, base, low: 1..4)."""
@@ -55,13 +77,9 @@ def route(job: dict[str, Any]) -> tuple[int, str]:
     return (LANE_NUMBERS[lane] if lane else 0), storable(group) if isinstance(group, str) else ""
 
 
-def matches_of(raws: Sequence[bytes]) -> list[Match]:
+def matches_of(raws: Sequence[bytes], *, retry: bool, events: bool) -> list[Match]:
     """Matches for entries known by their bytes only (their positions are found by reading again)."""
-    found: list[Match] = []
-    for raw in raws:
-        job = decode_object(raw)
-        found.append((0, raw, b"", *(route(job) if job is not None else (0, ""))))
-    return found
+    return [Match.of(0, raw, decode_object(raw), retry=retry, events=events) for raw in raws]
 
 
 def _read_command(source: str, kind: str, offset: int, size: int) -> tuple[Any, ...]:
@@ -140,63 +158,19 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     return job if isinstance(job, dict) else None
 
 
-def plain_retry(raw: bytes, job: dict[str, Any]) -> bytes | None:
-    """The bytes of ``raw`` retried (``attempts`` 0, no ``error`` or ``failedAt``, every other byte
-    kept) when a plain search finds exactly those top-level members of ``job``, its decoded form:
-    no value is an object or array, and no such key is written escaped, twice or first. Else None:
-    the pick script then decodes the payload and rewrites it itself."""
-    if next(iter(job), None) in _RESET_MARKERS or not _CONTAINERS.isdisjoint(map(type, job.values())):
-        return None
-    cuts: list[tuple[int, int, bytes]] = []
-    for key, marker in _RESET_MARKERS.items():
-        start = raw.find(marker)
-        if (start >= 0) != (key in job):
-            return None  # written with an escape or with spaces
-        if start < 0:
-            continue
-        if raw[start + len(marker) : start + len(marker) + 1].isspace():
-            return None  # a space after the colon: the value is found by the script's full scan
-        end = _value_end(raw, start + len(marker))
-        if raw.find(marker, end) >= 0:
-            return None  # written twice
-        cuts.append((start, end, b',"attempts":0' if key == "attempts" else b""))
-    cuts.sort()
-    parts, at = [], 0
-    for start, end, kept in cuts:
-        parts += [raw[at:start], kept]
-        at = end
-    parts.append(raw[at:])
-    return b"".join(parts)
-
-
-def _value_end(raw: bytes, start: int) -> int:
-    """The index just past the scalar JSON value at ``start`` (a member value of a valid object)."""
-    if raw[start] != _QUOTE:
-        # A number, true, false or null: it ends at the next comma, or at the brace when it is last.
-        end = raw.find(b",", start)
-        return end if end >= 0 else raw.find(b"}", start)
-    index = start
-    while True:
-        index = raw.find(b'"', index + 1)
-        backslashes = 0
-        while raw[index - 1 - backslashes] == _BACKSLASH:
-            backslashes += 1
-        if backslashes % 2 == 0:  # not escaped: the string ends here
-            return index + 1
-
-
 class IdMatcher:
     """Picks the entries that are jobs with one of the given ids.
 
     Most payloads start with their id, so that is read without decoding; an entry whose id is
     wanted is then decoded to make sure it is a JSON object with that id (an entry that does not
-    decode never matches). Other entries are decoded to find their id. With ``retry``, each match
-    also carries its retried bytes where they can be computed here (:func:`plain_retry`).
+    decode never matches). Other entries are decoded to find their id. Each match carries its
+    retried bytes with ``retry`` and its event's id and name with ``events`` (see :class:`Match`).
     """
 
-    def __init__(self, ids: set[str], *, retry: bool) -> None:
+    def __init__(self, ids: set[str], *, retry: bool, events: bool = False) -> None:
         self.ids = ids
         self.retry = retry
+        self.events = events
         self._encoded = {job_id.encode() for job_id in ids}
 
     def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]:
@@ -210,8 +184,7 @@ class IdMatcher:
                     continue
             job = decode_object(raw)
             if job is not None and job.get("id") in ids:
-                retried = plain_retry(raw, job) if self.retry else None
-                found.append((offset + index + 1, raw, retried or b"", *route(job)))
+                found.append(Match.of(offset + index + 1, raw, job, retry=self.retry, events=self.events))
         return found
 
 
@@ -219,9 +192,9 @@ class Exactly:
     """Picks the given entries again (matched before, then not found), each as often as listed."""
 
     def __init__(self, matches: list[Match]) -> None:
-        self.wanted: dict[bytes, list[tuple[bytes, int, str]]] = {}  # raw -> what each copy carries
-        for _, raw, retried, lane, group in matches:
-            self.wanted.setdefault(raw, []).append((retried, lane, group))
+        self.wanted: dict[bytes, list[Match]] = {}  # raw -> each copy
+        for match in matches:
+            self.wanted.setdefault(match.raw, []).append(match)
 
     def unseen(self) -> int:
         """How many of the entries were not seen (they are gone)."""
@@ -232,7 +205,7 @@ class Exactly:
         for index, raw in enumerate(page):
             left = self.wanted.get(raw)
             if left:
-                found.append((offset + index + 1, raw, *left.pop()))
+                found.append(left.pop()._replace(position=offset + index + 1))
         return found
 
 
@@ -330,9 +303,7 @@ class _Round:
         page = self._round_trip(0, asked, [])
         while page is not None:
             matches, size, moved_before = page
-            picks = [
-                (position - moved_before, raw, retried, lane, group) for position, raw, retried, lane, group in matches
-            ]
+            picks = [match._replace(position=match.position - moved_before) for match in matches]
             if self.walk.dry_run:
                 picks = []
             next_offset = offset - moved_before + size
@@ -353,7 +324,7 @@ class _Round:
         batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
         # Built while Redis runs the read, sent as soon as the read is answered.
         call = self._call(batches[0], 0) if batches else None
-        packed = None if call is None else self.connection.pack_command(*call)  # type: ignore[no-untyped-call]
+        packed = None if call is None else [hiredis.pack_command(call)]
         entries = None
         if read_at is not None:
             entries = _oldest_first(self._read(), self.kind)
@@ -365,7 +336,7 @@ class _Round:
             if number:
                 call = self._call(batch, moved)
                 if call is not None:
-                    self._command(*call)
+                    self.connection.send_packed_command([hiredis.pack_command(call)])  # type: ignore[no-untyped-call]
             if call is None:
                 break  # the limit is reached: the picks left are counted, not moved
             moved += self._settle(batch, self.walk.scripts.reply(self.connection, PICK, call))
@@ -378,14 +349,14 @@ class _Round:
         if walk.limit is not None and budget <= 0:
             return None
         action = walk.groups.action
-        groups = sorted({group for *_, group in picks if group}) if action else []
+        groups = sorted({pick.group for pick in picks if pick.group}) if action else []
         numbers = {group: number for number, group in enumerate(groups, start=1)}
         args: list[Any] = [walk.mode, self.kind, walk.tombstone, walk.filter_wire, budget, action]
         args += [*walk.events.args(), len(groups), *groups]
         fallback = fallback_lane(self.where)
-        for position, raw, retried, lane, group in picks:
-            where = [raw, retried, lane or fallback, numbers.get(group, 0)]
-            args += [position - shift, *where] if self.kind == "list" else where
+        for pick in picks:
+            where = [pick.raw, pick.retried, pick.lane or fallback, numbers.get(pick.group, 0), pick.slot]
+            args += [pick.position - shift, *where] if self.kind == "list" else where
         keys = [self.source, *walk.lanes, walk.groups.active, *(walk.groups.pending(group) for group in groups)]
         return PICK.command([*keys, *walk.events.keys()], args)
 
@@ -400,7 +371,7 @@ class _Round:
         matches = self.matcher(page, offset)
         if self.first:
             # With a filter, the pick calls tell which matches it keeps (see _settle).
-            self.walk.on_page(len(page), [] if self.walk.filter_wire else [match[1] for match in matches])
+            self.walk.on_page(len(page), [] if self.walk.filter_wire else [match.raw for match in matches])
         return matches
 
     def _settle(self, picks: list[Match], reply: Any) -> int:
@@ -411,6 +382,6 @@ class _Round:
         walk.missing += [picks[int(number) - 1] for number in reply[3 : 3 + missing]]
         if self.first and walk.filter_wire:
             turned_down = {int(number) - 1 for number in reply[3 + missing : 3 + missing + refused]}
-            walk.on_page(0, [pick[1] for index, pick in enumerate(picks) if index not in turned_down])
+            walk.on_page(0, [pick.raw for index, pick in enumerate(picks) if index not in turned_down])
         walk.events.append(reply[3 + missing + refused :])
         return moved

@@ -162,6 +162,10 @@ class _Settings:
     limit: int | None
     events: JobEvents
 
+    @property
+    def retries(self) -> bool:
+        return self.mode == BulkAction.RETRY.value
+
     def seen(self, result: BulkResult, looked_at: int, matched: int, sample: list[bytes]) -> None:
         """Count what one step looked at and matched, keep the sample (of its matches), report progress."""
         result.looked_at += looked_at
@@ -197,7 +201,7 @@ class _Filtered:
         self.job_filter = job_filter
 
     def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]:
-        return [match for match in self.matcher(page, offset) if self.job_filter.matches(match[1])]
+        return [match for match in self.matcher(page, offset) if self.job_filter.matches(match.raw)]
 
 
 def _by_ids(
@@ -205,7 +209,8 @@ def _by_ids(
 ) -> None:
     if not ids:
         return
-    matcher: Matcher = IdMatcher(ids, retry=settings.mode == BulkAction.RETRY.value and not settings.dry_run)
+    moves = not settings.dry_run
+    matcher: Matcher = IdMatcher(ids, retry=moves and settings.retries, events=moves and settings.events.on)
     filter_wire = job_filter.to_wire() if job_filter else ""
     if settings.dry_run and job_filter is not None:
         matcher, filter_wire = _Filtered(matcher, job_filter), ""
@@ -230,7 +235,8 @@ def _by_filter(settings: _Settings, sources: list[Source], filter_wire: str, res
         if grouped:
             limit = None if settings.limit is None else settings.limit - result.moved
             walk = settings.pick_walk(result, "", limit)
-            walk.run(source, Exactly(matches_of(grouped)), counted=False)
+            matches = matches_of(grouped, retry=settings.retries, events=settings.events.on)
+            walk.run(source, Exactly(matches), counted=False)
             result.moved += walk.moved
 
 

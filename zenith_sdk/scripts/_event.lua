@@ -7,21 +7,26 @@
 --
 -- new_job_events(head, tail, stream, maxlen): head "" for no events; stream nil to leave them
 -- to the caller. job_moved(events, job) appends the event of one moved job, decoded as job, to
--- the stream (or keeps it); append_job_events(events), once the jobs are moved, trims the stream,
--- or returns the events kept (a list of event JSON texts) when there is no stream. Needs _json
--- included before it.
+-- the stream (or keeps it); job_moved_in(events, slot) does the same with the id and name that
+-- the caller encoded (slot: ',"jobId":...,"jobName":...', as zenith_sdk/control/_job_events.py
+-- writes it); append_job_events(events), once the jobs are moved, trims the stream, or returns
+-- the events kept (a list of event JSON texts) when there is no stream. Needs _json included
+-- before it.
 
 local find, sub, byte, match = string.find, string.sub, string.byte, string.match
 
--- The job's name as PROTOCOL 4.2 reads it: data.job, else data.class (a non-empty string), else className.
+-- The job's name as PROTOCOL 4.2 reads it: data.job, else data.class (a non-empty string), else
+-- className. data is a string holding a JSON object, or (PROTOCOL 4.1) that object itself.
 local function payload_name(job)
-  if type(job.data) == 'string' then
-    local ok, data = pcall(cjson.decode, job.data)
-    if ok and type(data) == 'table' then
-      for _, key in ipairs({'job', 'class'}) do
-        if type(data[key]) == 'string' and data[key] ~= '' then
-          return data[key]
-        end
+  local data = job.data
+  if type(data) == 'string' then
+    local ok, decoded = pcall(cjson.decode, data)
+    data = ok and decoded or nil
+  end
+  if type(data) == 'table' then
+    for _, key in ipairs({'job', 'class'}) do
+      if type(data[key]) == 'string' and data[key] ~= '' then
+        return data[key]
       end
     end
   end
@@ -80,31 +85,49 @@ local function new_job_events(head, tail, stream, maxlen)
   return {head = head, tail = tail, stream = stream, maxlen = maxlen, out = {}, count = 0}
 end
 
--- A job whose id is not a string of valid UTF-8 gets no event (no reader could decode it).
-local function job_moved(events, job)
-  if events.head == '' or type(job) ~= 'table' or type(job.id) ~= 'string' then
-    return
-  end
-  local id = job.id
-  if not find(id, '[%z\1-\31"\\\128-\255]') then
-    id = '"' .. id .. '"' -- the common case, settled by one scan: nothing to escape or check
+-- The id as canonical JSON, or nil when it is not a string of valid UTF-8 (no reader could decode
+-- the event). Ids as producers make them (letters, digits, - _ . :) are settled by one anchored
+-- match, the cheapest test there is.
+local function id_json(id)
+  if type(id) ~= 'string' then
+    return nil
+  elseif find(id, '^[%w%-_.:]*$') or not find(id, '[%z\1-\31"\\\128-\255]') then
+    return '"' .. id .. '"'
   elseif valid_utf8(id) then
-    id = json_string(id)
-  else
-    return
+    return json_string(id)
   end
-  local name = name_json(job)
-  local event
-  if name then
-    event = events.head .. ',"jobId":' .. id .. ',"jobName":' .. name .. events.tail
-  else
-    event = events.head .. ',"jobId":' .. id .. events.tail
-  end
+  return nil
+end
+
+local function appended(events, event)
   events.count = events.count + 1
   if events.stream then
     redis.call('XADD', events.stream, '*', 'event', event)
   else
     events.out[events.count] = event
+  end
+end
+
+-- A job whose id is not a string of valid UTF-8 gets no event (no reader could decode it).
+local function job_moved(events, job)
+  if events.head == '' or type(job) ~= 'table' then
+    return
+  end
+  local id = id_json(job.id)
+  if not id then
+    return
+  end
+  local name = name_json(job)
+  if name then
+    appended(events, events.head .. ',"jobId":' .. id .. ',"jobName":' .. name .. events.tail)
+  else
+    appended(events, events.head .. ',"jobId":' .. id .. events.tail)
+  end
+end
+
+local function job_moved_in(events, slot)
+  if events.head ~= '' then
+    appended(events, events.head .. slot .. events.tail)
   end
 end
 

@@ -100,9 +100,11 @@ local function job_matches(raw, filter)
   if filter.error and not (type(job.error) == 'string' and find(job.error, filter.error, 1, true)) then
     return false
   end
-  local moment = job_moment(job)
-  if (filter.from and not (moment and moment >= filter.from)) or (filter.to and not (moment and moment < filter.to)) then
-    return false
+  if filter.from or filter.to then
+    local moment = job_moment(job)
+    if (filter.from and not (moment and moment >= filter.from)) or (filter.to and not (moment and moment < filter.to)) then
+      return false
+    end
   end
   if filter.name or filter.field then
     local name, properties = job_name(job)

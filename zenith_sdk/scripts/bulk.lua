@@ -49,8 +49,9 @@ local entries = read_chunk(source, kind, offset, chunk)
 
 local matched, moved, sample, deferred = 0, 0, {}, {}
 local pushed = {[lanes.critical] = {}, [lanes.high] = {}, [lanes.base] = {}, [lanes.low] = {}}
--- While every entry from the list's tail has been moved, they are popped at the end in one
--- RPOP instead of each being replaced by a tombstone.
+-- While every entry from the list's tail has been moved, they are cut off at the end in one
+-- LTRIM instead of each being replaced by a tombstone (an RPOP would hand every one back to Lua,
+-- which hashes each string it receives: as costly as reading it again).
 local tail_run, in_run = 0, kind == 'list' and offset == 0
 for position = #entries, 1, -1 do
   -- oldest first: in a list the oldest of the window is last; in a zset, reversed below
@@ -88,7 +89,7 @@ for position = #entries, 1, -1 do
   end
 end
 if tail_run > 0 then
-  redis.call('RPOP', source, tail_run)
+  redis.call('LTRIM', source, 0, -(tail_run + 1))
 end
 if kind == 'list' and moved > tail_run then
   -- The tombstones sit in the window just walked, near the tail: remove them scanning from there.

@@ -22,10 +22,13 @@
 -- ARGV[9] the events stream's cap (approximate MAXLEN)
 -- ARGV[10] G, the number of groups   ARGV[11..10+G] group ids (the i-th is the group of KEYS[6+i])
 -- then the picks, oldest first: for a list, position from the tail (1 = the oldest entry),
---         expected bytes, retried bytes, lane, group; for a zset the same without the position.
---         Retried bytes are those to push for a retry when the caller computed them, else ""
---         (the script then decodes the payload and rewrites it); lane is 1..4 (KEYS[2..5]);
---         group is 0 (none) or 1..G.
+--         expected bytes, retried bytes, lane, group, event slot; for a zset the same without the
+--         position. Retried bytes are those to push for a retry when the caller computed them,
+--         else "" (the script then decodes the payload and rewrites it); lane is 1..4 (KEYS[2..5]);
+--         group is 0 (none) or 1..G; the event slot is what the job's event holds between its head
+--         and tail (its id and name, see _event.lua) when the caller computed it, else "" (the
+--         script then decodes the payload for them). So a pick the caller computed all of costs
+--         Redis no decoding.
 -- Returns: {moved, m, t, the m 1-based numbers of the picks not found, the t numbers of the picks
 --          the filter turned down, then the events to append (when the stream is not in KEYS)}
 local source = KEYS[1]
@@ -37,7 +40,7 @@ local move_limit = tonumber(ARGV[5])
 local group_action, group_count = ARGV[6], tonumber(ARGV[10])
 local NEAR = 32 -- how far from its expected position a list entry is looked for
 local FIRST = 11 + group_count
-local STRIDE = kind == 'list' and 5 or 4
+local STRIDE = kind == 'list' and 6 or 5
 
 --#include _json
 --#include _retry
@@ -129,6 +132,7 @@ for first = FIRST, #ARGV, STRIDE do
   local at_expected = kind == 'list' and first + 1 or first
   local expected, retried = ARGV[at_expected], ARGV[at_expected + 1]
   local lane, group = tonumber(ARGV[at_expected + 2]), tonumber(ARGV[at_expected + 3])
+  local slot = ARGV[at_expected + 4]
   local job = kept(expected)
   if job == false then
     turned_down[#turned_down + 1] = number
@@ -142,11 +146,15 @@ for first = FIRST, #ARGV, STRIDE do
       found = redis.call('ZREM', source, expected) == 1
     end
     if found then
-      if job == nil and (events.head ~= '' or (mode == 'retry' and retried == '')) then
+      if job == nil and ((events.head ~= '' and slot == '') or (mode == 'retry' and retried == '')) then
         job = decoded(expected)
       end
       place(rewritten(expected, retried, job), lane, group)
-      job_moved(events, job)
+      if slot ~= '' then
+        job_moved_in(events, slot)
+      else
+        job_moved(events, job)
+      end
       moved = moved + 1
       if at then
         deepest = math.max(deepest or at, at)
