@@ -230,15 +230,6 @@ def test_get_job_reads_no_further_than_the_page_holding_it(
     assert (delayed.state, delayed.due_ms) == (JobState.DELAYED, NOW + 5)
 
 
-def test_a_pick_call_carries_at_most_a_chunk_and_about_a_megabyte_of_payloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_pick, "CALL_BYTES", 100)
-    picks = [_pick.Match(n, b"x" * size, b"", 0, "", b"") for n, size in enumerate([30, 30, 30, 30, 150, 10, 10, 10])]
-
-    batches = _pick._batches(picks, 3)
-
-    assert [[pick.position for pick in batch] for batch in batches] == [[0, 1, 2], [3], [4], [5, 6, 7]]
-
-
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

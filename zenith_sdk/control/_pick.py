@@ -37,10 +37,6 @@ FIRST_PAGE = 1000
 PASSES = 3
 """Walks over a source at most: the first, then again for picks that could not be found."""
 
-CALL_BYTES = 1 << 20
-"""Most bytes of payloads one pick call carries (besides at most ``chunk`` picks): Redis reads each
-one, so large payloads take fewer picks per call and no call blocks Redis for long."""
-
 _LEADING_ID = b'{"id":"'
 _DECODER = json.JSONDecoder()
 
@@ -95,24 +91,6 @@ def _read_command(source: str, kind: str, offset: int, size: int) -> tuple[Any, 
 def _oldest_first(reply: list[bytes], kind: str) -> list[bytes]:
     # A list's window comes newest first (LRANGE reads towards the tail); a zset's soonest first.
     return reply[::-1] if kind == "list" else reply
-
-
-def _batches(picks: list[Match], chunk: int) -> list[list[Match]]:
-    """``picks`` in order, in batches of at most ``chunk`` picks and (unless one pick alone is
-    larger) :data:`CALL_BYTES` bytes of payloads."""
-    batches: list[list[Match]] = []
-    batch: list[Match] = []
-    size = 0
-    for pick in picks:
-        weight = len(pick.raw) + len(pick.retried)
-        if batch and (len(batch) == chunk or size + weight > CALL_BYTES):
-            batches.append(batch)
-            batch, size = [], 0
-        batch.append(pick)
-        size += weight
-    if batch:
-        batches.append(batch)
-    return batches
 
 
 def read_chunk(client: redis.Redis, source: str, kind: str, offset: int, size: int) -> list[bytes]:
@@ -343,7 +321,7 @@ class _Round:
         """
         if read_at is not None:
             self._command(*_read_command(self.source, self.kind, read_at, size))
-        batches = _batches(picks, self.walk.chunk)
+        batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
         # Built while Redis runs the read, sent as soon as the read is answered.
         call = self._call(batches[0], 0) if batches else None
         packed = None if call is None else [hiredis.pack_command(call)]

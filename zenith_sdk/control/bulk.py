@@ -103,8 +103,7 @@ def bulk(
     ``deleted`` or ``promoted``, with ``actor``), written by the script call that moves it, and the
     operation one ``operator`` event with the count. ``progress`` is called with the number of entries looked
     at. ``limit`` caps how many jobs move (a single-job operation moves one of byte-identical
-    copies). ``chunk`` bounds each script call: entries looked at, for a filter; jobs moved, for ``ids``
-    (and, for ``ids``, about a megabyte of their payloads).
+    copies). ``chunk`` bounds each script call: entries looked at, for a filter; jobs moved, for ``ids``.
 
     Raises:
         NotFoundError: the queue does not exist.
