@@ -15,6 +15,7 @@ summary); ``--no-events`` leaves them out. The old console wrote none.
     python benchmarks/control_ops.py            # about 2 minutes on a small machine
     python benchmarks/control_ops.py --scale 0.1
     python benchmarks/control_ops.py --shape object   # dead letters whose data is a JSON object
+    python benchmarks/control_ops.py --repeat 3       # the bulk cases three times, median times shown
 
 It uses one Redis database of its own (``--db``, default 15), refuses to run when that database
 holds keys unless ``--flush`` is given, empties it between cases and when done, and temporarily
@@ -27,6 +28,7 @@ import argparse
 import importlib
 import json
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -433,6 +435,22 @@ def case_search(client: redis.Redis, queues: int, per_list: int, per_queue_match
     return row
 
 
+def median_row(runs: list[Row]) -> Row:
+    """One row for repeated runs of a case: the median times (old and ours apart), each run's in the notes."""
+    if len(runs) == 1:
+        return runs[0]
+    olds = [run.old_s for run in runs if run.old_s is not None]
+    ours = [run.ours_s for run in runs if run.ours_s is not None]
+    each = ", ".join(
+        f"{run.old_s:.2f}/{run.ours_s:.2f} s = {run.old_s / run.ours_s:.1f}x"
+        for run in runs
+        if run.old_s is not None and run.ours_s
+    )
+    row = Row(runs[0].case, statistics.median(olds), statistics.median(ours), list(runs[0].notes))
+    row.notes.append(f"{len(runs)} runs, old/ours: {each}; medians shown")
+    return row
+
+
 def report(rows: list[Row], slowest: SlowestScript) -> None:
     def secs(value: float | None) -> str:
         return f"{value:.2f}" if value is not None else "-"
@@ -462,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     parser.add_argument("--no-events", action="store_true", help="our bulk cases write no lifecycle events")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the two bulk cases this many times and show their median times (each run's in the notes)",
+    )
+    parser.add_argument(
         "--shape",
         choices=sorted(SHAPES),
         default="node",
@@ -471,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     client = client_on_db(args.redis, args.db, client_name=CLIENT_NAME)
     if client.dbsize() and not args.flush:
         print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
@@ -486,8 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     # As the CLI does: every operation records its events (the old console wrote none).
     events = None if args.no_events else EventEmitter(client)
     try:
-        rows.append(case_bulk_retry(client, scaled(100_000), scaled(10_000), slowest, events, args.shape))
-        rows.append(case_retry_all(client, scaled(100_000), slowest, events, args.shape))
+        bulk_runs = [case_bulk_retry(client, scaled(100_000), scaled(10_000), slowest, events, args.shape)]
+        all_runs = [case_retry_all(client, scaled(100_000), slowest, events, args.shape)]
+        for _ in range(args.repeat - 1):
+            bulk_runs.append(case_bulk_retry(client, scaled(100_000), scaled(10_000), slowest, events, args.shape))
+            all_runs.append(case_retry_all(client, scaled(100_000), slowest, events, args.shape))
+        rows += [median_row(bulk_runs), median_row(all_runs)]
         rows.append(case_list_queues(client, scaled(10_000)))
         rows.append(case_search(client, scaled(100), max(OLD_SEARCH_WINDOW, scaled(1000)), 3))
     finally:
