@@ -17,7 +17,7 @@ summary); ``--no-events`` leaves them out. The old console wrote none.
     python benchmarks/control_ops.py --shape object   # dead letters whose data is a JSON object
     python benchmarks/control_ops.py --repeat 3       # the bulk cases three times, median times shown
 
-It uses one Redis database of its own (``--db``, default 15), refuses to run when that database
+It uses one Redis database of its own (``--db``, default 14), refuses to run when that database
 holds keys unless ``--flush`` is given, empties it between cases and when done, and temporarily
 changes the server's slow-log settings (restored afterwards).
 """
@@ -49,7 +49,8 @@ _wire_data = importlib.import_module("wire_data")
 dead_letter_job: Callable[..., str] = _wire_data.dead_letter_job
 node_job: Callable[..., str] = _wire_data.node_job
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-client_on_db: Callable[..., redis.Redis] = importlib.import_module("bench_db").client_on_db
+bench_db = importlib.import_module("bench_db")
+client_on_db: Callable[..., redis.Redis] = bench_db.client_on_db
 
 SPACE = KeySpace()
 PREFIX = SPACE.queue_prefix
@@ -474,10 +475,8 @@ def report(rows: list[Row], slowest: SlowestScript) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--db", type=int, default=14, help="a database of its own (tests use 1-13)")
+    bench_db.add_database_options(parser, 14)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (default 1.0)")
-    parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     parser.add_argument("--no-events", action="store_true", help="our bulk cases write no lifecycle events")
     parser.add_argument(
         "--repeat",
@@ -498,8 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     client = client_on_db(args.redis, args.db, client_name=CLIENT_NAME)
-    if client.dbsize() and not args.flush:
-        print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
+    if bench_db.refuses(client, args):
         return 2
 
     scale = float(args.scale)

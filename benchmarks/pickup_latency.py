@@ -37,7 +37,8 @@ import redis
 from zenith_sdk.producer import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-client_on_db: Callable[..., redis.Redis] = importlib.import_module("bench_db").client_on_db
+bench_db = importlib.import_module("bench_db")
+client_on_db: Callable[..., redis.Redis] = bench_db.client_on_db
 procs = importlib.import_module("bench_procs")
 tasks = importlib.import_module("bench_tasks")
 
@@ -183,15 +184,12 @@ def report(results: list[Result], jobs: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--db", type=int, default=15, help="a database of its own (tests use 1-13)")
+    bench_db.add_database_options(parser, 15)
     parser.add_argument("--jobs", type=int, default=300, help="measured jobs per worker and scenario")
     parser.add_argument("--only", default="", help="comma-separated name prefixes of the workers to run")
-    parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     args = parser.parse_args(argv)
     client = client_on_db(args.redis, args.db)
-    if client.dbsize() and not args.flush:
-        print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
+    if bench_db.refuses(client, args):
         return 2
     url = procs.url_for_db(args.redis, args.db)
     chosen = [c for c in contenders(url) if not args.only or any(c.name.startswith(p) for p in args.only.split(","))]

@@ -33,6 +33,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+bench_db = importlib.import_module("bench_db")
 CASES = ("list", "retry-all", "bulk-retry", "search")
 _LABELS = {
     "list": "list {n:,} queues",
@@ -153,11 +155,9 @@ def worktree(revision: str) -> Iterator[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", help="the git revision to compare this checkout with")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--db", type=int, default=14, help="a database of its own (tests use 1-13)")
+    bench_db.add_database_options(parser, 14)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (default 1.0)")
     parser.add_argument("--rounds", type=int, default=3, help="turns per case, each side once per turn")
-    parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     for hidden in ("--child", "--case", "--ids", "--queue", "--needle"):
         parser.add_argument(hidden, default="", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --base REV, a positive --scale and at least one round")
     with worktree(args.base) as base:
         runner = Runner(args, {"base": base, "now": ROOT})
-        if runner.client.dbsize() and not args.flush:
-            print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
+        if bench_db.refuses(runner.client, args):
             return 2
         try:
             runner.run()

@@ -36,7 +36,8 @@ from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.worker import App, JobContext, Worker, WorkerOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-client_on_db: Callable[..., redis.Redis] = importlib.import_module("bench_db").client_on_db
+bench_db = importlib.import_module("bench_db")
+client_on_db: Callable[..., redis.Redis] = bench_db.client_on_db
 noop: Callable[[], None] = importlib.import_module("bench_jobs").noop
 procs = importlib.import_module("bench_procs")
 tasks = importlib.import_module("bench_tasks")
@@ -231,8 +232,7 @@ def report_processes(results: list[Result]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--db", type=int, default=15, help="a database of its own (tests use 1-13)")
+    bench_db.add_database_options(parser, 15)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--skip-rq", action="store_true", help="run only the Zenith worker in part one")
     parser.add_argument("--part", choices=("1", "2", "both"), default="both", help="in-process, processes, or both")
@@ -240,11 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-jobs", type=int, default=400, help="CPU-bound jobs per worker in part two")
     parser.add_argument("--cpu-ms", type=float, default=20.0, help="CPU time of one CPU-bound job")
     parser.add_argument("--only", default="", help="part two: comma-separated families (zenith, rq, celery, ...)")
-    parser.add_argument("--flush", action="store_true", help="empty the database first even if it holds keys")
     args = parser.parse_args(argv)
     check = client_on_db(args.redis, args.db)
-    if check.dbsize() and not args.flush:
-        print(f"database {args.db} is not empty; pass --flush to empty it or --db to pick another", file=sys.stderr)
+    if bench_db.refuses(check, args):
         return 2
     check.flushdb()
     if args.part in ("1", "both"):
