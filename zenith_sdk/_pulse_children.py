@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
 
 import psutil
 
 from zenith_protocol.pulse import PulseProcess, PulseProcessRole
 
-__all__ = ["ChildMeter", "percent"]
+__all__ = ["ChildMeter", "HostCallback", "percent"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class HostCallback(Generic[T]):
+    """A callback of the host's code that each report calls: a bug there must not stop resource
+    reports, so what it raises gives ``None``, logged once per streak of failures."""
+
+    def __init__(self, fn: Callable[[], T], what: str) -> None:
+        self._fn = fn
+        self._what = what
+        self._failing = False
+
+    def __call__(self) -> T | None:
+        try:
+            value = self._fn()
+        except Exception:
+            if not self._failing:
+                logger.exception("%s failed; reporting without it", self._what)
+            self._failing = True
+            return None
+        self._failing = False
+        return value
 
 
 def percent(value: float) -> float:
@@ -27,11 +51,9 @@ class ChildMeter:
     """
 
     def __init__(self, children: Callable[[], Mapping[int, int]], cores: int, *, name: str) -> None:
-        self._children = children
+        self._children = HostCallback(lambda: dict(children()), f"pulse {name}: children callback")
         self._cores = cores
-        self._name = name
         self._known: dict[int, psutil.Process] = {}
-        self._failing = False
 
     def prime(self) -> None:
         """Start a new CPU measuring window for every child running now."""
@@ -42,7 +64,7 @@ class ChildMeter:
         """One report per child that is still running, by slot."""
         reports: list[PulseProcess] = []
         known: dict[int, psutil.Process] = {}
-        for slot, pid in sorted(self._listed().items()):
+        for slot, pid in sorted((self._children() or {}).items()):
             process = self._known.get(pid)
             try:
                 if process is None:
@@ -57,16 +79,3 @@ class ChildMeter:
             reports.append(PulseProcess(pid=pid, role=PulseProcessRole.CHILD, slot=slot, rss=rss, cpu=cpu))
         self._known = known
         return reports
-
-    def _listed(self) -> Mapping[int, int]:
-        try:
-            listed = dict(self._children())
-        except Exception:
-            # The callback is the host's code; a bug there must not stop resource reports. Log it
-            # once per failure streak and report this process alone.
-            if not self._failing:
-                logger.exception("pulse %s: children callback failed; reporting without children", self._name)
-            self._failing = True
-            return {}
-        self._failing = False
-        return listed

@@ -46,7 +46,7 @@ from zenith_protocol.pulse import (
     PulseSystemMemory,
 )
 from zenith_sdk._background import BackgroundLoop
-from zenith_sdk._pulse_children import ChildMeter, percent
+from zenith_sdk._pulse_children import ChildMeter, HostCallback, percent
 from zenith_sdk.connection import connect
 
 __all__ = ["CPU_WARMUP_S", "Pulse"]
@@ -190,8 +190,9 @@ class Pulse:
         self._framework = framework
         self._version = platform.python_version() if version is None else version
         self._meta = dict(meta) if meta is not None else None
-        self._queues = queues
-        self._queues_failing = False
+        self._queues = (
+            None if queues is None else HostCallback(lambda: list(queues()), f"pulse key={self.key}: queues callback")
+        )
         self._missing_paths: set[str] = set()
         self._cores = psutil.cpu_count() or os.cpu_count() or 1
         self._started_at = self._process.create_time()
@@ -346,19 +347,7 @@ class Pulse:
         return disks or None
 
     def _sample_queues(self) -> list[PulseQueue] | None:
-        if self._queues is None:
-            return None
-        try:
-            queues = list(self._queues())
-        except Exception:
-            # The callback is the host's code; a bug there must not stop resource reports. Log it
-            # once per failure streak and report without queues.
-            if not self._queues_failing:
-                logger.exception("pulse key=%s: queues callback failed; reporting without queues", self.key)
-            self._queues_failing = True
-            return None
-        self._queues_failing = False
-        return queues or None
+        return (self._queues() or None) if self._queues is not None else None
 
 
 def _key_form(value: PulseKeyForm | str) -> PulseKeyForm:
