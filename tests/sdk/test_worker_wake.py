@@ -35,6 +35,13 @@ def _waiting(r: redis.Redis, worker_id: str, count: int = 1) -> bool:
     return sum(c["name"] == name and c["cmd"] == "blmove" and "b" in c["flags"] for c in clients) >= count
 
 
+def _waiting_worker(r: redis.Redis, start_worker: StartWorker, app: App, *queues: str) -> Worker:
+    """A worker that polls once an hour, once it waits on the base list of each of ``queues``."""
+    worker = start_worker(app, queues=queues, poll_interval_s=AN_HOUR_S)
+    wait_for(lambda: _waiting(r, worker.id, len(queues)), what=f"the worker to wait on {', '.join(queues)}")
+    return worker
+
+
 def _blmove_calls(r: redis.Redis) -> int:
     stats = r.info("commandstats").get("cmdstat_blmove")
     return int(stats["calls"]) if stats else 0
@@ -44,8 +51,7 @@ def test_an_idle_worker_starts_a_job_the_node_producer_pushed_without_waiting_fo
     r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker
 ) -> None:
     record = Recorder()
-    worker = start_worker(App({"send": record}), queues=("first", "second"), poll_interval_s=AN_HOUR_S)
-    wait_for(lambda: _waiting(r, worker.id, 2), what="the worker to wait on both queues")
+    worker = _waiting_worker(r, start_worker, App({"send": record}), "first", "second")
 
     for n, queue in enumerate(["second", "first", "second"]):
         r.lpush(keyspace.queue(queue), node_job(f"node-{n}", "send", {"n": n}, created_at=server_ms(r)))
@@ -68,8 +74,7 @@ def test_jobs_our_producer_puts_elsewhere_are_announced_and_start_at_once(
     def note(job: JobContext) -> None:
         started[job.id] = server_ms(r)
 
-    worker = start_worker(App({"note": note}), queues=("q",), poll_interval_s=AN_HOUR_S)
-    wait_for(lambda: _waiting(r, worker.id), what="the worker to wait")
+    _waiting_worker(r, start_worker, App({"note": note}), "q")
 
     urgent = producer.push("note", queue="q", priority="critical")
     wait_for(lambda: urgent in started, what="the critical job")
@@ -83,8 +88,7 @@ def test_the_wait_keeps_lane_order_for_jobs_pushed_without_a_signal(
     r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker
 ) -> None:
     record = Recorder()
-    worker = start_worker(App({"send": record}), queues=("q",), poll_interval_s=AN_HOUR_S)
-    wait_for(lambda: _waiting(r, worker.id), what="the worker to wait")
+    _waiting_worker(r, start_worker, App({"send": record}), "q")
 
     # A Node producer's critical job sends no signal; the base job after it ends the wait, and the
     # fetch that follows takes the critical one first.
@@ -101,8 +105,7 @@ def test_a_paused_queue_with_jobs_is_not_waited_on_in_a_loop(
     r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker
 ) -> None:
     record = Recorder()
-    worker = start_worker(App({"send": record}), queues=("q",), poll_interval_s=AN_HOUR_S)
-    wait_for(lambda: _waiting(r, worker.id), what="the worker to wait")
+    worker = _waiting_worker(r, start_worker, App({"send": record}), "q")
     r.set(keyspace.paused("q"), "1")
     r.lpush(keyspace.queue("q"), *(node_job(f"held-{n}", "send", {}, created_at=server_ms(r)) for n in range(3)))
 
