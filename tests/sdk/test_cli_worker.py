@@ -335,6 +335,24 @@ def test_a_bad_module_app_exits_2_with_a_clear_message(
     assert "Traceback" not in result.stderr
 
 
+def test_the_worker_command_takes_its_poll_interval_and_can_poll_without_waiting(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace, app_dir: Path, run_cli: Run, spawn_cli: Spawn
+) -> None:
+    refused = run_cli("worker", "tests_app_module:app", "--poll-interval", "0", *prefix_options(redis_url, keyspace))
+    assert refused.returncode == 2 and "poll_interval_s" in refused.stderr and "Traceback" not in refused.stderr
+
+    worker_id = f"cli-{uuid.uuid4().hex[:8]}"
+    process = spawn_cli(
+        "worker", "tests_app_module:app", "--queues", "polled", "--worker-id", worker_id, "--no-wake",
+        "--poll-interval", "0.05", *prefix_options(redis_url, keyspace),
+    )  # fmt: skip
+    r.lpush(keyspace.queue("polled"), node_job("polled-1", "touch", {"n": 1}, created_at=1))
+    wait_for(lambda: done_lines(app_dir) or process.poll() is not None, what="the polled job")
+    assert [line.split()[0] for line in done_lines(app_dir)] == ["polled-1"]
+    mine = [c for c in r.client_list() if c["name"] == f"zenith-worker:{worker_id}"]
+    assert mine and not [c for c in mine if c["cmd"] in ("blmove", "subscribe")]  # it polls: no wait, no listener
+
+
 # -- zenith recover --------------------------------------------------------------------------------
 
 
