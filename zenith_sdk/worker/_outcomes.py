@@ -82,19 +82,24 @@ def _group_keys(space: KeySpace, item: Fetched) -> tuple[list[str], str]:
 
 
 def success(
-    space: KeySpace, item: Fetched, worker_id: str, attempt: int, duration_ms: float
-) -> tuple[list[Op], JobEvent]:
-    """Ack a completed job; a grouped job also lets the next job of its group go."""
+    space: KeySpace, item: Fetched, worker_id: str, attempt: int, duration_ms: float, *, event: bool = True
+) -> tuple[list[Op], list[JobEvent]]:
+    """Ack a completed job; a grouped job also lets the next job of its group go.
+
+    With ``event`` (a worker that writes events), its ``completed`` event comes too.
+    """
     processing = space.processing(item.queue, worker_id)
     group_keys, group = _group_keys(space, item)
     if group:
         op = Op(SETTLE, item.queue, [processing, processing, *group_keys], [item.raw, "", "ack", 0, group], item.raw)
     else:
         op = Op(None, item.queue, [processing], raw=item.raw)
-    event = job_event(
+    if not event:
+        return [op], []
+    completed = job_event(
         EventType.COMPLETED, item.queue, item.payload, worker_id=worker_id, attempt=attempt, duration_ms=duration_ms
     )
-    return [op], event
+    return [op], [completed]
 
 
 def _dead_letter(space: KeySpace, item: Fetched, worker_id: str, updated: JobPayload) -> Op:

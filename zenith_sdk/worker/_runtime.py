@@ -376,10 +376,11 @@ class Worker:
             self._tokens += 1
             deadline = time.monotonic() + timeout_s if timeout_s else None
             self._running[self._tokens] = _Running(item, handler, attempt, deadline)
-            self._mark_pending()
-            self._pending_events.append(
-                job_event(EventType.STARTED, item.queue, item.payload, worker_id=self.id, attempt=attempt)
-            )
+            if self.events is not None:  # a worker that writes no events builds none
+                self._mark_pending()
+                self._pending_events.append(
+                    job_event(EventType.STARTED, item.queue, item.payload, worker_id=self.id, attempt=attempt)
+                )
             self._slots.submit(Task(self._tokens, handler, JobContext(item.payload, item.queue, attempt, self.id)))
         self._update_busy()
 
@@ -404,8 +405,8 @@ class Worker:
     def _finish(self, run: _Running, error: BaseException | None, duration_ms: float) -> None:
         item = run.item
         if error is None:
-            ops, event = success(self.keyspace, item, self.id, run.attempt, duration_ms)
-            self._settle(ops, [event], failed=False)
+            ops, events = success(self.keyspace, item, self.id, run.attempt, duration_ms, event=self.events is not None)
+            self._settle(ops, events, failed=False)
             return
         payload = item.payload
         # As the Node consumer reads it: an absent or 0 maxAttempts means the default.
