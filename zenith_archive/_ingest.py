@@ -16,7 +16,7 @@ from zenith_archive.fields import flatten_properties
 from zenith_archive.redact import DEFAULT_REDACTED_KEYS, Redactor, redact_keys
 from zenith_archive.schema import State
 from zenith_protocol import EventType, JobEvent, ProtocolError, _json, decode_event_document
-from zenith_protocol.events import EVENT_FIELD
+from zenith_protocol.events import EVENT_FIELD, implied_start
 
 __all__ = ["UNDECODABLE", "Decoder", "Entry", "JobRow", "clean", "merge", "small_int", "stream_key"]
 
@@ -336,6 +336,8 @@ def _apply(row: JobRow, entry: Entry) -> None:
         row.enqueued_at = at
     if kind == EventType.STARTED:
         row.started_at, row.finished_at, row.duration_ms = at, None, None
+    elif implied_start(event) is not None:  # an attempt's end that stands for its start too (PROTOCOL 8.4)
+        row.started_at = event.started_at_ms
     if kind in (EventType.STARTED, EventType.COMPLETED, EventType.FAILED, EventType.DEAD_LETTERED):
         row.worker_id = clean(event.worker_id, 255) or row.worker_id
     if event.error is not None and kind in (EventType.FAILED, EventType.DEAD_LETTERED):

@@ -26,6 +26,7 @@ from zenith_archive.fts import sqlite_fts
 from zenith_archive.schema import job_events
 from zenith_archive.schema import jobs as _JOBS
 from zenith_protocol.errors import ConfigError, NotFoundError
+from zenith_protocol.events import EventType
 from zenith_protocol.query import Query, parse
 
 __all__ = [
@@ -93,6 +94,9 @@ class ArchivedJob(_Row):
 
 _FIELD_NAMES = tuple(field.name for field in fields(ArchivedJob))
 _COLUMNS = tuple(_JOBS.c["id" if name == "pk" else name] for name in _FIELD_NAMES)
+
+
+_ENDS_ATTEMPT = frozenset({EventType.COMPLETED.value, EventType.FAILED.value})
 
 
 def _decoded(text: str | None) -> Any:
@@ -327,8 +331,27 @@ def timeline(engine: Engine, job_id: str, *, queue: str | None = None) -> Timeli
             and_(job_events.c.job_pk.is_(None), job_events.c.queue == job.queue, job_events.c.job_id == job.job_id),
         )
         statement = select(*(job_events.c[field.name] for field in fields(TimelineEvent))).where(own)
-        events = [TimelineEvent.of(row) for row in connection.execute(statement)]
-    return Timeline(job, sorted(events, key=_stream_order))
+        events = [item for row in connection.execute(statement) for item in _with_start(TimelineEvent.of(row))]
+    return Timeline(job, sorted(events, key=_stream_order))  # a stable sort: an implied start stays first
+
+
+def _with_start(event: TimelineEvent) -> list[TimelineEvent]:
+    """``event``, after the ``started`` event it stands for too when it carries ``startedAt`` (PROTOCOL 8.4)."""
+    decoded = _decoded(event.data) if event.type in _ENDS_ATTEMPT else None
+    started = decoded.get("startedAt") if isinstance(decoded, dict) else None
+    if type(started) is not int:
+        return [event]
+    start = TimelineEvent(
+        stream_id=event.stream_id,
+        at=started,
+        type=EventType.STARTED.value,
+        attempt=event.attempt,
+        worker_id=event.worker_id,
+        actor=None,
+        error=None,
+        data=None,
+    )
+    return [start, event]
 
 
 def _export_rows(engine: Engine, query: Query) -> Iterator[ArchivedJob]:

@@ -3,8 +3,9 @@
 The generic encoder has pydantic serialize a model, then looks through the whole text for the
 number forms JavaScript writes otherwise and for nulls among unknown fields. The only numbers of
 an event that can need rewriting are its float fields, so :func:`event_json` looks at those
-instead; :func:`log_json` writes a log line of known fields without building a ``LogEntry``.
-Workers write two events and two log lines per job (PROTOCOL 8 and 6.3), which made the generic
+instead; :func:`log_json` writes a log line of known fields without building a ``LogEntry``, and
+:func:`attempt_event_json` a worker's ``started`` or ``completed`` event without building one.
+Workers write an event and a log line or two per job (PROTOCOL 8 and 6.3), which made the generic
 path much of what events cost them. What these writers cannot take in the canonical way (unknown
 fields, text with a lone surrogate, a float JavaScript writes with an exponent, a timestamp from
 year 10000) they return ``None`` for, and the caller uses the generic path.
@@ -18,12 +19,12 @@ from json.encoder import encode_basestring
 
 from pydantic_core import PydanticSerializationError
 
-from zenith_protocol._json import has_lone_surrogate
+from zenith_protocol._json import MAX_SAFE_INTEGER, has_lone_surrogate
 from zenith_protocol._types import JsFloat
 from zenith_protocol.events import JobEvent
 from zenith_protocol.version import PROTOCOL_VERSION
 
-__all__ = ["event_json", "log_json"]
+__all__ = ["attempt_event_json", "event_json", "log_json"]
 
 _FLOAT_FIELDS = tuple(name for name, info in JobEvent.model_fields.items() if info.annotation == JsFloat | None)
 """The event's float fields, the only members whose number form may need JavaScript's (the rest are integers)."""
@@ -38,6 +39,12 @@ _LOG_TAIL = f'","protocolVersion":{PROTOCOL_VERSION}}}'
 """What ends every log line :func:`log_json` writes: the end of its timestamp and the protocol version."""
 
 _WORKER, _QUEUE, _JOB = ',"workerId":', ',"queue":', ',"jobId":'
+_NAME, _ATTEMPT, _DURATION = ',"jobName":', ',"attempt":', ',"durationMs":'
+_ENQUEUED, _STARTED_AT = ',"enqueuedAt":', ',"startedAt":'
+_EVENT_TAIL = f',"protocolVersion":{PROTOCOL_VERSION}}}'
+
+_quoted_name = lru_cache(maxsize=1024)(encode_basestring)
+"""A queue, job name, worker id or level as a JSON string: a worker writes the same few again and again."""
 
 _EPOCH = datetime(1970, 1, 1)
 _ISO_UNTIL_MS = 253_402_300_800_000
@@ -63,6 +70,54 @@ def event_json(event: JobEvent) -> str | None:
         return None  # a lone surrogate, which pydantic-core cannot write; the generic path escapes it
 
 
+def _duration_text(value: float) -> str | None:
+    """``value`` (ms, ≥ 0) as JavaScript writes it, or ``None`` when Python's ``repr`` may not write it so."""
+    if value.is_integer():
+        return str(int(value)) if value < _PLAIN_FLOATS_UNTIL else None
+    return repr(value) if 1e-4 <= value < _PLAIN_FLOATS_UNTIL else None  # repr writes 1e-05 below 1e-4
+
+
+def attempt_event_json(
+    kind: str,
+    queue: str,
+    timestamp_ms: int,
+    job_id: str,
+    job_name: str | None,
+    worker_id: str,
+    attempt: int,
+    enqueued_at_ms: int | None,
+    duration_ms: float | None = None,
+    started_at_ms: int | None = None,
+) -> str | None:
+    """Canonical JSON of a worker's ``started`` or ``completed`` event (``kind``) with these fields, or ``None``.
+
+    The bytes :func:`event_json` writes for the same event, written without building one: a
+    worker writes one or two per job. ``None`` (use the generic path) for what it does not write in the
+    canonical way: a lone surrogate, a duration JavaScript writes with an exponent, a number out
+    of range.
+    """
+    if not (0 <= timestamp_ms <= MAX_SAFE_INTEGER and 0 <= attempt <= MAX_SAFE_INTEGER):
+        return None
+    for at in (enqueued_at_ms, started_at_ms):
+        if at is not None and not 0 <= at <= MAX_SAFE_INTEGER:
+            return None
+    duration = None if duration_ms is None or not duration_ms >= 0 else _duration_text(duration_ms)
+    if duration is None and duration_ms is not None:
+        return None
+    name = _quoted_name
+    text = (
+        f'{{"type":"{kind}","queue":{name(queue)},"timestamp":{timestamp_ms},"jobId":{encode_basestring(job_id)}'
+        f"{'' if job_name is None else _NAME + name(job_name)}"
+        f"{_WORKER}{name(worker_id)}{_ATTEMPT}{attempt}"
+        f"{'' if duration is None else _DURATION + duration}"
+        f"{'' if enqueued_at_ms is None else _ENQUEUED + str(enqueued_at_ms)}"
+        f"{'' if started_at_ms is None else _STARTED_AT + str(started_at_ms)}{_EVENT_TAIL}"
+    )
+    if not text.isascii() and has_lone_surrogate(text):
+        return None
+    return text
+
+
 @lru_cache(maxsize=16)
 def _iso_second(second: int) -> str:
     # Cached: the events of one batch mostly fall in the same second. Date arithmetic rather than
@@ -77,11 +132,11 @@ def log_json(
     if not 0 <= timestamp_ms < _ISO_UNTIL_MS:
         return None
     second, millisecond = divmod(timestamp_ms, 1000)
-    quote = encode_basestring
+    quote, name = encode_basestring, _quoted_name
     line = (
-        f'{{"level":{quote(level)},"message":{quote(message)}'
-        f"{'' if worker_id is None else _WORKER + quote(worker_id)}"
-        f"{'' if queue is None else _QUEUE + quote(queue)}"
+        f'{{"level":{name(level)},"message":{quote(message)}'
+        f"{'' if worker_id is None else _WORKER + name(worker_id)}"
+        f"{'' if queue is None else _QUEUE + name(queue)}"
         f"{'' if job_id is None else _JOB + quote(job_id)}"
         f',"timestamp":"{_iso_second(second)}.{millisecond:03d}Z{_LOG_TAIL}'
     )

@@ -340,7 +340,7 @@ def decode_event(raw: Raw) -> JobEvent:
 
 def encode_event(event: JobEvent) -> str:
     """Canonical lifecycle event JSON."""
-    # The short path when it applies: the same bytes for a fraction of the cost (workers write two per job).
+    # The short path when it applies: the same bytes for a fraction of the cost (control operations write one per job).
     return _event_json.event_json(event) or _encode(event)
 
 

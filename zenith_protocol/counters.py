@@ -27,6 +27,7 @@ __all__ = [
     "CounterIncrements",
     "QueueCounters",
     "bucket_field",
+    "counter_field",
     "counter_increments",
 ]
 
@@ -63,6 +64,21 @@ class CounterIncrements:
         """Add ``amount`` to field ``name``."""
         self.counts[name] = self.counts.get(name, 0) + amount
 
+    def count(self, name: str, duration_ms: float | None, job_name: str | None) -> None:
+        """Add what one event adds: 1 to ``name`` (:func:`counter_field`) and, for an attempt that ran a
+        handler (``duration_ms``), its duration bucket, the duration sum and its job name's count."""
+        self.add(name)
+        if duration_ms is not None and name in _PER_JOB:
+            self.add(bucket_field(duration_ms))
+            self.duration_sum_ms += duration_ms
+            if job_name:
+                self.add(f"{name}:{job_name}")
+
+
+def counter_field(event_type: EventType | str) -> str | None:
+    """The counters field an event of ``event_type`` adds 1 to, or ``None`` when it counts nothing."""
+    return _FIELDS.get(event_type) if isinstance(event_type, EventType) else None
+
 
 def counter_increments(events: Iterable[JobEvent]) -> dict[str, CounterIncrements]:
     """Per queue, what ``events`` add to its counters (queues with nothing to add are left out).
@@ -73,18 +89,10 @@ def counter_increments(events: Iterable[JobEvent]) -> dict[str, CounterIncrement
     """
     found: dict[str, CounterIncrements] = {}
     for event in events:
-        name = _FIELDS.get(event.type) if isinstance(event.type, EventType) else None
-        if name is None:
-            continue
-        counters = found.get(event.queue)
-        if counters is None:
-            counters = found[event.queue] = CounterIncrements()
-        counters.add(name)
-        if name in _PER_JOB and event.duration_ms is not None:
-            counters.add(bucket_field(event.duration_ms))
-            counters.duration_sum_ms += event.duration_ms
-            if event.job_name:
-                counters.add(f"{name}:{event.job_name}")
+        name = counter_field(event.type)
+        if name is not None:
+            counters = found.get(event.queue) or found.setdefault(event.queue, CounterIncrements())
+            counters.count(name, event.duration_ms, event.job_name)
     return found
 
 

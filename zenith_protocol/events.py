@@ -21,6 +21,7 @@ __all__ = [
     "JobEvent",
     "OperatorAction",
     "exact_job_event",
+    "implied_start",
 ]
 
 EVENTS_STREAM_MAXLEN = 100_000
@@ -95,6 +96,9 @@ class JobEvent(WireModel):
     action: Annotated[OperatorAction | str | None, Field(union_mode="left_to_right")] = None
     count: NonNegativeInt | None = None
     enqueued_at_ms: EpochMs | None = Field(default=None, alias="enqueuedAt")
+    started_at_ms: EpochMs | None = Field(
+        default=None, alias="startedAt", description="when the attempt started, on an event that stands for its start"
+    )
     payload: str | None = Field(default=None, description="the job JSON at the time of the event")
     rule_id: str | None = Field(default=None, alias="ruleId", description="alert rule (alert events)")
     subject: str | None = Field(default=None, description="alert subject, e.g. queue:emails (alert events)")
@@ -141,6 +145,7 @@ _EXACT: dict[str, Callable[[Any], bool]] = {
     "action": lambda value: isinstance(value, OperatorAction),
     "count": _count,
     "enqueued_at_ms": _count,
+    "started_at_ms": _count,
     "payload": _text,
     "rule_id": _text,
     "subject": _text,
@@ -194,3 +199,28 @@ def exact_job_event(fields: Mapping[str, Any]) -> JobEvent | None:
     _set(event, "__pydantic_extra__", {})
     _set(event, "__pydantic_private__", None)
     return event
+
+
+_ENDS_ATTEMPT = (EventType.COMPLETED, EventType.FAILED)
+
+
+def implied_start(event: JobEvent) -> JobEvent | None:
+    """The ``started`` event that ``event`` also stands for, or ``None``.
+
+    A worker MAY write an attempt that ended before its start was written as one ``completed`` or
+    ``failed`` event carrying ``startedAt`` (PROTOCOL 8.4); readers take it as the attempt's
+    ``started`` event at that time, followed by the event itself.
+    """
+    if event.started_at_ms is None or event.type not in _ENDS_ATTEMPT:
+        return None
+    values = {
+        "type": EventType.STARTED,
+        "queue": event.queue,
+        "timestamp": event.started_at_ms,
+        "job_id": event.job_id,
+        "job_name": event.job_name,
+        "worker_id": event.worker_id,
+        "attempt": event.attempt,
+        "enqueued_at_ms": event.enqueued_at_ms,
+    }
+    return exact_job_event(values) or JobEvent(**values)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, TypedDict
 
@@ -27,9 +28,10 @@ from zenith_protocol import (
     encode_event,
     encode_job,
 )
+from zenith_protocol._event_json import attempt_event_json
 from zenith_protocol.canonical import COUNTER_TTL_S
 from zenith_protocol.codec import encode_log_line
-from zenith_protocol.counters import DURATION_SUM_FIELD, CounterIncrements, counter_increments
+from zenith_protocol.counters import COMPLETED_FIELD, DURATION_SUM_FIELD, CounterIncrements, counter_field
 from zenith_protocol.events import EVENTS_STREAM_MAXLEN, exact_job_event
 from zenith_protocol.workers import LOG_HISTORY_CAP
 from zenith_sdk._wire import storable
@@ -39,7 +41,7 @@ from zenith_sdk.scripts import EVENTS, ScriptArg, ScriptPipeline, scripts_for
 if TYPE_CHECKING:
     from typing import Unpack
 
-__all__ = ["EventEmitter", "EventFields", "EventWriter", "job_event", "log_entry_for"]
+__all__ = ["AttemptEvents", "EncodedEvent", "EventEmitter", "EventFields", "EventWriter", "job_event", "log_entry_for"]
 
 _FINISHED_KINDS = frozenset({EventType.COMPLETED.value, EventType.FAILED.value})
 _LEVELS = {
@@ -55,6 +57,7 @@ _LEVELS = {
 _LEVEL_OF = {kind.value: _LEVELS.get(kind, LogLevel.INFO) for kind in EventType}
 _WORDS = {kind.value: kind.value.replace("_", "-") for kind in EventType}
 _RETRIED = EventType.RETRIED.value
+_STARTED, _COMPLETED = EventType.STARTED.value, EventType.COMPLETED.value
 
 _HISTORY_LAST = str(LOG_HISTORY_CAP - 1)
 _COUNTER_TTL = str(COUNTER_TTL_S)
@@ -63,6 +66,11 @@ _COUNTER_TTL = str(COUNTER_TTL_S)
 def _json_strings(texts: list[str]) -> bytes:
     """``texts`` as a JSON array of strings, the head of the events script (ASCII: other text is escaped)."""
     return f"[{','.join(map(encode_basestring_ascii, texts))}]".encode()
+
+
+def _ended(texts: Sequence[bytes]) -> bytes:
+    """``texts`` each followed by a newline, as one argument of the events script."""
+    return b"\n".join(texts) + b"\n" if texts else b""
 
 
 def _now_ms() -> int:
@@ -84,6 +92,7 @@ class EventFields(_Common, total=False):
     """The :class:`~zenith_protocol.JobEvent` fields :func:`job_event` takes as keywords."""
 
     duration_ms: float | None
+    started_at_ms: int | None
     delay_ms: int | None
     error: str | None
     stack: str | None
@@ -157,8 +166,8 @@ def job_event(
         "job_name": job_name,
         **fields,
     }
-    # A worker's own events hold values of the right types already: validating them again is most of what
-    # building one costs, and a worker builds two per job.
+    # A writer's own events hold values of the right types already: validating them again is most of what
+    # building one costs, and control operations build one per job they move.
     return exact_job_event(values) or JobEvent(**values)
 
 
@@ -177,11 +186,7 @@ def _kind(event: JobEvent) -> tuple[str, LogLevel, bool]:
 
 def _describe(event: JobEvent, kind: str) -> str:
     """The message of the log line of ``event``, whose type reads ``kind``."""
-    job_id = event.job_id
-    word = _WORDS.get(kind) or kind.replace("_", "-")
-    text = f"Job {event.job_name or '?'} ({job_id}) {word}" if job_id else f"Queue {event.queue} {word}"
-    if event.duration_ms is not None:
-        text += f" in {event.duration_ms:.0f} ms"
+    text = _job_words(kind, event.queue, event.job_id, event.job_name, event.duration_ms)
     if event.delay_ms is not None:
         when = "next attempt" if kind == _RETRIED else "runs"
         text += f", {when} in {event.delay_ms / 1000:g} s"
@@ -192,6 +197,15 @@ def _describe(event: JobEvent, kind: str) -> str:
         text += f" by {event.actor}"
     if event.error:
         text += f": {event.error}"
+    return text
+
+
+def _job_words(kind: str, queue: str, job_id: str | None, job_name: str | None, duration_ms: float | None) -> str:
+    """How a log line's message starts: what happened to which job (or queue), and in how long."""
+    word = _WORDS.get(kind) or kind.replace("_", "-")
+    text = f"Job {job_name or '?'} ({job_id}) {word}" if job_id else f"Queue {queue} {word}"
+    if duration_ms is not None:
+        text += f" in {duration_ms:.0f} ms"
     return text
 
 
@@ -220,6 +234,90 @@ def _log_line(event: JobEvent, kind: str, level: LogLevel) -> str:
     )
 
 
+@dataclass(slots=True)
+class EncodedEvent:
+    """An event ready for the events script: its JSON, its log line (``b""``: none), and what it counts."""
+
+    event: bytes
+    line: bytes
+    queue: str
+    minute: int | None
+    """The epoch minute of the throughput counter it adds 1 to (6.4), ``None`` unless it ends an attempt."""
+    counter: str | None
+    """The field of its queue's counters hash it adds 1 to (6.6), if any."""
+    duration_ms: float | None = None
+    job_name: str | None = None
+
+
+def encoded(event: JobEvent, *, live_log: bool = True) -> EncodedEvent:
+    """``event`` ready for the events script, with its log line when ``live_log``."""
+    kind, level, ends = _kind(event)
+    line = _log_line(event, kind, level).encode() if live_log else b""
+    minute = event.timestamp // 60_000 if ends else None
+    # As bytes (UTF-8, as the protocol's text is): redis-py passes them on untouched.
+    text = encode_event(event).encode()
+    return EncodedEvent(text, line, event.queue, minute, counter_field(event.type), event.duration_ms, event.job_name)
+
+
+class AttemptEvents:
+    """A worker's ``started`` and ``completed`` events, encoded on a short path (one or two per job).
+
+    They come out as the generic path writes them (:func:`encoded`), which they fall
+    back on for what the short path does not write (:func:`~zenith_protocol._event_json.attempt_event_json`).
+    """
+
+    def __init__(self, worker_id: str, *, live_log: bool = True) -> None:
+        self.worker_id = worker_id
+        self.live_log = live_log
+
+    def started(self, queue: str, job: JobPayload, attempt: int, at_ms: int) -> EncodedEvent:
+        """The ``started`` event of ``attempt`` of ``job``, which started at ``at_ms``."""
+        return self._encoded(_STARTED, queue, job, attempt, at_ms, None, None)
+
+    def completed(
+        self, queue: str, job: JobPayload, attempt: int, duration_ms: float, *, started_ms: int | None = None
+    ) -> EncodedEvent:
+        """The ``completed`` event of ``attempt`` of ``job``, which ran for ``duration_ms``, now.
+
+        ``started_ms``: the attempt's start, when this event stands for its ``started`` event too (8.4).
+        """
+        return self._encoded(_COMPLETED, queue, job, attempt, _now_ms(), duration_ms, started_ms)
+
+    def _encoded(
+        self,
+        kind: str,
+        queue: str,
+        job: JobPayload,
+        attempt: int,
+        now_ms: int,
+        duration_ms: float | None,
+        started_ms: int | None,
+    ) -> EncodedEvent:
+        job_id, name, worker, enqueued = job.id, job.name, self.worker_id, job.created_at_ms
+        text = attempt_event_json(kind, queue, now_ms, job_id, name, worker, attempt, enqueued, duration_ms, started_ms)
+        if text is None:
+            event = job_event(
+                EventType(kind),
+                queue,
+                job,
+                worker_id=worker,
+                attempt=attempt,
+                duration_ms=duration_ms,
+                started_at_ms=started_ms,
+                timestamp_ms=now_ms,
+            )
+            return encoded(event, live_log=self.live_log)
+        line = ""
+        if self.live_log:
+            message = _job_words(kind, queue, job_id, name, duration_ms)
+            line = encode_log_line(
+                _LEVEL_OF[kind], message, timestamp_ms=now_ms, worker_id=worker, queue=queue, job_id=job_id
+            )
+        if kind == _STARTED:
+            return EncodedEvent(text.encode(), line.encode(), queue, None, None)
+        return EncodedEvent(text.encode(), line.encode(), queue, now_ms // 60_000, COMPLETED_FIELD, duration_ms, name)
+
+
 class EventEmitter(ClientHolder):
     """Writes lifecycle events; thread-safe (redis-py clients are).
 
@@ -246,26 +344,35 @@ class EventEmitter(ClientHolder):
         self.live_log = live_log
         self.scripts = scripts_for(self.client)
 
-    def _call(self, events: Sequence[JobEvent]) -> tuple[list[str], list[ScriptArg]]:
+    def _call(self, events: Sequence[JobEvent | EncodedEvent]) -> tuple[list[str], list[ScriptArg]]:
         """KEYS and ARGV of the events script for ``events``."""
         finished: dict[int, int] = {}
-        pairs: list[ScriptArg] = []
-        live_log = self.live_log
+        counters: dict[str, CounterIncrements] = {}
+        texts: list[bytes] = []
+        lines: list[bytes] = []
         for event in events:
-            kind, level, ends = _kind(event)
-            if ends:
-                minute = event.timestamp // 60_000
+            record = event if type(event) is EncodedEvent else encoded(event, live_log=self.live_log)  # type: ignore[arg-type]
+            minute = record.minute
+            if minute is not None:
                 finished[minute] = finished.get(minute, 0) + 1
-            # As bytes (UTF-8, as the protocol's text is): redis-py passes them on untouched.
-            pairs.append(encode_event(event).encode())
-            pairs.append(_log_line(event, kind, level).encode() if live_log else b"")
-        return self._script_call(pairs, finished, counter_increments(events))
+            if record.counter is not None:
+                queue = record.queue
+                increments = counters.get(queue) or counters.setdefault(queue, CounterIncrements())
+                increments.count(record.counter, record.duration_ms, record.job_name)
+            texts.append(record.event)
+            if record.line:
+                lines.append(record.line)
+        return self._script_call(texts, lines, finished, counters)
 
     def _script_call(
-        self, pairs: Sequence[ScriptArg], finished: dict[int, int], counters: dict[str, CounterIncrements]
+        self,
+        texts: Sequence[bytes],
+        lines: Sequence[bytes],
+        finished: dict[int, int],
+        counters: dict[str, CounterIncrements],
     ) -> tuple[list[str], list[ScriptArg]]:
-        """KEYS and ARGV of the events script: ``pairs`` of event JSON and log line, finished jobs per
-        minute, and what to add to each queue's counters hash."""
+        """KEYS and ARGV of the events script: the events' JSON ``texts``, the log ``lines``, finished jobs
+        per minute, and what to add to each queue's counters hash."""
         space = self.keyspace
         keys = [
             space.events(),
@@ -278,7 +385,7 @@ class EventEmitter(ClientHolder):
             space.logs_channel(),
             _HISTORY_LAST,
             _COUNTER_TTL,
-            str(len(pairs) // 2),
+            str(len(texts)),
             str(len(counters)),
             *map(str, finished.values()),
         ]
@@ -290,9 +397,10 @@ class EventEmitter(ClientHolder):
                 head += ("1", DURATION_SUM_FIELD, repr(increments.duration_sum_ms))
             else:
                 head.append("0")
-        return keys, [_json_strings(head), *pairs]
+        # Each text ended by a newline, which no JSON text holds raw (PROTOCOL 8.1).
+        return keys, [_json_strings(head), _ended(texts), _ended(lines)]
 
-    def write(self, pipe: ScriptPipeline | Pipeline, events: Sequence[JobEvent]) -> bool:
+    def write(self, pipe: ScriptPipeline | Pipeline, events: Sequence[JobEvent | EncodedEvent]) -> bool:
         """Queue the one script call that records ``events`` on ``pipe`` (nothing is sent).
 
         Returns whether anything was queued. On a :class:`~zenith_sdk.scripts.ScriptPipeline` a call
@@ -315,9 +423,11 @@ class EventEmitter(ClientHolder):
 
     def emit_encoded(self, events: Sequence[str | bytes]) -> None:
         """Append events already encoded (canonical event JSON) to the stream, without live log lines."""
-        if events:
-            pairs: list[ScriptArg] = [part for event in events for part in (event, "")]
-            self.scripts.call(EVENTS, *self._script_call(pairs, {}, {}))
+        texts = [event.encode() if isinstance(event, str) else event for event in events]
+        if any(b"\n" in text for text in texts):
+            raise ValueError("an encoded event holds a raw newline; pass compact JSON (encode_event writes it)")
+        if texts:
+            self.scripts.call(EVENTS, *self._script_call(texts, [], {}, {}))
 
     @classmethod
     def resolve(cls, events: EventEmitter | bool, client: redis.Redis, keyspace: KeySpace) -> EventEmitter | None:

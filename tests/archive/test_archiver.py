@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from archive.helpers import archive, archived_ids, emit, job, rows, stream_ids
 from zenith_archive.archiver import Archiver
+from zenith_archive.query import timeline
 from zenith_archive.schema import job_events, job_fields, jobs, legacy_job_archive, operator_actions
 from zenith_protocol import EventType, JobEvent, JobPayload, KeySpace
 from zenith_sdk.events import job_event
@@ -202,3 +203,33 @@ def test_events_delivered_out_of_order_never_set_a_job_back(r: redis.Redis, keys
     assert sorted(archived_ids(engine)) == sorted(ids)
     with engine.connect() as connection:
         assert connection.execute(select(legacy_job_archive.c.status)).scalars().all() == ["completed"]
+
+
+def test_an_attempt_written_as_one_event_has_its_start_in_the_row_and_the_timeline(
+    r: redis.Redis, keyspace: KeySpace, engine: Engine
+) -> None:
+    payload = _payload("j9")
+    emit(
+        r,
+        keyspace,
+        job_event(EventType.ENQUEUED, "emails", payload, include_payload=True, timestamp_ms=T0),
+        job_event(
+            EventType.COMPLETED, "emails", payload, worker_id="w1", attempt=1, duration_ms=70.5,
+            started_at_ms=T0 + 30, timestamp_ms=T0 + 100,
+        ),
+    )  # fmt: skip
+    archive(r, engine, keyspace)
+
+    row = job(engine, "j9")
+    assert (row["state"], row["started_at"], row["finished_at"], row["duration_ms"]) == (
+        "completed",
+        T0 + 30,
+        T0 + 100,
+        70.5,
+    )
+    shown = timeline(engine, "j9")
+    assert [(e.type, e.at, e.attempt, e.worker_id) for e in shown.events] == [
+        ("enqueued", T0, None, None),
+        ("started", T0 + 30, 1, "w1"),
+        ("completed", T0 + 100, 1, "w1"),
+    ]

@@ -18,7 +18,7 @@ from zenith_protocol import (
     encode_event,
     encode_log,
 )
-from zenith_protocol._event_json import event_json, log_json
+from zenith_protocol._event_json import attempt_event_json, event_json, log_json
 from zenith_protocol._json import MAX_SAFE_INTEGER
 from zenith_protocol.codec import _encode, encode_log_line
 
@@ -48,7 +48,7 @@ def any_events(draw: st.DrawFn) -> JobEvent:
         fields[name] = draw(_OPTIONAL_TEXT)
     for name in ("fromState", "toState", "kind", "severity", "silencedBy"):
         fields[name] = draw(_OPTIONAL_TEXT)
-    for name in ("attempt", "delayMs", "count", "enqueuedAt", "seq"):
+    for name in ("attempt", "delayMs", "count", "enqueuedAt", "startedAt", "seq"):
         fields[name] = draw(st.none() | _COUNTS)
     return JobEvent.model_validate({key: value for key, value in fields.items() if value is not None})
 
@@ -107,6 +107,49 @@ def test_plain_floats_are_written_directly_as_javascript_does(duration_ms: float
 
     assert event_json(event) is not None
     assert encode_event(event) == _encode(event)
+
+
+@PROPERTY
+@given(
+    kind=st.sampled_from([EventType.STARTED, EventType.COMPLETED]),
+    queue=text(),
+    timestamp_ms=_COUNTS,
+    job_id=text(),
+    job_name=_OPTIONAL_TEXT,
+    worker_id=text(),
+    attempt=_COUNTS,
+    enqueued_at_ms=st.none() | _COUNTS,
+    duration_ms=st.none() | _FLOATS.map(abs),
+    started_at_ms=st.none() | _COUNTS,
+)
+def test_a_workers_attempt_event_is_written_as_the_generic_encoder_writes_it(
+    kind: EventType,
+    queue: str,
+    timestamp_ms: int,
+    job_id: str,
+    job_name: str | None,
+    worker_id: str,
+    attempt: int,
+    enqueued_at_ms: int | None,
+    duration_ms: float | None,
+    started_at_ms: int | None,
+) -> None:
+    values = (queue, timestamp_ms, job_id, job_name, worker_id, attempt, enqueued_at_ms, duration_ms, started_at_ms)
+    written = attempt_event_json(kind.value, *values)
+    event = JobEvent(
+        type=kind, queue=queue, timestamp=timestamp_ms, job_id=job_id, job_name=job_name, worker_id=worker_id,
+        attempt=attempt, enqueued_at_ms=enqueued_at_ms, duration_ms=duration_ms, started_at_ms=started_at_ms,
+    )  # fmt: skip
+    assert written is None or written == _encode(event)
+
+
+def test_a_workers_attempt_event_takes_the_direct_path() -> None:
+    event = _worker_event(started_at_ms=1767225601000)
+    values = ("emails", 1767225601184, event.job_id, "SendWelcomeEmail", "py-worker-web1-4242", 1, 1767225600000)
+
+    assert attempt_event_json("completed", *values, 184.2, 1767225601000) == _encode(event)
+    assert attempt_event_json("completed", *values, 1e-7) is None  # JavaScript writes 1e-7
+    assert attempt_event_json("started", *values[:4], "bad \ud800", 1, None) is None
 
 
 # -- log lines ---------------------------------------------------------------------------------------

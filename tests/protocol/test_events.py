@@ -58,7 +58,7 @@ def test_an_exact_event_equals_the_validated_one(fields: dict[str, Any]) -> None
 
 _TYPED: dict[str, st.SearchStrategy[Any]] = {
     name: st.none() | st.integers(0, MAX_SAFE_INTEGER)
-    for name in ("attempt", "delay_ms", "count", "enqueued_at_ms", "seq")
+    for name in ("attempt", "delay_ms", "count", "enqueued_at_ms", "started_at_ms", "seq")
 }
 _TYPED.update({name: st.none() | st.floats(allow_nan=False) for name in ("duration_ms", "value", "threshold")})
 _TYPED["action"] = st.none() | st.sampled_from(list(OperatorAction))

@@ -42,6 +42,7 @@ from zenith_protocol import (
     decode_job,
     decode_log,
 )
+from zenith_protocol.events import implied_start
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.producer import JobSpec, Producer
 from zenith_sdk.scripts import ENQUEUE, EVENTS, FETCH, REQUEUE, SETTLE
@@ -816,7 +817,7 @@ def test_the_heartbeat_shows_the_running_job(
     assert (beat.current_job_id, beat.job_name) == (None, None)
 
 
-def test_a_job_has_enqueued_started_completed_events(
+def test_a_short_job_has_one_event_for_its_whole_attempt(
     r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
 ) -> None:
     record = Recorder()
@@ -824,9 +825,11 @@ def test_a_job_has_enqueued_started_completed_events(
     (raw,) = lrange(r, keyspace.queue("q"))
     worker = start_worker(App({"step": record}), queues=("q",))
 
-    wait_for(lambda: len(stream_events(r, keyspace, job_id)) == 3, what="three events")
-    enqueued, started, completed = stream_events(r, keyspace, job_id)
-    assert [enqueued.type, started.type, completed.type] == [EventType.ENQUEUED, EventType.STARTED, EventType.COMPLETED]
+    wait_for(lambda: len(stream_events(r, keyspace, job_id)) == 2, what="two events")
+    enqueued, completed = stream_events(r, keyspace, job_id)
+    assert [enqueued.type, completed.type] == [EventType.ENQUEUED, EventType.COMPLETED]
+    started = implied_start(completed)  # the attempt ended before its start was written (PROTOCOL 8.4)
+    assert started is not None and started.type == EventType.STARTED
     assert (started.worker_id, started.attempt, started.job_name) == (worker.id, 1, "step")
     assert (completed.worker_id, completed.attempt, completed.job_name) == (worker.id, 1, "step")
     assert completed.duration_ms is not None and completed.duration_ms >= 0
@@ -836,7 +839,31 @@ def test_a_job_has_enqueued_started_completed_events(
     minute = completed.timestamp // 60_000
     assert int(r.get(keyspace.throughput(minute)) or 0) >= 1
     lines = [decode_log(line) for line in lrange(r, keyspace.logs_history())]
-    assert any(line.job_id == job_id and line.level == "success" and line.worker_id == worker.id for line in lines)
+    assert [line.level for line in lines if line.job_id == job_id and line.worker_id == worker.id] == ["success"]
+
+
+def test_a_job_still_running_after_the_write_delay_has_its_started_event_written(
+    r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
+) -> None:
+    gate = threading.Event()
+    job_id = producer.push("slow", queue="q")
+    worker = start_worker(App({"slow": lambda job: gate.wait(30)}), queues=("q",))
+    try:
+        wait_for(lambda: len(stream_events(r, keyspace, job_id)) == 2, what="the started event")
+        enqueued, started = stream_events(r, keyspace, job_id)
+        assert (started.type, started.worker_id, started.attempt) == (EventType.STARTED, worker.id, 1)
+        assert r.llen(keyspace.processing("q", worker.id)) == 1  # written while the job runs
+    finally:
+        gate.set()
+    wait_for(lambda: len(stream_events(r, keyspace, job_id)) == 3, what="the completed event")
+    completed = stream_events(r, keyspace, job_id)[2]
+    assert completed.type == EventType.COMPLETED and completed.started_at_ms is None
+    assert implied_start(completed) is None
+    lines = [decode_log(line) for line in lrange(r, keyspace.logs_history())]
+    assert [line.level for line in lines if line.job_id == job_id and line.worker_id == worker.id] == [
+        "success",
+        "info",
+    ]
 
 
 def test_a_worker_without_events_writes_none(r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker) -> None:

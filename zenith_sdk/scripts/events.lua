@@ -1,6 +1,6 @@
--- events: record lifecycle events in one call: each goes to the capped events stream and,
--- when it has a log line, to the live log channel and the capped history list; finished
--- jobs are counted in per-minute throughput counters and in the per-queue counters hashes.
+-- events: record lifecycle events in one call: each goes to the capped events stream; the log
+-- lines go to the live log channel and the capped history list; finished jobs are counted in
+-- per-minute throughput counters and in the per-queue counters hashes.
 --
 -- KEYS[1] events STREAM   KEYS[2] log history LIST   KEYS[3 .. 2+K] throughput counters, one per minute
 -- KEYS[3+K ..] counters HASHes, one per queue (C of them)
@@ -9,16 +9,19 @@
 --   TTL in seconds, [5] number of events N, [6] number of counters hashes C (K = #KEYS - 2 - C),
 --   [7 .. 6+K] how many finished jobs to add to each throughput counter, then per counters hash:
 --   M, M pairs (field, integer to add), F, F pairs (field, float to add)
--- ARGV[2 ..] N pairs: the event JSON, the log line JSON ("" for none)
+-- ARGV[2] the N events' JSON texts, in order, each ended by a newline ("\n")
+-- ARGV[3] the log lines' JSON texts, in order, each ended by a newline ("" for none)
 -- Returns: N.
 --
--- The head is one argument, not one each: every argument costs the caller and the server more
--- than its bytes do. Its numbers are strings, which redis.call passes on as they are (a Lua
--- number would be formatted again, slowly, and only exactly up to 2^53).
+-- The head is one argument, not one each, and so are the events and the lines: every argument
+-- costs the caller and the server more than its bytes do. A JSON text holds no raw newline (one
+-- in a string is escaped, and compact JSON has no whitespace), so a newline ends each safely.
+-- The head's numbers are strings, which redis.call passes on as they are (a Lua number would be
+-- formatted again, slowly, and only exactly up to 2^53).
 local stream, history = KEYS[1], KEYS[2]
 local head = cjson.decode(ARGV[1])
 local maxlen, channel, history_last, counter_ttl = head[1], head[2], head[3], head[4]
-local n, hashes = tonumber(head[5]), tonumber(head[6])
+local hashes = tonumber(head[6])
 local counters = #KEYS - 2 - hashes
 
 --#include _push
@@ -43,23 +46,34 @@ for h = 1, hashes do
   at = at + 2 * f + 1
 end
 
+-- Each text of a blob (ARGV[2] or ARGV[3]), in order: the texts end with a newline.
+local find, sub = string.find, string.sub
+local function texts(blob)
+  local found, at = {}, 1
+  while at <= #blob do
+    local stop = find(blob, '\n', at, true) or #blob + 1
+    found[#found + 1] = sub(blob, at, stop - 1)
+    at = stop + 1
+  end
+  return found
+end
+
 -- The stream is trimmed once, after the call's events: it ends as capped as with XADD ... MAXLEN ~
 -- each. The lines go to the history in one LPUSH (of many values, in order: the last ends at the
 -- head), as if pushed one by one; each is still published on its own.
-local lines = {}
-for i = 0, n - 1 do
-  local event, line = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-  redis.call('XADD', stream, '*', 'event', event)
-  if line ~= '' then
-    redis.call('PUBLISH', channel, line)
-    lines[#lines + 1] = line
-  end
+local events = texts(ARGV[2])
+for i = 1, #events do
+  redis.call('XADD', stream, '*', 'event', events[i])
 end
-if n > 0 then
+if #events > 0 then
   redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen)
+end
+local lines = texts(ARGV[3])
+for i = 1, #lines do
+  redis.call('PUBLISH', channel, lines[i])
 end
 if #lines > 0 then
   push_all(history, lines)
   redis.call('LTRIM', history, '0', history_last)
 end
-return n
+return #events

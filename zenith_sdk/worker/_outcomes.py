@@ -18,7 +18,7 @@ from zenith_protocol import (
 from zenith_protocol.events import MAX_STACK_CHARS
 from zenith_protocol.jobs import FAILED_LIST_CAP
 from zenith_sdk._wire import storable
-from zenith_sdk.events import job_event
+from zenith_sdk.events import AttemptEvents, EncodedEvent, job_event
 from zenith_sdk.scripts import SETTLE, Script, ScriptArg, ScriptPipeline
 
 __all__ = ["Fetched", "Op", "error_text", "failure", "invalid_payload", "stack_text", "success"]
@@ -82,11 +82,19 @@ def _group_keys(space: KeySpace, item: Fetched) -> tuple[list[str], str]:
 
 
 def success(
-    space: KeySpace, item: Fetched, worker_id: str, attempt: int, duration_ms: float, *, event: bool = True
-) -> tuple[list[Op], list[JobEvent]]:
+    space: KeySpace,
+    item: Fetched,
+    worker_id: str,
+    attempt: int,
+    duration_ms: float,
+    *,
+    events: AttemptEvents | None = None,
+    started_ms: int | None = None,
+) -> tuple[list[Op], list[EncodedEvent]]:
     """Ack a completed job; a grouped job also lets the next job of its group go.
 
-    With ``event`` (a worker that writes events), its ``completed`` event comes too.
+    With ``events`` (a worker that writes events), its ``completed`` event comes too, carrying
+    ``started_ms`` when the attempt's started event was not written (PROTOCOL 8.4).
     """
     processing = space.processing(item.queue, worker_id)
     group_keys, group = _group_keys(space, item)
@@ -94,12 +102,9 @@ def success(
         op = Op(SETTLE, item.queue, [processing, processing, *group_keys], [item.raw, "", "ack", 0, group], item.raw)
     else:
         op = Op(None, item.queue, [processing], raw=item.raw)
-    if not event:
+    if events is None or item.payload is None:
         return [op], []
-    completed = job_event(
-        EventType.COMPLETED, item.queue, item.payload, worker_id=worker_id, attempt=attempt, duration_ms=duration_ms
-    )
-    return [op], [completed]
+    return [op], [events.completed(item.queue, item.payload, attempt, duration_ms, started_ms=started_ms)]
 
 
 def _dead_letter(space: KeySpace, item: Fetched, worker_id: str, updated: JobPayload) -> Op:

@@ -1,8 +1,10 @@
 """The worker loop: fetch into a processing list, run handlers on slot threads, settle, repeat.
 
 One loop thread owns every Redis write that touches the processing lists, so it always
-knows which fetched jobs it holds. Each turn is one round trip: a MULTI holding the acks,
-retries and dead letters of finished jobs, their lifecycle events, and the next fetch.
+knows which fetched jobs it holds. Each turn is one round trip: a MULTI holding the next
+fetch and, every 50 ms or 128 finished jobs (at once for retries, dead letters and FIFO
+groups, and when idle), the acks, retries and dead letters of finished jobs with their
+lifecycle events. A job that ends within that delay has one event for its whole attempt.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +23,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from zenith_protocol import LANES_IN_POLL_ORDER, EventType, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
+from zenith_protocol import LANES_IN_POLL_ORDER, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
-from zenith_sdk.events import EventEmitter, job_event
+from zenith_sdk.events import AttemptEvents, EncodedEvent, EventEmitter
 from zenith_sdk.scripts import FETCH, ScriptPipeline, scripts_for
 from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
@@ -44,6 +46,8 @@ _FIRST_IDLE_S = 0.005
 _FIRST_OUTAGE_S = 0.1
 _MAX_OUTAGE_S = 5.0
 _MAX_WRITE_DELAY_S = 0.05
+_WRITE_BATCH = 128
+"""Finished jobs whose writes wait for the next round trip at most (or the worker's capacity, if more)."""
 _MEMORY_LOOK_S = 1.0
 """Resident memory is looked at after a job at most this often (``max_memory_mb``)."""
 
@@ -66,13 +70,14 @@ def _own_client(target: redis.Redis | str | RedisSettings | None, name: str) -> 
 
 
 class _Running:
-    __slots__ = ("item", "handler", "attempt", "deadline")
+    __slots__ = ("item", "handler", "attempt", "deadline", "started_ms")
 
-    def __init__(self, item: Fetched, handler: Handler, attempt: int, deadline: float | None) -> None:
+    def __init__(self, item: Fetched, handler: Handler, attempt: int, deadline: float | None, started_ms: int) -> None:
         self.item = item
         self.handler = handler
         self.attempt = attempt
         self.deadline = deadline
+        self.started_ms = started_ms
 
 
 class Worker:
@@ -102,6 +107,7 @@ class Worker:
         self.client = _own_client(client, f"zenith-worker:{self.options.worker_id}")
         self.scripts = scripts_for(self.client)
         self.events = EventEmitter(self.client, keyspace=self.keyspace) if self.options.events else None
+        self._attempt_events = AttemptEvents(self.options.worker_id) if self.options.events else None
         self.id = self.options.worker_id
         # The fetch script's keys but the rate-limit window's: lanes, delayed sets, flags, processing list.
         self._fetch_keys = {
@@ -118,7 +124,10 @@ class Worker:
         self._ready: deque[Fetched] = deque()
         self._running: dict[int, _Running] = {}
         self._ops: list[Op] = []
-        self._pending_events: list[JobEvent] = []
+        self._pending_events: list[JobEvent | EncodedEvent] = []
+        # Running jobs whose started event is not written yet: one that ends before the next write
+        # gets one event for its whole attempt instead (PROTOCOL 8.4), the others theirs then.
+        self._unwritten_starts: dict[int, _Running] = {}
         self._pending_since = 0.0
         self._tokens = 0
         self._busy = BusyState(WorkerStatus.IDLE)
@@ -208,10 +217,10 @@ class Worker:
 
     def _flush_until_done(self) -> None:
         attempts = 0
-        while (self._ops or self._pending_events) and attempts < 5:
+        while self._writes_pending() and attempts < 5:
             attempts += 1
             try:
-                self._round_trip(0)
+                self._round_trip(0, write=True)
             except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(_FIRST_OUTAGE_S * attempts)
                 self._reconcile_safely()
@@ -271,21 +280,25 @@ class Worker:
         return max(0, self.options.capacity - len(self._running) - len(self._ready))
 
     def _flush_due(self) -> bool:
-        """Whether pending acks and events should go now rather than ride with the next fetch.
+        """Whether pending acks and events go with the next round trip.
 
-        Batching them is what keeps round trips per job low; they wait at most
-        ``_MAX_WRITE_DELAY_S``, and never once this worker has nothing else to do.
+        Batching them is what keeps writes per job cheap: one events call for many jobs, and an
+        attempt that ends before its start is written gets one event. They wait at most
+        ``_MAX_WRITE_DELAY_S`` or ``_WRITE_BATCH`` jobs, and never once this worker has nothing
+        else to do, nor when one of them lets other jobs go (a FIFO group's next job, a retry).
         """
-        if not self._ops and not self._pending_events:
+        if not self._writes_pending():
             return False
-        if not self._running or len(self._ops) >= self.options.capacity or self._stop.is_set():
+        if not self._running or self._stop.is_set() or len(self._ops) >= max(_WRITE_BATCH, self.options.capacity):
+            return True
+        if any(op.script is not None for op in self._ops):
             return True
         return time.monotonic() - self._pending_since >= _MAX_WRITE_DELAY_S
 
     def _wait_s(self, idle_s: float) -> float:
         wait = idle_s
         deadlines = [run.deadline for run in self._running.values() if run.deadline is not None]
-        if self._ops or self._pending_events:
+        if self._writes_pending():
             deadlines.append(self._pending_since + _MAX_WRITE_DELAY_S)
         if self._stop.is_set() and self._deadline is not None:
             deadlines.append(self._deadline)
@@ -293,21 +306,25 @@ class Worker:
             wait = min(wait, max(0.0, min(deadlines) - time.monotonic()))
         return wait
 
-    def _round_trip(self, want: int) -> int:
-        """One MULTI: pending writes and events, then a fetch for ``want`` jobs. Returns jobs fetched."""
-        ops, events = self._ops, self._pending_events
+    def _round_trip(self, want: int, *, write: bool | None = None) -> int:
+        """One MULTI: pending writes and events when ``write`` (by default when :meth:`_flush_due`), then a
+        fetch for ``want`` jobs. Returns jobs fetched."""
+        write = self._flush_due() if write is None else write and self._writes_pending()
         queues = self.options.queues
-        if not ops and not events and want <= 0:
+        if not write and want <= 0:
             return 0
         pipe = self.scripts.pipeline(transaction=True)
-        for op in ops:
-            op.queue_on(pipe)
-        if self.events is not None:
-            self.events.write(pipe, events)
+        if write:
+            for op in self._ops:
+                op.queue_on(pipe)
+            if self.events is not None:
+                self.events.write(pipe, [*self._start_events(), *self._pending_events])
         if want > 0:
             self._queue_fetch(pipe, queues[0], want)
         results = pipe.execute(raise_on_error=False)
-        self._ops, self._pending_events = [], []
+        if write:
+            self._ops, self._pending_events = [], []
+            self._unwritten_starts.clear()
         for result in results:
             if isinstance(result, Exception):
                 logger.error("worker=%s: Redis refused a write: %s", self.id, result)
@@ -375,12 +392,10 @@ class Worker:
             timeout_s = handler.timeout_s or self.options.default_timeout_s
             self._tokens += 1
             deadline = time.monotonic() + timeout_s if timeout_s else None
-            self._running[self._tokens] = _Running(item, handler, attempt, deadline)
-            if self.events is not None:  # a worker that writes no events builds none
+            run = self._running[self._tokens] = _Running(item, handler, attempt, deadline, now_ms)
+            if self._attempt_events is not None:  # a worker that writes no events builds none
                 self._mark_pending()
-                self._pending_events.append(
-                    job_event(EventType.STARTED, item.queue, item.payload, worker_id=self.id, attempt=attempt)
-                )
+                self._unwritten_starts[self._tokens] = run
             self._slots.submit(Task(self._tokens, handler, JobContext(item.payload, item.queue, attempt, self.id)))
         self._update_busy()
 
@@ -389,7 +404,7 @@ class Worker:
         for outcome in outcomes:
             run = self._running.pop(outcome.token, None)
             if run is not None:
-                self._finish(run, outcome.error, outcome.duration_ms)
+                self._finish(outcome.token, run, outcome.error, outcome.duration_ms)
         if outcomes:
             self._update_busy()
 
@@ -400,14 +415,21 @@ class Worker:
                 del self._running[token]
                 self._slots.abandon(token)
                 timeout_s = run.handler.timeout_s or self.options.default_timeout_s
-                self._finish(run, TimeoutError(f"job timed out after {timeout_s:g} s"), (timeout_s or 0) * 1000)
+                self._finish(token, run, TimeoutError(f"job timed out after {timeout_s:g} s"), (timeout_s or 0) * 1000)
 
-    def _finish(self, run: _Running, error: BaseException | None, duration_ms: float) -> None:
+    def _finish(self, token: int, run: _Running, error: BaseException | None, duration_ms: float) -> None:
         item = run.item
+        attempts = self._attempt_events
+        unwritten = self._unwritten_starts.pop(token, None) is not None
         if error is None:
-            ops, events = success(self.keyspace, item, self.id, run.attempt, duration_ms, event=self.events is not None)
-            self._settle(ops, events, failed=False)
+            started_ms = run.started_ms if unwritten else None
+            done = success(
+                self.keyspace, item, self.id, run.attempt, duration_ms, events=attempts, started_ms=started_ms
+            )
+            self._settle(*done, failed=False)
             return
+        if unwritten and attempts is not None and item.payload is not None:
+            self._pending_events.append(attempts.started(item.queue, item.payload, run.attempt, run.started_ms))
         payload = item.payload
         # As the Node consumer reads it: an absent or 0 maxAttempts means the default.
         max_attempts = (payload.max_attempts if payload else None) or run.handler.max_attempts
@@ -426,7 +448,7 @@ class Worker:
         )  # fmt: skip
         self._settle(ops, events, failed=True)
 
-    def _settle(self, ops: list[Op], events: list[JobEvent], *, failed: bool) -> None:
+    def _settle(self, ops: list[Op], events: Sequence[JobEvent | EncodedEvent], *, failed: bool) -> None:
         self._mark_pending()
         self._ops.extend(ops)
         self._pending_events.extend(events)
@@ -454,8 +476,22 @@ class Worker:
             self.request_stop()
 
     def _mark_pending(self) -> None:
-        if not self._ops and not self._pending_events:
+        if not self._writes_pending():
             self._pending_since = time.monotonic()
+
+    def _writes_pending(self) -> bool:
+        """Whether acknowledges or events wait for the next round trip."""
+        return bool(self._ops or self._pending_events or self._unwritten_starts)
+
+    def _start_events(self) -> list[EncodedEvent]:
+        """The started events of the running jobs whose start is not written yet."""
+        events = self._attempt_events
+        if events is None:
+            return []
+        return [
+            events.started(run.item.queue, run.item.payload, run.attempt, run.started_ms)  # type: ignore[arg-type]
+            for run in self._unwritten_starts.values()
+        ]
 
     def _update_busy(self) -> None:
         if not self._running:
@@ -489,6 +525,7 @@ class Worker:
         marker = next((op for op in self._ops if op.raw is not None), None)
         if marker is not None and present[marker.queue][marker.raw] <= held[marker.queue][marker.raw]:  # type: ignore[index]
             self._ops, self._pending_events = [], []
+            self._unwritten_starts.clear()
         pending: dict[str, Counter[bytes]] = {queue: Counter() for queue in self.options.queues}
         for op in self._ops:
             if op.raw is not None:
