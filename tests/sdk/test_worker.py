@@ -36,6 +36,7 @@ from worker_helpers import (
 
 from zenith_protocol import (
     EventType,
+    JobEvent,
     KeySpace,
     WorkerStatus,
     decode_heartbeat,
@@ -817,7 +818,7 @@ def test_the_heartbeat_shows_the_running_job(
     assert (beat.current_job_id, beat.job_name) == (None, None)
 
 
-def test_a_short_job_has_one_event_for_its_whole_attempt(
+def test_a_job_has_enqueued_started_completed_events(
     r: redis.Redis, keyspace: KeySpace, start_worker: StartWorker, producer: Producer
 ) -> None:
     record = Recorder()
@@ -825,11 +826,12 @@ def test_a_short_job_has_one_event_for_its_whole_attempt(
     (raw,) = lrange(r, keyspace.queue("q"))
     worker = start_worker(App({"step": record}), queues=("q",))
 
-    wait_for(lambda: len(stream_events(r, keyspace, job_id)) == 2, what="two events")
-    enqueued, completed = stream_events(r, keyspace, job_id)
-    assert [enqueued.type, completed.type] == [EventType.ENQUEUED, EventType.COMPLETED]
-    started = implied_start(completed)  # the attempt ended before its start was written (PROTOCOL 8.4)
-    assert started is not None and started.type == EventType.STARTED
+    def written() -> list[JobEvent]:  # an attempt written as one event stands for its start too (PROTOCOL 8.4)
+        return [e for event in stream_events(r, keyspace, job_id) for e in (implied_start(event), event) if e]
+
+    wait_for(lambda: len(written()) == 3, what="three events")
+    enqueued, started, completed = written()
+    assert [enqueued.type, started.type, completed.type] == [EventType.ENQUEUED, EventType.STARTED, EventType.COMPLETED]
     assert (started.worker_id, started.attempt, started.job_name) == (worker.id, 1, "step")
     assert (completed.worker_id, completed.attempt, completed.job_name) == (worker.id, 1, "step")
     assert completed.duration_ms is not None and completed.duration_ms >= 0
@@ -839,7 +841,8 @@ def test_a_short_job_has_one_event_for_its_whole_attempt(
     minute = completed.timestamp // 60_000
     assert int(r.get(keyspace.throughput(minute)) or 0) >= 1
     lines = [decode_log(line) for line in lrange(r, keyspace.logs_history())]
-    assert [line.level for line in lines if line.job_id == job_id and line.worker_id == worker.id] == ["success"]
+    mine = [line.level for line in lines if line.job_id == job_id and line.worker_id == worker.id]
+    assert mine in (["success"], ["success", "info"])  # one line per event written, newest first
 
 
 def test_a_job_still_running_after_the_write_delay_has_its_started_event_written(

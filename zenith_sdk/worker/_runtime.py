@@ -1,10 +1,9 @@
 """The worker loop: fetch into a processing list, run handlers on slot threads, settle, repeat.
 
 One loop thread owns every Redis write that touches the processing lists, so it always
-knows which fetched jobs it holds. Each turn is one round trip: a MULTI holding the next
-fetch and, every 50 ms or 128 finished jobs (at once for retries, dead letters and FIFO
-groups, and when idle), the acks, retries and dead letters of finished jobs with their
-lifecycle events. A job that ends within that delay has one event for its whole attempt.
+knows which fetched jobs it holds. Each turn is one round trip: a MULTI holding the acks,
+retries and dead letters of finished jobs, their lifecycle events, and the next fetch. A job
+that ends before the round trip after its start has one event for its whole attempt.
 """
 
 from __future__ import annotations
@@ -46,8 +45,6 @@ _FIRST_IDLE_S = 0.005
 _FIRST_OUTAGE_S = 0.1
 _MAX_OUTAGE_S = 5.0
 _MAX_WRITE_DELAY_S = 0.05
-_WRITE_BATCH = 128
-"""Finished jobs whose writes wait for the next round trip at most (or the worker's capacity, if more)."""
 _MEMORY_LOOK_S = 1.0
 """Resident memory is looked at after a job at most this often (``max_memory_mb``)."""
 
@@ -129,6 +126,7 @@ class Worker:
         # gets one event for its whole attempt instead (PROTOCOL 8.4), the others theirs then.
         self._unwritten_starts: dict[int, _Running] = {}
         self._pending_since = 0.0
+        self._unreconciled = False
         self._tokens = 0
         self._busy = BusyState(WorkerStatus.IDLE)
         self._slots = SlotPool(self.options.concurrency, f"zenith-{self.id}")
@@ -220,7 +218,7 @@ class Worker:
         while self._writes_pending() and attempts < 5:
             attempts += 1
             try:
-                self._round_trip(0, write=True)
+                self._round_trip(0)
             except (redis.ConnectionError, redis.TimeoutError):
                 time.sleep(_FIRST_OUTAGE_S * attempts)
                 self._reconcile_safely()
@@ -280,18 +278,15 @@ class Worker:
         return max(0, self.options.capacity - len(self._running) - len(self._ready))
 
     def _flush_due(self) -> bool:
-        """Whether pending acks and events go with the next round trip.
+        """Whether pending acks and events should go now rather than ride with the next fetch.
 
-        Batching them is what keeps writes per job cheap: one events call for many jobs, and an
-        attempt that ends before its start is written gets one event. They wait at most
-        ``_MAX_WRITE_DELAY_S`` or ``_WRITE_BATCH`` jobs, and never once this worker has nothing
-        else to do, nor when one of them lets other jobs go (a FIFO group's next job, a retry).
+        Batching them is what keeps round trips per job low; they wait at most
+        ``_MAX_WRITE_DELAY_S``, and never once this worker has nothing else to do. A job that
+        ends before they go has one event for its whole attempt.
         """
         if not self._writes_pending():
             return False
-        if not self._running or self._stop.is_set() or len(self._ops) >= max(_WRITE_BATCH, self.options.capacity):
-            return True
-        if any(op.script is not None for op in self._ops):
+        if not self._running or len(self._ops) >= self.options.capacity or self._stop.is_set():
             return True
         return time.monotonic() - self._pending_since >= _MAX_WRITE_DELAY_S
 
@@ -306,25 +301,24 @@ class Worker:
             wait = min(wait, max(0.0, min(deadlines) - time.monotonic()))
         return wait
 
-    def _round_trip(self, want: int, *, write: bool | None = None) -> int:
-        """One MULTI: pending writes and events when ``write`` (by default when :meth:`_flush_due`), then a
-        fetch for ``want`` jobs. Returns jobs fetched."""
-        write = self._flush_due() if write is None else write and self._writes_pending()
+    def _round_trip(self, want: int) -> int:
+        """One MULTI: pending writes and events, then a fetch for ``want`` jobs. Returns jobs fetched."""
         queues = self.options.queues
-        if not write and want <= 0:
+        if self._unreconciled:  # a failed round trip's writes may have landed: find out before sending them
+            self._reconcile()
+            self._unreconciled = False
+        if not self._writes_pending() and want <= 0:
             return 0
         pipe = self.scripts.pipeline(transaction=True)
-        if write:
-            for op in self._ops:
-                op.queue_on(pipe)
-            if self.events is not None:
-                self.events.write(pipe, [*self._start_events(), *self._pending_events])
+        for op in self._ops:
+            op.queue_on(pipe)
+        if self.events is not None:
+            self.events.write(pipe, [*self._start_events(), *self._pending_events])
         if want > 0:
             self._queue_fetch(pipe, queues[0], want)
         results = pipe.execute(raise_on_error=False)
-        if write:
-            self._ops, self._pending_events = [], []
-            self._unwritten_starts.clear()
+        self._ops, self._pending_events = [], []
+        self._unwritten_starts.clear()
         for result in results:
             if isinstance(result, Exception):
                 logger.error("worker=%s: Redis refused a write: %s", self.id, result)
@@ -503,10 +497,15 @@ class Worker:
     # -- after a lost connection ----------------------------------------------------------------
 
     def _reconcile_safely(self) -> None:
+        """Reconcile after a failed round trip; when Redis still fails, the next round trip reconciles first,
+        so that writes which may have landed are never sent twice."""
+        self._unreconciled = True
         try:
             self._reconcile()
         except redis.RedisError as exc:
             logger.debug("worker=%s cannot reconcile yet: %s", self.id, exc)
+        else:
+            self._unreconciled = False
 
     def _reconcile(self) -> None:
         """Compare our processing lists with what we hold, after a round trip whose fate is unknown.
