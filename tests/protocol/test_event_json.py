@@ -145,11 +145,19 @@ def test_a_workers_attempt_event_is_written_as_the_generic_encoder_writes_it(
 
 def test_a_workers_attempt_event_takes_the_direct_path() -> None:
     event = _worker_event(started_at_ms=1767225601000)
-    values = ("emails", 1767225601184, event.job_id, "SendWelcomeEmail", "py-worker-web1-4242", 1, 1767225600000)
+    job_id = "0f8c2f9e-2c1d-4d5e-9a7b-3f1e2d4c5b6a"
 
-    assert attempt_event_json("completed", *values, 184.2, 1767225601000) == _encode(event)
-    assert attempt_event_json("completed", *values, 1e-7) is None  # JavaScript writes 1e-7
-    assert attempt_event_json("started", *values[:4], "bad \ud800", 1, None) is None
+    def written(
+        duration_ms: float | None, started_at_ms: int | None, worker_id: str = "py-worker-web1-4242"
+    ) -> str | None:
+        return attempt_event_json(
+            "completed", "emails", 1767225601184, job_id, "SendWelcomeEmail", worker_id, 1, 1767225600000,
+            duration_ms, started_at_ms,
+        )  # fmt: skip
+
+    assert written(184.2, 1767225601000) == _encode(event)
+    assert written(1e-7, None) is None  # JavaScript writes 1e-7
+    assert written(184.2, None, "bad \ud800") is None
 
 
 # -- log lines ---------------------------------------------------------------------------------------
