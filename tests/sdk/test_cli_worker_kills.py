@@ -96,13 +96,17 @@ def _registered(r: redis.Redis, keyspace: KeySpace, base: str) -> list[str]:
     return [member.decode() for member in members if member.decode().startswith(f"{base}-")]
 
 
+def _alive(process: psutil.Process) -> bool:
+    """Whether ``process`` runs and is no zombie (one that exits meanwhile is not alive)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _running_workers(r: redis.Redis, keyspace: KeySpace, base: str, supervisor_pid: int) -> list[int]:
     """Pids of the children that run as workers now: alive, and beating under ``<base>-<slot>-<pid>``."""
-    alive = {
-        child.pid
-        for child in psutil.Process(supervisor_pid).children()
-        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-    }
+    alive = {child.pid for child in psutil.Process(supervisor_pid).children() if _alive(child)}
     ids = _registered(r, keyspace, base)
     pipe = r.pipeline(transaction=False)
     for worker_id in ids:
@@ -198,4 +202,4 @@ def test_fifty_sigkills_lose_no_job_and_leave_no_processing_list(
     assert not _processing_lists(r, keyspace)
     assert r.llen(keyspace.queue(QUEUE)) == 0 and r.llen(keyspace.failed(QUEUE)) == 0
     assert _registered(r, keyspace, base) == []
-    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert not [child for child in children if _alive(child)]
