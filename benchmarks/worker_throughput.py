@@ -251,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     check.flushdb()
     if args.part in ("1", "both"):
-        on, off, cost = events_on_and_off(args.redis, args.db, args.jobs, max(1, args.rounds))
+        rounds = max(1, args.rounds)
+        on, off, cost = events_on_and_off(args.redis, args.db, args.jobs, rounds)
         report([on, off, *([] if args.skip_rq else [run_rq(args.redis, args.db, args.jobs)])])
-        print(f"events cost {cost:.1f}% of throughput (median of {max(1, args.rounds)} rounds)")
+        print(f"events cost {cost:.1f}% of throughput (median of {rounds} rounds)")
     if args.part in ("2", "both"):
         url = procs.url_for_db(args.redis, args.db)
         run_processes(url, check, args.process_jobs, args.cpu_jobs, args.cpu_ms, args.only)

@@ -25,8 +25,9 @@ from zenith_archive._walk import Walk
 from zenith_archive.fts import sqlite_fts
 from zenith_archive.schema import job_events
 from zenith_archive.schema import jobs as _JOBS
-from zenith_protocol.errors import ConfigError, NotFoundError
-from zenith_protocol.events import EventType
+from zenith_protocol.codec import decode_event
+from zenith_protocol.errors import ConfigError, NotFoundError, ProtocolError
+from zenith_protocol.events import EventType, implied_start
 from zenith_protocol.query import Query, parse
 
 __all__ = [
@@ -94,9 +95,6 @@ class ArchivedJob(_Row):
 
 _FIELD_NAMES = tuple(field.name for field in fields(ArchivedJob))
 _COLUMNS = tuple(_JOBS.c["id" if name == "pk" else name] for name in _FIELD_NAMES)
-
-
-_ENDS_ATTEMPT = frozenset({EventType.COMPLETED.value, EventType.FAILED.value})
 
 
 def _decoded(text: str | None) -> Any:
@@ -337,21 +335,25 @@ def timeline(engine: Engine, job_id: str, *, queue: str | None = None) -> Timeli
 
 def _with_start(event: TimelineEvent) -> list[TimelineEvent]:
     """``event``, after the ``started`` event it stands for too when it carries ``startedAt`` (PROTOCOL 8.4)."""
-    decoded = _decoded(event.data) if event.type in _ENDS_ATTEMPT else None
-    started = decoded.get("startedAt") if isinstance(decoded, dict) else None
-    if type(started) is not int:
+    if event.data is None or '"startedAt"' not in event.data:  # most rows: no need to decode them
         return [event]
-    start = TimelineEvent(
+    try:
+        start = implied_start(decode_event(event.data))
+    except ProtocolError:
+        return [event]
+    if start is None:
+        return [event]
+    shown = TimelineEvent(
         stream_id=event.stream_id,
-        at=started,
+        at=start.timestamp,
         type=EventType.STARTED.value,
-        attempt=event.attempt,
-        worker_id=event.worker_id,
+        attempt=start.attempt,
+        worker_id=start.worker_id,
         actor=None,
         error=None,
         data=None,
     )
-    return [start, event]
+    return [shown, event]
 
 
 def _export_rows(engine: Engine, query: Query) -> Iterator[ArchivedJob]:

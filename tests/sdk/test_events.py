@@ -140,6 +140,34 @@ def test_several_events_share_one_round_trip_in_order(
     assert [decode_log(line) for line in reversed(history(r, keyspace))] == [log_entry_for(e) for e in events]
 
 
+def test_text_with_newlines_reaches_the_stream_and_the_log_as_it_was(
+    r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter
+) -> None:
+    job = a_job()
+    events = [
+        job_event(EventType.FAILED, "images", job, worker_id="w-1", attempt=1, error="line one\nline two\r\n"),
+        job_event(EventType.DEAD_LETTERED, "images", job, worker_id="w\n1", error="\n"),
+    ]
+
+    emitter.emit(*events)
+
+    assert stream_events(r, keyspace) == events  # the script splits its arguments at raw newlines only
+    assert [decode_log(line) for line in reversed(history(r, keyspace))] == [log_entry_for(e) for e in events]
+
+
+def test_encoded_events_are_appended_in_order_and_a_raw_newline_is_refused(
+    r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter
+) -> None:
+    first, second = (job_event(EventType.DELETED, "images", f"j{n}", actor="ann") for n in (1, 2))
+
+    emitter.emit_encoded([encode_event(first), encode_event(second).encode()])
+    with pytest.raises(ValueError, match="raw newline"):
+        emitter.emit_encoded([encode_event(first), '{"type":"deleted",\n"queue":"images","timestamp":1}'])
+
+    assert stream_events(r, keyspace) == [first, second]
+    assert history(r, keyspace) == []
+
+
 def test_emit_works_after_redis_lost_its_scripts(r: redis.Redis, keyspace: KeySpace, emitter: EventEmitter) -> None:
     emitter.emit(job_event(EventType.COMPLETED, "q", "before", timestamp_ms=T0))
     r.script_flush()

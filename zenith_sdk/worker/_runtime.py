@@ -306,7 +306,6 @@ class Worker:
         queues = self.options.queues
         if self._unreconciled:  # a failed round trip's writes may have landed: find out before sending them
             self._reconcile()
-            self._unreconciled = False
         if not self._writes_pending() and want <= 0:
             return 0
         pipe = self.scripts.pipeline(transaction=True)
@@ -504,8 +503,6 @@ class Worker:
             self._reconcile()
         except redis.RedisError as exc:
             logger.debug("worker=%s cannot reconcile yet: %s", self.id, exc)
-        else:
-            self._unreconciled = False
 
     def _reconcile(self) -> None:
         """Compare our processing lists with what we hold, after a round trip whose fate is unknown.
@@ -534,3 +531,4 @@ class Worker:
             for raw, copies in orphans.items():
                 logger.warning("worker=%s adopts %d job(s) fetched before the connection dropped", self.id, copies)
                 self._ready.extend(self._decode(queue, raw) for _ in range(copies))
+        self._unreconciled = False
