@@ -12,6 +12,7 @@ from counting import CountingRedis
 from wire_data import seed_wire_facts
 
 from zenith_protocol import JobPayload, KeySpace, encode_job
+from zenith_protocol.errors import NotFoundError
 from zenith_sdk.cli import main
 from zenith_sdk.control import discover_queues, queue_snapshots, queues
 from zenith_sdk.producer import Producer
@@ -160,3 +161,12 @@ def test_every_count_is_read_in_one_round_trip(counting: CountingRedis, keyspace
     counts = [trip for trip in counting.round_trips if trip[0][0] not in ("SCAN", "SMEMBERS")]
     assert [len(s.name) > 0 and s.waiting == s.failed == 1 for s in snapshots] == [True] * 30
     assert len(counts) == 1 and {str(args[0]).upper() for args in counts[0]} == {"EVALSHA_RO"}
+
+
+def test_a_queue_whose_jobs_are_all_running_exists(r: redis.Redis, keyspace: KeySpace) -> None:
+    # What a Node producer leaves once a worker fetched its jobs: no index entry, no waiting list.
+    r.lpush(keyspace.processing("running-only", "w1"), encode_job(JobPayload.create("step", {})))
+
+    queues.require_queue(r, "running-only", keyspace=keyspace)
+    with pytest.raises(NotFoundError, match="'running-nowhere' not found"):
+        queues.require_queue(r, "running-nowhere", keyspace=keyspace)

@@ -186,7 +186,10 @@ def discover_queues(client: redis.Redis, keyspace: KeySpace | None = None) -> di
 
 
 def require_queue(client: redis.Redis, queue: str, *, keyspace: KeySpace | None = None) -> None:
-    """Check that ``queue`` exists: it is in the queue index or holds waiting, delayed or failed jobs.
+    """Check that ``queue`` exists: it is in the queue index or holds waiting, delayed, failed or running jobs.
+
+    Running jobs are looked for last (a SCAN), for a queue only a Node producer wrote whose jobs
+    are all fetched or waiting behind their FIFO group.
 
     Raises:
         ConfigError: the name cannot be a queue's.
@@ -198,7 +201,9 @@ def require_queue(client: redis.Redis, queue: str, *, keyspace: KeySpace | None 
     pipe.sismember(space.queue_index(), queue)
     pipe.exists(*space.lanes_in_poll_order(queue), *space.delayed_in_poll_order(queue), space.failed(queue))
     known, keys = pipe.execute()
-    if not known and not keys:
+    if known or keys:
+        return
+    if next(client.scan_iter(match=space.processing(queue, "*"), count=1000), None) is None:
         raise NotFoundError("queue", queue, hint="`zenith queues` lists the queues that exist")
 
 
