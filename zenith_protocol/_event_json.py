@@ -4,7 +4,7 @@ The generic encoder has pydantic serialize a model, then looks through the whole
 number forms JavaScript writes otherwise and for nulls among unknown fields. The only numbers of
 an event that can need rewriting are its float fields, so :func:`event_json` looks at those
 instead; :func:`log_json` writes a log line of known fields without building a ``LogEntry``, and
-:func:`attempt_event_json` a worker's ``started`` or ``completed`` event without building one.
+:func:`attempt_texts` a worker's ``started`` or ``completed`` event and its log line without building them.
 Workers write an event and a log line or two per job (PROTOCOL 8 and 6.3), which made the generic
 path much of what events cost them. What these writers cannot take in the canonical way (unknown
 fields, text with a lone surrogate, a float JavaScript writes with an exponent, a timestamp from
@@ -24,7 +24,7 @@ from zenith_protocol._types import JsFloat
 from zenith_protocol.events import JobEvent
 from zenith_protocol.version import PROTOCOL_VERSION
 
-__all__ = ["attempt_event_json", "event_json", "log_json"]
+__all__ = ["attempt_texts", "event_json", "log_json"]
 
 _FLOAT_FIELDS = tuple(name for name, info in JobEvent.model_fields.items() if info.annotation == JsFloat | None)
 """The event's float fields, the only members whose number form may need JavaScript's (the rest are integers)."""
@@ -77,7 +77,7 @@ def _duration_text(value: float) -> str | None:
     return repr(value) if 1e-4 <= value < _PLAIN_FLOATS_UNTIL else None  # repr writes 1e-05 below 1e-4
 
 
-def attempt_event_json(
+def attempt_texts(
     kind: str,
     queue: str,
     timestamp_ms: int,
@@ -88,13 +88,16 @@ def attempt_event_json(
     enqueued_at_ms: int | None,
     duration_ms: float | None = None,
     started_at_ms: int | None = None,
-) -> str | None:
-    """Canonical JSON of a worker's ``started`` or ``completed`` event (``kind``) with these fields, or ``None``.
+    level: str | None = None,
+) -> tuple[str, str] | None:
+    """Canonical JSON of a worker's ``started`` or ``completed`` event (``kind``) with these fields, the bytes
+    :func:`event_json` writes, and with ``level`` its log line as :func:`log_json` writes it (message
+    ``Job <name or ?> (<id>) <kind>[ in <whole ms> ms]``; ``""`` without ``level``): a worker writes one
+    or two per job, so they are written in one go, without building either.
 
-    The bytes :func:`event_json` writes for the same event, written without building one: a
-    worker writes one or two per job. ``None`` (use the generic path) for what it does not write in the
-    canonical way: a lone surrogate, a duration JavaScript writes with an exponent, a number out
-    of range.
+    ``None`` (use the generic path) for what it does not write in the canonical way: a lone
+    surrogate, a duration JavaScript writes with an exponent, a number out of range; for the
+    line, also a job without id and a timestamp from year 10000 on.
     """
     if not (0 <= timestamp_ms <= MAX_SAFE_INTEGER and 0 <= attempt <= MAX_SAFE_INTEGER):
         return None
@@ -105,17 +108,31 @@ def attempt_event_json(
     if duration is None and duration_ms is not None:
         return None
     name = _quoted_name
-    text = (
-        f'{{"type":"{kind}","queue":{name(queue)},"timestamp":{timestamp_ms},"jobId":{encode_basestring(job_id)}'
+    quoted_queue, quoted_id, quoted_worker = name(queue), encode_basestring(job_id), name(worker_id)
+    event = (
+        f'{{"type":"{kind}","queue":{quoted_queue},"timestamp":{timestamp_ms},"jobId":{quoted_id}'
         f"{'' if job_name is None else _NAME + name(job_name)}"
-        f"{_WORKER}{name(worker_id)}{_ATTEMPT}{attempt}"
+        f"{_WORKER}{quoted_worker}{_ATTEMPT}{attempt}"
         f"{'' if duration is None else _DURATION + duration}"
         f"{'' if enqueued_at_ms is None else _ENQUEUED + str(enqueued_at_ms)}"
         f"{'' if started_at_ms is None else _STARTED_AT + str(started_at_ms)}{_EVENT_TAIL}"
     )
-    if not text.isascii() and has_lone_surrogate(text):
+    line = ""
+    if level is not None:
+        if not job_id or timestamp_ms >= _ISO_UNTIL_MS:
+            return None
+        message = f"Job {job_name or '?'} ({job_id}) {kind}"
+        if duration_ms is not None:
+            message += f" in {duration_ms:.0f} ms"
+        second, millisecond = divmod(timestamp_ms, 1000)
+        line = (
+            f'{{"level":{name(level)},"message":{encode_basestring(message)}{_WORKER}{quoted_worker}'
+            f'{_QUEUE}{quoted_queue}{_JOB}{quoted_id},"timestamp":"{_iso_second(second)}.{millisecond:03d}Z{_LOG_TAIL}'
+        )
+    # encode_basestring leaves surrogates as they are: one in the text came from some field.
+    if not (event.isascii() and line.isascii()) and (has_lone_surrogate(event) or has_lone_surrogate(line)):
         return None
-    return text
+    return event, line
 
 
 @lru_cache(maxsize=16)

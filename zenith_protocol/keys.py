@@ -93,6 +93,7 @@ class KeyKind(str, Enum):
     ALERT_DELIVERED = "alert_delivered"
     CONSOLE_TASK = "console_task"
     QUEUE_COUNTERS = "queue_counters"
+    STAGED_EVENTS = "staged_events"
     UNKNOWN = "unknown"
 
 
@@ -377,6 +378,15 @@ class KeySpace(BaseModel):
         """HASH: worker id -> JSON array of the queues it fetches from (to find its processing lists)."""
         return f"{self.zenith_prefix}worker-queues"
 
+    def staged_events(self, worker_id: str) -> str:
+        """LIST of one worker's events written with the acknowledgements they report and not yet
+        appended to the events stream (PROTOCOL 8.1); in the ``{events}`` slot in the cluster-safe layout."""
+        return f"{self._ev(self.zenith_prefix)}staged-events:{worker_id}"
+
+    def staged_events_pattern(self) -> str:
+        """SCAN pattern of every worker's staged events list."""
+        return f"{self._ev(self.zenith_prefix)}staged-events:*"
+
     def sweep_lock(self) -> str:
         """STRING taken (SET NX EX) by the one worker that looks for orphaned processing lists this interval."""
         return f"{self.zenith_prefix}sweep-lock"
@@ -511,6 +521,8 @@ class KeySpace(BaseModel):
             if rest == "stream":
                 return ParsedKey(KeyKind.EVENTS)
         head, _, queue = rest.partition(":")
+        if head == "staged-events" and tagged == self.cluster_safe:
+            return ParsedKey(KeyKind.STAGED_EVENTS, part=queue) if queue else ParsedKey(KeyKind.UNKNOWN)
         if head == "counters" and tagged == self.cluster_safe:
             valid = queue and _FORBIDDEN_NAME_CHARS.isdisjoint(queue) and queue not in RESERVED_QUEUE_NAMES
             return ParsedKey(KeyKind.QUEUE_COUNTERS, queue=queue) if valid else ParsedKey(KeyKind.UNKNOWN)

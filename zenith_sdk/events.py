@@ -8,11 +8,12 @@ and an entry in the capped events stream that the SQL archive consumes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import redis
 from redis.client import Pipeline
@@ -25,10 +26,12 @@ from zenith_protocol import (
     LogEntry,
     LogLevel,
     OperatorAction,
+    ProtocolError,
+    decode_event,
     encode_event,
     encode_job,
 )
-from zenith_protocol._event_json import attempt_event_json
+from zenith_protocol._event_json import attempt_texts
 from zenith_protocol.canonical import COUNTER_TTL_S
 from zenith_protocol.codec import encode_log_line
 from zenith_protocol.counters import COMPLETED_FIELD, DURATION_SUM_FIELD, CounterIncrements, counter_field
@@ -40,6 +43,8 @@ from zenith_sdk.scripts import EVENTS, ScriptArg, ScriptPipeline, scripts_for
 
 if TYPE_CHECKING:
     from typing import Unpack
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["AttemptEvents", "EncodedEvent", "EventEmitter", "EventFields", "EventWriter", "job_event", "log_entry_for"]
 
@@ -56,6 +61,7 @@ _LEVELS = {
 # By the type's value: looking an enum member up hashes it in Python code (Enum.__hash__).
 _LEVEL_OF = {kind.value: _LEVELS.get(kind, LogLevel.INFO) for kind in EventType}
 _WORDS = {kind.value: kind.value.replace("_", "-") for kind in EventType}
+_LEVEL_TEXT = {kind: level.value for kind, level in _LEVEL_OF.items()}
 _RETRIED = EventType.RETRIED.value
 _STARTED, _COMPLETED = EventType.STARTED.value, EventType.COMPLETED.value
 
@@ -71,6 +77,14 @@ def _json_strings(texts: list[str]) -> bytes:
 def _ended(texts: Sequence[bytes]) -> bytes:
     """``texts`` each followed by a newline, as one argument of the events script."""
     return b"\n".join(texts) + b"\n" if texts else b""
+
+
+def _staged_event(text: bytes, worker_id: str) -> JobEvent | None:
+    try:
+        return decode_event(text)
+    except ProtocolError as exc:
+        logger.warning("worker=%s staged an event that does not decode (%s); it is left out", worker_id, exc.reason)
+        return None
 
 
 def _now_ms() -> int:
@@ -260,10 +274,11 @@ def encoded(event: JobEvent, *, live_log: bool = True) -> EncodedEvent:
 
 
 class AttemptEvents:
-    """A worker's ``started`` and ``completed`` events, encoded on a short path (one or two per job).
+    """A worker's ``started`` and ``completed`` events with their log lines, encoded on a short path (one or
+    two per job).
 
     They come out as the generic path writes them (:func:`encoded`), which they fall
-    back on for what the short path does not write (:func:`~zenith_protocol._event_json.attempt_event_json`).
+    back on for what the short path does not write (:func:`~zenith_protocol._event_json.attempt_texts`).
     """
 
     def __init__(self, worker_id: str, *, live_log: bool = True) -> None:
@@ -294,8 +309,11 @@ class AttemptEvents:
         started_ms: int | None,
     ) -> EncodedEvent:
         job_id, name, worker, enqueued = job.id, job.name, self.worker_id, job.created_at_ms
-        text = attempt_event_json(kind, queue, now_ms, job_id, name, worker, attempt, enqueued, duration_ms, started_ms)
-        if text is None:
+        level = _LEVEL_TEXT[kind] if self.live_log else None
+        values = (queue, now_ms, job_id, name, worker, attempt, enqueued, duration_ms, started_ms, level)
+        # Without a worker id, the line names "zenith" (log_entry_for): the generic path's to write.
+        texts = attempt_texts(kind, *values) if worker else None
+        if texts is None:
             event = job_event(
                 EventType(kind),
                 queue,
@@ -307,12 +325,7 @@ class AttemptEvents:
                 timestamp_ms=now_ms,
             )
             return encoded(event, live_log=self.live_log)
-        line = ""
-        if self.live_log:
-            message = _job_words(kind, queue, job_id, name, duration_ms)
-            line = encode_log_line(
-                _LEVEL_OF[kind], message, timestamp_ms=now_ms, worker_id=worker, queue=queue, job_id=job_id
-            )
+        text, line = texts
         if kind == _STARTED:
             return EncodedEvent(text.encode(), line.encode(), queue, None, None)
         return EncodedEvent(text.encode(), line.encode(), queue, now_ms // 60_000, COMPLETED_FIELD, duration_ms, name)
@@ -400,6 +413,17 @@ class EventEmitter(ClientHolder):
         # Each text ended by a newline, which no JSON text holds raw (PROTOCOL 8.1).
         return keys, [_json_strings(head), _ended(texts), _ended(lines)]
 
+    def prepare(self, events: Sequence[JobEvent | EncodedEvent]) -> list[EncodedEvent]:
+        """``events`` ready for :meth:`write` and :meth:`stage`, each encoded once."""
+        live_log = self.live_log
+        return [event if isinstance(event, EncodedEvent) else encoded(event, live_log=live_log) for event in events]
+
+    def stage(self, pipe: ScriptPipeline, worker_id: str, events: Sequence[EncodedEvent]) -> None:
+        """Queue on ``pipe`` the push of ``events`` onto the staged events list of ``worker_id`` (PROTOCOL 8.1):
+        one element, their JSON texts each ended by a newline. :meth:`write` appends them later."""
+        if events:
+            pipe.commands.rpush(self.keyspace.staged_events(worker_id), _ended([event.event for event in events]))
+
     def write(self, pipe: ScriptPipeline | Pipeline, events: Sequence[JobEvent | EncodedEvent]) -> bool:
         """Queue the one script call that records ``events`` on ``pipe`` (nothing is sent).
 
@@ -420,6 +444,32 @@ class EventEmitter(ClientHolder):
         """Record ``events`` in one round trip."""
         if events:
             self.scripts.call(EVENTS, *self._call(events))
+
+    def write_staged(self, worker_id: str) -> int:
+        """Append the events staged by ``worker_id`` (:meth:`stage`) to the stream, with their log lines and
+        counts, and empty its list; returns how many. For a worker that ended before it wrote them.
+
+        Atomic: the list is watched, so two callers never write its events twice. An entry that does
+        not decode as an event is left out (and logged).
+        """
+        key = self.keyspace.staged_events(worker_id)
+        self.scripts.load(EVENTS)
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    blobs = cast("list[bytes]", pipe.lrange(key, 0, -1))
+                    if not blobs:
+                        return 0
+                    staged = [_staged_event(text, worker_id) for blob in blobs for text in blob.split(b"\n") if text]
+                    events = [event for event in staged if event is not None]
+                    pipe.multi()
+                    self.write(pipe, events)
+                    pipe.delete(key)
+                    pipe.execute()
+                    return len(events)
+                except redis.WatchError:
+                    continue
 
     def emit_encoded(self, events: Sequence[str | bytes]) -> None:
         """Append events already encoded (canonical event JSON) to the stream, without live log lines."""

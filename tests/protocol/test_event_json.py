@@ -18,7 +18,7 @@ from zenith_protocol import (
     encode_event,
     encode_log,
 )
-from zenith_protocol._event_json import attempt_event_json, event_json, log_json
+from zenith_protocol._event_json import attempt_texts, event_json, log_json
 from zenith_protocol._json import MAX_SAFE_INTEGER
 from zenith_protocol.codec import _encode, encode_log_line
 
@@ -135,12 +135,22 @@ def test_a_workers_attempt_event_is_written_as_the_generic_encoder_writes_it(
     started_at_ms: int | None,
 ) -> None:
     values = (queue, timestamp_ms, job_id, job_name, worker_id, attempt, enqueued_at_ms, duration_ms, started_at_ms)
-    written = attempt_event_json(kind.value, *values)
+    texts = attempt_texts(kind.value, *values)
+    written = None if texts is None else texts[0]
     event = JobEvent(
         type=kind, queue=queue, timestamp=timestamp_ms, job_id=job_id, job_name=job_name, worker_id=worker_id,
         attempt=attempt, enqueued_at_ms=enqueued_at_ms, duration_ms=duration_ms, started_at_ms=started_at_ms,
     )  # fmt: skip
     assert written is None or written == _encode(event)
+    level = LogLevel.SUCCESS if kind is EventType.COMPLETED else LogLevel.INFO
+    with_line = attempt_texts(kind.value, *values, level.value)
+    if with_line is not None:
+        message = f"Job {job_name or '?'} ({job_id}) {kind.value}"
+        message += "" if duration_ms is None else f" in {duration_ms:.0f} ms"
+        line = LogEntry(
+            level=level, message=message, worker_id=worker_id, queue=queue, job_id=job_id, timestamp=timestamp_ms
+        )
+        assert with_line == (written, encode_log(line))
 
 
 def test_a_workers_attempt_event_takes_the_direct_path() -> None:
@@ -150,10 +160,11 @@ def test_a_workers_attempt_event_takes_the_direct_path() -> None:
     def written(
         duration_ms: float | None, started_at_ms: int | None, worker_id: str = "py-worker-web1-4242"
     ) -> str | None:
-        return attempt_event_json(
+        texts = attempt_texts(
             "completed", "emails", 1767225601184, job_id, "SendWelcomeEmail", worker_id, 1, 1767225600000,
             duration_ms, started_at_ms,
         )  # fmt: skip
+        return None if texts is None else texts[0]
 
     assert written(184.2, 1767225601000) == _encode(event)
     assert written(1e-7, None) is None  # JavaScript writes 1e-7

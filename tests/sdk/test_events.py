@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,6 +11,8 @@ import pytest
 import redis
 from counting import CountingRedis
 from event_stream import stream_events
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from patience import HANG_S
 from redis.client import Pipeline, PubSub
 
@@ -27,7 +30,7 @@ from zenith_protocol import (
     encode_job,
     encode_log,
 )
-from zenith_sdk.events import EventEmitter, EventFields, job_event, log_entry_for
+from zenith_sdk.events import AttemptEvents, EventEmitter, EventFields, encoded, job_event, log_entry_for
 from zenith_sdk.scripts import scripts_for
 
 MINUTE_MS = 60_000
@@ -530,3 +533,40 @@ def test_a_job_event_of_exact_values_equals_a_validated_one() -> None:
 def test_a_job_event_still_refuses_what_validation_refuses() -> None:
     with pytest.raises(ValueError, match="attempt"):
         job_event(EventType.STARTED, "q", "j", attempt=-1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    job_id=st.text(min_size=1, max_size=12),
+    name=st.text(min_size=1, max_size=12),
+    worker=st.text(max_size=12),
+    attempt=st.integers(min_value=1, max_value=10),
+    duration_ms=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    started_ms=st.none() | st.integers(min_value=0, max_value=2**45),
+    at_ms=st.integers(min_value=0, max_value=2**45),
+)
+def test_a_workers_attempt_events_are_what_the_generic_path_writes(
+    job_id: str, name: str, worker: str, attempt: int, duration_ms: float, started_ms: int | None, at_ms: int
+) -> None:
+    job = JobPayload.create(name, {"n": 1}, job_id=job_id, created_at_ms=at_ms)
+    attempts = AttemptEvents(worker)
+    started = attempts.started("q", job, attempt, at_ms)
+    completed = attempts.completed("q", job, attempt, duration_ms, started_ms=started_ms)
+    fields: dict[str, Any] = {"worker_id": worker, "attempt": attempt}
+    generic_start = encoded(job_event(EventType.STARTED, "q", job, timestamp_ms=at_ms, **fields))
+    end_ms = int(json.loads(completed.event)["timestamp"])
+    generic_end = encoded(
+        job_event(
+            EventType.COMPLETED,
+            "q",
+            job,
+            timestamp_ms=end_ms,
+            duration_ms=duration_ms,
+            started_at_ms=started_ms,
+            **fields,
+        )
+    )
+    # What is written and what is counted (a started event counts nothing, so nothing else matters for it).
+    written = [(e.event, e.line, e.queue, e.minute, e.counter) for e in (started, generic_start)]
+    assert written[0] == written[1]
+    assert completed == generic_end

@@ -2,7 +2,7 @@
 
 from zenith_sdk.worker._app import App, Handler, JobContext
 from zenith_sdk.worker._options import RateLimit, WorkerOptionFields, WorkerOptions
-from zenith_sdk.worker._recovery import recover_dead_workers, requeue_processing
+from zenith_sdk.worker._recovery import recover_dead_workers, requeue_processing, write_staged_events
 from zenith_sdk.worker._runtime import Worker
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "WorkerOptions",
     "recover_dead_workers",
     "requeue_processing",
+    "write_staged_events",
 ]

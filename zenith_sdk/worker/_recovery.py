@@ -20,7 +20,13 @@ from zenith_sdk._wire import text_of
 from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import REQUEUE, scripts_for
 
-__all__ = ["orphaned_processing_lists", "put_back_reaped", "recover_dead_workers", "requeue_processing"]
+__all__ = [
+    "orphaned_processing_lists",
+    "put_back_reaped",
+    "recover_dead_workers",
+    "requeue_processing",
+    "write_staged_events",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,19 @@ def requeue_processing(client: redis.Redis, queue: str, worker_id: str, *, keysp
         total += moved
         if moved < REQUEUE_BATCH:
             return total
+
+
+def write_staged_events(
+    client: redis.Redis, worker_id: str, *, keyspace: KeySpace | None = None, events: EventEmitter | None = None
+) -> int:
+    """Append to the stream the events the ended worker ``worker_id`` staged and did not write (PROTOCOL 8.1):
+    those of the jobs it acknowledged last. Returns how many."""
+    space = keyspace or KeySpace()
+    emitter = events if events is not None and events.keyspace == space else EventEmitter(client, keyspace=space)
+    written = emitter.write_staged(worker_id)
+    if written:
+        logger.info("worker=%s ended with %d events staged; they are in the stream now", worker_id, written)
+    return written
 
 
 def _queues_of(raw: bytes | str | None, worker_id: str) -> list[str]:
@@ -118,6 +137,7 @@ def recover_dead_workers(
         if worker_id in exclude or client.exists(space.worker(worker_id)):
             continue
         queues = _queues_of(client.hget(space.worker_queues(), worker_id), worker_id)
+        write_staged_events(client, worker_id, keyspace=space, events=events)
         moved = {queue: requeue_processing(client, queue, worker_id, keyspace=space) for queue in queues}
         # The index entries go last: a recoverer that dies before this line is simply redone.
         pipe = client.pipeline(transaction=False)
@@ -129,6 +149,7 @@ def recover_dead_workers(
         orphans = orphaned_processing_lists(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms)
         for worker_id, queues in orphans.items():
             moved = recovered.setdefault(worker_id, {})
+            write_staged_events(client, worker_id, keyspace=space, events=events)
             for queue in queues:
                 moved[queue] = moved.get(queue, 0) + requeue_processing(client, queue, worker_id, keyspace=space)
     for worker_id, moved in recovered.items():
@@ -146,6 +167,7 @@ def take_back_leftovers(
     heartbeat is this worker's now, so no one else would ever put them back.
     """
     before = _queues_of(client.hget(keyspace.worker_queues(), worker_id), worker_id)
+    write_staged_events(client, worker_id, keyspace=keyspace, events=events)
     moved = {
         queue: requeue_processing(client, queue, worker_id, keyspace=keyspace)
         for queue in dict.fromkeys([*queues, *before])
@@ -194,6 +216,7 @@ def put_back_reaped(
     # list is moved by one atomic script, so a recoverer running at the same time puts no job back twice.
     client.delete(keyspace.worker(worker_id))
     registered = _queues_of(client.hget(keyspace.worker_queues(), worker_id), worker_id)
+    write_staged_events(client, worker_id, keyspace=keyspace, events=events)
     moved = {
         queue: requeue_processing(client, queue, worker_id, keyspace=keyspace)
         for queue in dict.fromkeys([*queues, *registered])

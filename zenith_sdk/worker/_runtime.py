@@ -122,10 +122,16 @@ class Worker:
         self._running: dict[int, _Running] = {}
         self._ops: list[Op] = []
         self._pending_events: list[JobEvent | EncodedEvent] = []
-        # Running jobs whose started event is not written yet: one that ends before the next write
-        # gets one event for its whole attempt instead (PROTOCOL 8.4), the others theirs then.
-        self._unwritten_starts: dict[int, _Running] = {}
         self._pending_since = 0.0
+        # Events go to the stream together, one call per _MAX_WRITE_DELAY_S at most (PROTOCOL 8.1):
+        # until then, those that report an acknowledgement are staged in Redis by the transaction
+        # that makes it (a recoverer writes them if this worker dies), and the started events of
+        # running jobs wait here: a job that ends first gets one event for its whole attempt
+        # instead (PROTOCOL 8.4).
+        self._unwritten: list[EncodedEvent] = []
+        self._unwritten_starts: dict[int, _Running] = {}
+        self._unwritten_since = 0.0
+        self._in_flight: tuple[list[EncodedEvent], bool] | None = None
         self._unreconciled = False
         self._tokens = 0
         self._busy = BusyState(WorkerStatus.IDLE)
@@ -215,7 +221,7 @@ class Worker:
 
     def _flush_until_done(self) -> None:
         attempts = 0
-        while self._writes_pending() and attempts < 5:
+        while (self._writes_pending() or self._events_unwritten()) and attempts < 5:
             attempts += 1
             try:
                 self._round_trip(0)
@@ -237,7 +243,7 @@ class Worker:
             if not stopping:
                 self._dispatch()
             want = self._want()
-            if want > 0 or self._flush_due():
+            if want > 0 or self._flush_due() or self._events_due():
                 try:
                     fetched = self._round_trip(want)
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -290,11 +296,22 @@ class Worker:
             return True
         return time.monotonic() - self._pending_since >= _MAX_WRITE_DELAY_S
 
+    def _events_due(self) -> bool:
+        """Whether the staged events should go to the stream now: they are old enough, or this worker
+        has nothing else to do (a job that waits for its predecessor's events should not wait long)."""
+        if not self._events_unwritten():
+            return False
+        if self._stop.is_set() or not (self._running or self._ready):
+            return True
+        return time.monotonic() - self._unwritten_since >= _MAX_WRITE_DELAY_S
+
     def _wait_s(self, idle_s: float) -> float:
         wait = idle_s
         deadlines = [run.deadline for run in self._running.values() if run.deadline is not None]
         if self._writes_pending():
             deadlines.append(self._pending_since + _MAX_WRITE_DELAY_S)
+        if self._events_unwritten():
+            deadlines.append(self._unwritten_since + _MAX_WRITE_DELAY_S)
         if self._stop.is_set() and self._deadline is not None:
             deadlines.append(self._deadline)
         if deadlines:
@@ -306,18 +323,17 @@ class Worker:
         queues = self.options.queues
         if self._unreconciled:  # a failed round trip's writes may have landed: find out before sending them
             self._reconcile()
-        if not self._writes_pending() and want <= 0:
+        if not (want > 0 or self._writes_pending() or self._events_due()):
             return 0
         pipe = self.scripts.pipeline(transaction=True)
         for op in self._ops:
             op.queue_on(pipe)
         if self.events is not None:
-            self.events.write(pipe, [*self._start_events(), *self._pending_events])
+            self._queue_events(pipe, self.events)
         if want > 0:
             self._queue_fetch(pipe, queues[0], want)
         results = pipe.execute(raise_on_error=False)
-        self._ops, self._pending_events = [], []
-        self._unwritten_starts.clear()
+        self._landed()
         for result in results:
             if isinstance(result, Exception):
                 logger.error("worker=%s: Redis refused a write: %s", self.id, result)
@@ -327,6 +343,33 @@ class Worker:
                 break
             count += self._fetch_more(queue, want - count)
         return count
+
+    def _queue_events(self, pipe: ScriptPipeline, emitter: EventEmitter) -> None:
+        """Queue this round trip's events: staged, in the transaction that acknowledges what they report, so
+        a worker that dies leaves them to its recoverer; every _MAX_WRITE_DELAY_S at most, with the
+        staged ones, to the stream (and the staged list emptied)."""
+        idle = self._stop.is_set() or not (self._running or self._ready)
+        written = self._events_due() or (bool(self._pending_events) and idle)
+        events = emitter.prepare([*(self._start_events() if written else ()), *self._pending_events])
+        if written:
+            emitter.write(pipe, [*self._unwritten, *events])
+            pipe.commands.delete(self.keyspace.staged_events(self.id))
+        else:
+            emitter.stage(pipe, self.id, events)
+        self._in_flight = (events, written)
+
+    def _landed(self) -> None:
+        """Forget the writes of the round trip that has just landed."""
+        self._ops, self._pending_events = [], []
+        if self._in_flight is not None:
+            events, written = self._in_flight
+            self._in_flight = None
+            if written:
+                self._unwritten = []
+                self._unwritten_starts.clear()
+            elif events:
+                self._note_unwritten()
+                self._unwritten.extend(events)
 
     def _queue_fetch(self, pipe: ScriptPipeline, queue: str, want: int) -> None:
         limit = self.options.rate_limits.get(queue)
@@ -387,7 +430,7 @@ class Worker:
             deadline = time.monotonic() + timeout_s if timeout_s else None
             run = self._running[self._tokens] = _Running(item, handler, attempt, deadline, now_ms)
             if self._attempt_events is not None:  # a worker that writes no events builds none
-                self._mark_pending()
+                self._note_unwritten()
                 self._unwritten_starts[self._tokens] = run
             self._slots.submit(Task(self._tokens, handler, JobContext(item.payload, item.queue, attempt, self.id)))
         self._update_busy()
@@ -474,7 +517,15 @@ class Worker:
 
     def _writes_pending(self) -> bool:
         """Whether acknowledges or events wait for the next round trip."""
-        return bool(self._ops or self._pending_events or self._unwritten_starts)
+        return bool(self._ops or self._pending_events)
+
+    def _events_unwritten(self) -> bool:
+        """Whether events wait for the stream (staged, or started events not written anywhere yet)."""
+        return bool(self._unwritten or self._unwritten_starts)
+
+    def _note_unwritten(self) -> None:
+        if not self._events_unwritten():
+            self._unwritten_since = time.monotonic()
 
     def _start_events(self) -> list[EncodedEvent]:
         """The started events of the running jobs whose start is not written yet."""
@@ -520,8 +571,8 @@ class Worker:
         present = {queue: Counter(entries) for queue, entries in listed.items()}
         marker = next((op for op in self._ops if op.raw is not None), None)
         if marker is not None and present[marker.queue][marker.raw] <= held[marker.queue][marker.raw]:  # type: ignore[index]
-            self._ops, self._pending_events = [], []
-            self._unwritten_starts.clear()
+            self._landed()
+        self._in_flight = None
         pending: dict[str, Counter[bytes]] = {queue: Counter() for queue in self.options.queues}
         for op in self._ops:
             if op.raw is not None:
