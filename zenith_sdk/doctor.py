@@ -76,6 +76,8 @@ _RULES: dict[KeyKind, _Rule] = {
     KeyKind.WORKER_QUEUES: _Rule(lambda s: s.worker_queues(), "hash", "members", "hlen"),
     KeyKind.QUEUE_COUNTERS: _Rule(lambda s: s.queue_counters("<name>"), "hash", "members", "hlen"),
     KeyKind.SWEEP_LOCK: _Rule(lambda s: s.sweep_lock(), "string", "lock", "lock"),
+    # Short-lived batches of event texts (PROTOCOL 8.1), written to the stream within tens of ms: counted.
+    KeyKind.STAGED_EVENTS: _Rule(lambda s: s.staged_events("<workerId>"), "list", "members", "llen"),
     KeyKind.CONSOLE_TASK: _Rule(lambda s: s.console_task("<taskId>"), "hash", "members", "hlen"),
     KeyKind.ALERT_STATES: _Rule(lambda s: s.alerts_states(), "hash", "alert_state", "hash_values"),
     KeyKind.ALERT_OUTBOX: _Rule(lambda s: s.alerts_outbox(), "stream", "alert_notification", "stream"),
@@ -90,6 +92,7 @@ _RULES: dict[KeyKind, _Rule] = {
 
 _SIZE = {
     "list": "llen",
+    "llen": "llen",
     "zset": "zcard",
     "stream": "xlen",
     "scard": "scard",

@@ -9,10 +9,10 @@ import pytest
 import redis
 from wire_data import seed_wire_facts
 
-from zenith_protocol import JobEvent, JobPayload, KeySpace, SilenceMatchers, encode_event_fields, encode_job
+from zenith_protocol import JobEvent, JobPayload, KeyKind, KeySpace, SilenceMatchers, encode_event_fields, encode_job
 from zenith_sdk.alerts import AlertService, add_mute, add_silence, record_delivery
 from zenith_sdk.cli import main
-from zenith_sdk.doctor import DoctorReport, run_doctor
+from zenith_sdk.doctor import _RULES, DoctorReport, run_doctor
 
 
 def _now_ms() -> int:
@@ -199,3 +199,16 @@ def test_cli_reports_unreachable_redis_with_exit_2(capsys: pytest.CaptureFixture
 def test_cli_rejects_a_bad_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--redis", "http://example.invalid"]) == 2
     assert "redis://" in capsys.readouterr().err
+
+
+def test_every_kind_of_key_has_a_rule() -> None:
+    assert set(_RULES) == set(KeyKind) - {KeyKind.UNKNOWN}
+
+
+def test_a_workers_staged_events_are_counted(r: redis.Redis, keyspace: KeySpace) -> None:
+    r.rpush(keyspace.staged_events("w-1"), b'{"type":"started"}\n', b'{"type":"completed"}\n')
+
+    report = run_doctor(r, keyspace=keyspace, now_ms=_now_ms())
+
+    stats = report.patterns[keyspace.staged_events("<workerId>")]
+    assert (stats.keys, stats.entries, stats.invalid) == (1, 2, 0)
