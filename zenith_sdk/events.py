@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict
 
 import redis
 from redis.client import Pipeline
@@ -37,7 +37,7 @@ from zenith_protocol.codec import encode_log_line
 from zenith_protocol.counters import COMPLETED_FIELD, DURATION_SUM_FIELD, CounterIncrements, counter_field
 from zenith_protocol.events import EVENTS_STREAM_MAXLEN, exact_job_event
 from zenith_protocol.workers import LOG_HISTORY_CAP
-from zenith_sdk._wire import storable
+from zenith_sdk._wire import storable, text_of
 from zenith_sdk.connection import ClientHolder
 from zenith_sdk.scripts import EVENTS, ScriptArg, ScriptPipeline, scripts_for
 
@@ -79,7 +79,7 @@ def _ended(texts: Sequence[bytes]) -> bytes:
     return b"\n".join(texts) + b"\n" if texts else b""
 
 
-def _staged_event(text: bytes, worker_id: str) -> JobEvent | None:
+def _staged_event(text: str, worker_id: str) -> JobEvent | None:
     try:
         return decode_event(text)
     except ProtocolError as exc:
@@ -458,10 +458,11 @@ class EventEmitter(ClientHolder):
             while True:
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
-                    blobs = cast("list[bytes]", pipe.lrange(key, 0, -1))
+                    blobs: list[bytes | str] = pipe.lrange(key, 0, -1)
                     if not blobs:
                         return 0
-                    staged = [_staged_event(text, worker_id) for blob in blobs for text in blob.split(b"\n") if text]
+                    texts = [text for blob in blobs for text in text_of(blob).split("\n") if text]
+                    staged = [_staged_event(text, worker_id) for text in texts]
                     events = [event for event in staged if event is not None]
                     pipe.multi()
                     self.write(pipe, events)

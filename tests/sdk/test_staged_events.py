@@ -142,3 +142,15 @@ def test_a_worker_killed_with_events_staged_leaves_them_to_its_recoverer(
     assert _completed(r, keyspace) == Counter({job_id: 1 for job_id in quick})
     assert not r.exists(keyspace.staged_events("staging-1"))
     assert r.llen(keyspace.queue("staged")) == 1  # the long job is back
+
+
+def test_a_client_that_decodes_replies_writes_staged_events_too(
+    r: redis.Redis, keyspace: KeySpace, redis_url: str
+) -> None:
+    _stage_completions(r, keyspace, "dead-3", node_raws("text", 3))
+    decoding = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    assert write_staged_events(decoding, "dead-3", keyspace=keyspace) == 3
+
+    assert _completed(r, keyspace) == Counter({"text-0": 1, "text-1": 1, "text-2": 1})
+    decoding.close()
