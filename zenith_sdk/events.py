@@ -79,6 +79,10 @@ def _ended(texts: Sequence[bytes]) -> bytes:
     return b"\n".join(texts) + b"\n" if texts else b""
 
 
+_WATCH_ATTEMPTS = 10
+"""Tries of :meth:`EventEmitter.write_staged` while the staged list keeps changing under it."""
+
+
 def _staged_event(text: str, worker_id: str) -> JobEvent | None:
     try:
         return decode_event(text)
@@ -455,7 +459,7 @@ class EventEmitter(ClientHolder):
         key = self.keyspace.staged_events(worker_id)
         self.scripts.load(EVENTS)
         with self.client.pipeline(transaction=True) as pipe:
-            while True:
+            for _ in range(_WATCH_ATTEMPTS):
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
                     blobs: list[bytes | str] = pipe.lrange(key, 0, -1)
@@ -471,6 +475,9 @@ class EventEmitter(ClientHolder):
                     return len(events)
                 except redis.WatchError:
                     continue
+        # Written to all the while: its worker is alive after all, and writes them itself.
+        logger.warning("worker=%s keeps staging events; they are left to it", worker_id)
+        return 0
 
     def emit_encoded(self, events: Sequence[str | bytes]) -> None:
         """Append events already encoded (canonical event JSON) to the stream, without live log lines."""

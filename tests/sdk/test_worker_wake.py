@@ -35,10 +35,18 @@ def _waiting(r: redis.Redis, worker_id: str, count: int = 1) -> bool:
     return sum(c["name"] == name and c["cmd"] == "blmove" and "b" in c["flags"] for c in clients) >= count
 
 
+def _listening(r: redis.Redis, worker: Worker, queues: tuple[str, ...]) -> bool:
+    """Whether the worker has subscribed to the wake channel of each of ``queues``."""
+    channels = [worker.keyspace.wake_channel(queue) for queue in queues]
+    return all(int(count) >= 1 for _, count in r.pubsub_numsub(*channels))
+
+
 def _waiting_worker(r: redis.Redis, start_worker: StartWorker, app: App, *queues: str) -> Worker:
-    """A worker that polls once an hour, once it waits on the base list of each of ``queues``."""
+    """A worker that polls once an hour, once it waits on the base list of each of ``queues`` and listens
+    on their wake channels (its listener subscribes in a thread of its own, maybe after the first wait)."""
     worker = start_worker(app, queues=queues, poll_interval_s=AN_HOUR_S)
     wait_for(lambda: _waiting(r, worker.id, len(queues)), what=f"the worker to wait on {', '.join(queues)}")
+    wait_for(lambda: _listening(r, worker, queues), what="the worker to listen on the wake channels")
     return worker
 
 
