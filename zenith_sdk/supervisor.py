@@ -272,18 +272,29 @@ class Supervisor:
         return None
 
     def _stop_all(self) -> None:
-        """SIGTERM to every child, then up to ``grace_s`` for them to end, then SIGKILL."""
-        running = [slot.process for slot in self._slots if slot.process is not None and slot.process.poll() is None]
-        for process in running:
+        """SIGTERM to every child, then up to ``grace_s`` for them to end, then SIGKILL.
+
+        A child killed so did not clean up after itself: ``on_exit`` hears of it, as of a death.
+        """
+        running: list[tuple[_Slot, subprocess.Popen[bytes]]] = []
+        for slot in self._slots:
+            if slot.process is not None and slot.process.poll() is None:
+                running.append((slot, slot.process))
+        for _, process in running:
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
-        for process in running:
+        for slot, process in running:
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 logger.warning("%s (pid %d) did not stop within %.0f s; killed", self.name, process.pid, self.grace_s)
                 process.kill()
                 process.wait()
+                lived = time.monotonic() - slot.started
+                done = ChildExit(slot.index, process.pid, process.returncode, lived, None, slot.ready)
+                slot.exits.append(done)
+                if self.on_exit is not None:
+                    self.on_exit(done)
         for slot in self._slots:
             slot.process = None
             if slot.ready_fd is not None:

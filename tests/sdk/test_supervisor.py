@@ -145,15 +145,23 @@ def test_bad_input_at_the_first_run_is_not_retried(tmp_path: Path) -> None:
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
-    body = "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)\n"
-    supervisor = Supervisor(_program(tmp_path, body), 1, grace_s=0.3)
+    body = """
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        (out / "deaf").write_text("")
+        while True:
+            time.sleep(0.01)
+        """
+    exits: list[ChildExit] = []
+    supervisor = Supervisor(_program(tmp_path, body), 1, grace_s=0.3, on_exit=exits.append)
     thread, status = _in_background(supervisor)
-    _wait_for(lambda: len(supervisor.pids) == 1, "the child started")
+    _wait_for(lambda: (tmp_path / "deaf").exists(), "the child to ignore SIGTERM")
     [pid] = supervisor.pids
     supervisor.stop()
     thread.join(HANG_S)
     assert status == [0]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    # It cleaned nothing up: the caller hears of it (the worker CLI puts back the jobs it held).
+    assert [(done.pid, done.how, done.restart_in_s) for done in exits] == [(pid, "signal 9", None)]
 
 
 _SAY_UP = "from zenith_sdk.supervisor import supervised_ready\nsupervised_ready()\n"
