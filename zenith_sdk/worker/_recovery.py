@@ -52,11 +52,16 @@ def write_staged_events(
     """Append to the stream the events the ended worker ``worker_id`` staged and did not write (PROTOCOL 8.1):
     those of the jobs it acknowledged last. Returns how many."""
     space = keyspace or KeySpace()
-    emitter = events if events is not None and events.keyspace == space else EventEmitter(client, keyspace=space)
-    written = emitter.write_staged(worker_id)
+    written = _staged_writer(client, space, events).write_staged(worker_id)
     if written:
         logger.info("worker=%s ended with %d events staged; they are in the stream now", worker_id, written)
     return written
+
+
+def _staged_writer(client: redis.Redis, space: KeySpace, events: EventEmitter | None) -> EventEmitter:
+    """``events`` when it writes to ``space``, else an emitter that does: a dead worker's staged events are
+    written whether or not the recoverer records events of its own."""
+    return events if events is not None and events.keyspace == space else EventEmitter(client, keyspace=space)
 
 
 def _queues_of(raw: bytes | str | None, worker_id: str) -> list[str]:
@@ -128,6 +133,7 @@ def recover_dead_workers(
     Returns ``{worker_id: {queue: jobs_put_back}}``.
     """
     space = keyspace or KeySpace()
+    staged = _staged_writer(client, space, events)  # one for every dead worker
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     cutoff = now_ms - int(ttl_s * 1000)
     members = cast("list[bytes | str]", client.zrangebyscore(space.worker_index(), "-inf", cutoff))
@@ -137,7 +143,7 @@ def recover_dead_workers(
         if worker_id in exclude or client.exists(space.worker(worker_id)):
             continue
         queues = _queues_of(client.hget(space.worker_queues(), worker_id), worker_id)
-        write_staged_events(client, worker_id, keyspace=space, events=events)
+        write_staged_events(client, worker_id, keyspace=space, events=staged)
         moved = {queue: requeue_processing(client, queue, worker_id, keyspace=space) for queue in queues}
         # The index entries go last: a recoverer that dies before this line is simply redone.
         pipe = client.pipeline(transaction=False)
@@ -149,7 +155,7 @@ def recover_dead_workers(
         orphans = orphaned_processing_lists(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms)
         for worker_id, queues in orphans.items():
             moved = recovered.setdefault(worker_id, {})
-            write_staged_events(client, worker_id, keyspace=space, events=events)
+            write_staged_events(client, worker_id, keyspace=space, events=staged)
             for queue in queues:
                 moved[queue] = moved.get(queue, 0) + requeue_processing(client, queue, worker_id, keyspace=space)
     for worker_id, moved in recovered.items():

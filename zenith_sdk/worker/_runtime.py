@@ -301,9 +301,11 @@ class Worker:
         has nothing else to do (a job that waits for its predecessor's events should not wait long)."""
         if not self._events_unwritten():
             return False
-        if self._stop.is_set() or not (self._running or self._ready):
-            return True
-        return time.monotonic() - self._unwritten_since >= _MAX_WRITE_DELAY_S
+        return self._at_rest() or time.monotonic() - self._unwritten_since >= _MAX_WRITE_DELAY_S
+
+    def _at_rest(self) -> bool:
+        """Whether this worker is stopping or has no job running or waiting."""
+        return self._stop.is_set() or not (self._running or self._ready)
 
     def _wait_s(self, idle_s: float) -> float:
         wait = idle_s
@@ -348,8 +350,7 @@ class Worker:
         """Queue this round trip's events: staged, in the transaction that acknowledges what they report, so
         a worker that dies leaves them to its recoverer; every _MAX_WRITE_DELAY_S at most, with the
         staged ones, to the stream (and the staged list emptied)."""
-        idle = self._stop.is_set() or not (self._running or self._ready)
-        written = self._events_due() or (bool(self._pending_events) and idle)
+        written = self._events_due() or (bool(self._pending_events) and self._at_rest())
         events = emitter.prepare([*(self._start_events() if written else ()), *self._pending_events])
         if written:
             emitter.write(pipe, [*self._unwritten, *events])
