@@ -368,3 +368,41 @@ def test_a_bulk_retry_walks_past_an_entry_nested_too_deep(r: redis.Redis, keyspa
     assert result.moved == 1
     assert r.lrange(keyspace.failed("q"), 0, -1) == [deep]
     assert [decode_job(raw).id for raw in r.lrange(keyspace.queue("q"), 0, -1)] == ["good-1"]
+
+
+_IDS = ["a", "b", "c\\d", 'q"', "é", "1-x"]
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> bytes:
+    """An entry written by any writer: its id leading or not, escaped or not, spaced; or not a job at all."""
+    form = draw(st.sampled_from(["compact", "ascii", "spaced", "later", "number", "array", "broken"]))
+    job_id = draw(st.sampled_from(_IDS))
+    rest = {"name": draw(st.sampled_from(["a", "b", "x"])), "attempts": 1}
+    if form == "compact":
+        return json.dumps({"id": job_id, **rest}, ensure_ascii=False, separators=(",", ":")).encode()
+    if form == "ascii":  # \u escapes in the id
+        return json.dumps({"id": job_id, **rest}, separators=(",", ":")).encode()
+    if form == "spaced":
+        return json.dumps({"id": job_id, **rest}, ensure_ascii=False).encode()
+    if form == "later":
+        return json.dumps({**rest, "id": job_id}, ensure_ascii=False, separators=(",", ":")).encode()
+    if form == "number":
+        return b'{"id":7,"name":"a"}'
+    if form == "array":
+        return json.dumps([{"id": job_id}]).encode()
+    return b'{"id":"' + job_id.encode() + b'","name":'
+
+
+@settings(max_examples=200, deadline=None)
+@given(page=st.lists(_entries(), max_size=12), wanted=st.sets(st.sampled_from(_IDS)))
+def test_matching_by_id_picks_exactly_the_entries_whose_decoded_id_is_wanted(
+    page: list[bytes], wanted: set[str]
+) -> None:
+    # Most entries are skipped by their leading id, undecoded: that must pick what decoding each would.
+    matches = _pick.IdMatcher(wanted, retry=False)(page, 10)
+
+    decoded = [decode_object(raw) for raw in page]
+    expected = [index + 11 for index, job in enumerate(decoded) if job is not None and job.get("id") in wanted]
+    assert [match.position for match in matches] == expected
+    assert [match.raw for match in matches] == [page[position - 11] for position in expected]

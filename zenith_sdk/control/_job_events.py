@@ -10,10 +10,10 @@ and they are appended right after it (PROTOCOL 8.1 allows both).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from zenith_protocol import EventType, JobEvent, encode_event
@@ -60,10 +60,10 @@ def job_slot(job: dict[str, Any]) -> bytes:
 
 
 def _string_json(text: str) -> str:
-    """``text`` as canonical JSON (PROTOCOL 2.1); json.dumps writes it so unless it holds a lone surrogate."""
+    """``text`` as canonical JSON (PROTOCOL 2.1); json's string encoder writes it so unless it has a lone surrogate."""
     if has_lone_surrogate(text):
         return dumps(text)
-    return json.dumps(text, ensure_ascii=False)
+    return encode_basestring(text)
 
 
 EVENT_OF_MODE = {"retry": EventType.RETRIED, "delete": EventType.DELETED, "promote": EventType.PROMOTED}

@@ -11,6 +11,7 @@ is looked for again in a later pass.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -37,7 +38,9 @@ FIRST_PAGE = 1000
 PASSES = 3
 """Walks over a source at most: the first, then again for picks that could not be found."""
 
-_LEADING_ID = b'{"id":"'
+_LEADING_ID = re.compile(rb'\{"id":"([^"\\]*)"')
+"""The id a payload starts with, when written without escapes (most are): such an entry is decoded
+only when its id is wanted."""
 _DECODER = json.JSONDecoder()
 
 
@@ -174,14 +177,12 @@ class IdMatcher:
         self._encoded = {job_id.encode() for job_id in ids}
 
     def __call__(self, page: Sequence[bytes], offset: int) -> list[Match]:
-        encoded, lead, ids = self._encoded, len(_LEADING_ID), self.ids
+        encoded, ids, leading_id = self._encoded, self.ids, _LEADING_ID.match
         found: list[Match] = []
         for index, raw in enumerate(page):
-            if raw.startswith(_LEADING_ID):
-                end = raw.find(b'"', lead)
-                leading = raw[lead:end]
-                if leading not in encoded and end > 0 and b"\\" not in leading:
-                    continue
+            leading = leading_id(raw)
+            if leading is not None and leading[1] not in encoded:
+                continue
             job = decode_object(raw)
             if job is not None and job.get("id") in ids:
                 found.append(Match.of(offset + index + 1, raw, job, retry=self.retry, events=self.events))
@@ -302,8 +303,7 @@ class _Round:
         offset, asked = 0, min(FIRST_PAGE, PAGE)
         page = self._round_trip(0, asked, [])
         while page is not None:
-            matches, size, moved_before = page
-            picks = [match._replace(position=match.position - moved_before) for match in matches]
+            picks, size, moved_before = page
             if self.walk.dry_run:
                 picks = []
             next_offset = offset - moved_before + size
@@ -311,19 +311,22 @@ class _Round:
             if not more and not picks:
                 return
             asked = PAGE
-            page = self._round_trip(next_offset if more else None, asked, picks)
+            page = self._round_trip(next_offset if more else None, asked, picks, moved_before)
             offset = next_offset
 
-    def _round_trip(self, read_at: int | None, size: int, picks: list[Match]) -> tuple[list[Match], int, int] | None:
+    def _round_trip(
+        self, read_at: int | None, size: int, picks: list[Match], shift: int = 0
+    ) -> tuple[list[Match], int, int] | None:
         """Read ``size`` entries at ``read_at`` (if any), then move ``picks``, matching that page meanwhile.
 
-        Returns the page's matches and size, and how many entries the pick calls moved.
+        ``shift``: how far the picks' positions moved down since their page was read. Returns the
+        page's matches and size, and how many entries the pick calls moved.
         """
         if read_at is not None:
             self._command(*_read_command(self.source, self.kind, read_at, size))
         batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
         # Built while Redis runs the read, sent as soon as the read is answered.
-        call = self._call(batches[0], 0) if batches else None
+        call = self._call(batches[0], shift) if batches else None
         packed = None if call is None else [hiredis.pack_command(call)]
         entries = None
         if read_at is not None:
@@ -334,7 +337,7 @@ class _Round:
         moved = 0
         for number, batch in enumerate(batches):
             if number:
-                call = self._call(batch, moved)
+                call = self._call(batch, shift + moved)
                 if call is not None:
                     self.connection.send_packed_command([hiredis.pack_command(call)])  # type: ignore[no-untyped-call]
             if call is None:

@@ -90,9 +90,9 @@ def _searched(raw: bytes, job: dict[str, Any]) -> list[_Cut] | None:
 def _member_cut(raw: bytes, key: str, with_: str) -> _Cut | None:
     """The cut of the member ``key`` when its quoted name is written once, as a member name."""
     quoted = _QUOTED[key]
-    if raw.count(quoted) != 1:
-        return None
     at = raw.find(quoted)
+    if at < 0 or raw.find(quoted, at + len(quoted)) >= 0:
+        return None
     compact = _COMPACT[key].match(raw, at - 1) if at else None
     if compact is not None:
         value, end = compact.span(1)
