@@ -406,3 +406,25 @@ def test_matching_by_id_picks_exactly_the_entries_whose_decoded_id_is_wanted(
     expected = [index + 11 for index, job in enumerate(decoded) if job is not None and job.get("id") in wanted]
     assert [match.position for match in matches] == expected
     assert [match.raw for match in matches] == [page[position - 11] for position in expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50))),
+    most=st.integers(1, 6),
+    most_bytes=st.integers(1, 120),
+)
+def test_pick_calls_are_bounded_by_picks_and_by_bytes(sizes: list[tuple[int, int]], most: int, most_bytes: int) -> None:
+    picks = [_pick.Match(n, b"r" * raw, b"t" * retried, 3, "", b"") for n, (raw, retried) in enumerate(sizes)]
+
+    batches = _pick.batched(picks, most, most_bytes)
+
+    assert [pick for batch in batches for pick in batch] == picks
+    for batch in batches:
+        weight = sum(len(pick.raw) + len(pick.retried) for pick in batch)
+        assert batch and len(batch) <= most
+        assert weight <= most_bytes or len(batch) == 1
+    # Each call is as full as the bounds allow: the next call's first pick did not fit.
+    for batch, following in zip(batches, batches[1:]):
+        weight = sum(len(pick.raw) + len(pick.retried) for pick in [*batch, following[0]])
+        assert len(batch) == most or weight > most_bytes

@@ -38,6 +38,10 @@ FIRST_PAGE = 1000
 PASSES = 3
 """Walks over a source at most: the first, then again for picks that could not be found."""
 
+CALL_BYTES = 1 << 20
+"""Most payload bytes (as read, and retried) one pick call carries: Redis reads each of them in the
+script, so a call of large payloads moves fewer jobs and stays short."""
+
 _LEADING_ID = re.compile(rb'\{"id":"([^"\\]*)"')
 """The id a payload starts with, when written without escapes (most are): such an entry is decoded
 only when its id is wanted."""
@@ -83,6 +87,24 @@ def route(job: dict[str, Any]) -> tuple[int, str]:
 def matches_of(raws: Sequence[bytes], *, retry: bool, events: bool) -> list[Match]:
     """Matches for entries known by their bytes only (their positions are found by reading again)."""
     return [Match.of(0, raw, decode_object(raw), retry=retry, events=events) for raw in raws]
+
+
+def batched(picks: list[Match], most: int, most_bytes: int = CALL_BYTES) -> list[list[Match]]:
+    """``picks`` in order, cut into calls of at most ``most`` picks and ``most_bytes`` payload bytes
+    (a single pick larger than that has a call of its own)."""
+    batches: list[list[Match]] = []
+    batch: list[Match] = []
+    size = 0
+    for pick in picks:
+        weight = len(pick.raw) + len(pick.retried)
+        if batch and (len(batch) == most or size + weight > most_bytes):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(pick)
+        size += weight
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _read_command(source: str, kind: str, offset: int, size: int) -> tuple[Any, ...]:
@@ -324,7 +346,7 @@ class _Round:
         """
         if read_at is not None:
             self._command(*_read_command(self.source, self.kind, read_at, size))
-        batches = [picks[start : start + self.walk.chunk] for start in range(0, len(picks), self.walk.chunk)]
+        batches = batched(picks, self.walk.chunk)
         # Built while Redis runs the read, sent as soon as the read is answered.
         call = self._call(batches[0], shift) if batches else None
         packed = None if call is None else [hiredis.pack_command(call)]
