@@ -20,6 +20,7 @@ from typing import Any, AnyStr
 __all__ = ["retried"]
 
 _RESET = {"attempts": "0", "error": "", "failedAt": ""}
+_RESET_BYTES = {key: with_.encode() for key, with_ in _RESET.items()}
 _QUOTED = {key: f'"{key}"'.encode() for key in _RESET}
 _SPACE = " \t\n\r"
 _SPACE_BYTES = frozenset(_SPACE.encode())
@@ -37,6 +38,8 @@ _COMMA, _OPEN, _COLON, _QUOTE = ord(","), ord("{"), ord(":"), ord('"')
 _Cut = tuple[int, int, str]
 """A span to replace, ``[start, end)``, and what replaces it (a value set to 0 that is 0 already is
 replaced by itself)."""
+_ByteCut = tuple[int, int, bytes]
+"""The same, in a payload's bytes."""
 
 
 def retried(raw: bytes, job: dict[str, Any] | None = None) -> bytes | None:
@@ -46,9 +49,9 @@ def retried(raw: bytes, job: dict[str, Any] | None = None) -> bytes | None:
     plain searches when each is written once, else the top-level members are walked one by one.
     """
     if job is not None:
-        cuts = _searched(raw, job)
-        if cuts is not None:
-            return _spliced(raw, [(start, end, with_.encode()) for start, end, with_ in cuts])
+        found = _searched(raw, job)
+        if found is not None:
+            return _spliced(raw, found)
     try:
         text = raw.decode()
         cuts = _scanned(text)
@@ -68,7 +71,7 @@ def _spliced(raw: AnyStr, cuts: list[tuple[int, int, AnyStr]]) -> AnyStr:
     return raw[:0].join(pieces)
 
 
-def _searched(raw: bytes, job: dict[str, Any]) -> list[_Cut] | None:
+def _searched(raw: bytes, job: dict[str, Any]) -> list[_ByteCut] | None:
     """The cuts, when every reset member ``job`` has is written once as a member name, not escaped.
 
     A quoted name followed by a colon, with a comma or brace before it, is a member name (its
@@ -77,17 +80,18 @@ def _searched(raw: bytes, job: dict[str, Any]) -> list[_Cut] | None:
     """
     if b"\\u" in raw:
         return None
-    cuts: list[_Cut] = []
-    for key, with_ in _RESET.items():
+    cuts: list[_ByteCut] = []
+    for key, with_ in _RESET_BYTES.items():
         if key in job:
             cut = _member_cut(raw, key, with_)
             if cut is None:
                 return None
             cuts.append(cut)
-    return sorted(cuts)
+    cuts.sort()
+    return cuts
 
 
-def _member_cut(raw: bytes, key: str, with_: str) -> _Cut | None:
+def _member_cut(raw: bytes, key: str, with_: bytes) -> _ByteCut | None:
     """The cut of the member ``key`` when its quoted name is written once, as a member name."""
     quoted = _QUOTED[key]
     at = raw.find(quoted)
