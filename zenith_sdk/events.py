@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 import redis
 from redis.client import Pipeline
@@ -302,6 +302,13 @@ class AttemptEvents:
         """
         return self._encoded(_COMPLETED, queue, job, attempt, _now_ms(), duration_ms, started_ms)
 
+    def completed_later(
+        self, queue: str, job: JobPayload, attempt: int, duration_ms: float, *, started_ms: int | None = None
+    ) -> LaterCompleted:
+        """:meth:`completed`, timed now but encoded later (:meth:`LaterCompleted.encoded`): a worker encodes
+        the events of one round trip together, which is cheaper than one by one between other work."""
+        return LaterCompleted(self, queue, job, attempt, _now_ms(), duration_ms, started_ms)
+
     def _encoded(
         self,
         kind: str,
@@ -333,6 +340,24 @@ class AttemptEvents:
         if kind == _STARTED:
             return EncodedEvent(text.encode(), line.encode(), queue, None, None)
         return EncodedEvent(text.encode(), line.encode(), queue, now_ms // 60_000, COMPLETED_FIELD, duration_ms, name)
+
+
+class LaterCompleted(NamedTuple):
+    """A ``completed`` event of :class:`AttemptEvents`, timed but not encoded yet."""
+
+    events: AttemptEvents
+    queue: str
+    job: JobPayload
+    attempt: int
+    at_ms: int
+    duration_ms: float
+    started_ms: int | None
+
+    def encoded(self) -> EncodedEvent:
+        """The event, encoded as :meth:`AttemptEvents.completed` encodes it."""
+        return self.events._encoded(
+            _COMPLETED, self.queue, self.job, self.attempt, self.at_ms, self.duration_ms, self.started_ms
+        )
 
 
 class EventEmitter(ClientHolder):
@@ -417,10 +442,17 @@ class EventEmitter(ClientHolder):
         # Each text ended by a newline, which no JSON text holds raw (PROTOCOL 8.1).
         return keys, [_json_strings(head), _ended(texts), _ended(lines)]
 
-    def prepare(self, events: Sequence[JobEvent | EncodedEvent]) -> list[EncodedEvent]:
+    def prepare(self, events: Sequence[JobEvent | EncodedEvent | LaterCompleted]) -> list[EncodedEvent]:
         """``events`` ready for :meth:`write` and :meth:`stage`, each encoded once."""
-        live_log = self.live_log
-        return [event if isinstance(event, EncodedEvent) else encoded(event, live_log=live_log) for event in events]
+        prepared: list[EncodedEvent] = []
+        for event in events:
+            if isinstance(event, EncodedEvent):
+                prepared.append(event)
+            elif isinstance(event, LaterCompleted):
+                prepared.append(event.encoded())
+            else:
+                prepared.append(encoded(event, live_log=self.live_log))
+        return prepared
 
     def stage(self, pipe: ScriptPipeline, worker_id: str, events: Sequence[EncodedEvent]) -> None:
         """Queue on ``pipe`` the push of ``events`` onto the staged events list of ``worker_id`` (PROTOCOL 8.1):

@@ -570,3 +570,23 @@ def test_a_workers_attempt_events_are_what_the_generic_path_writes(
     written = [(e.event, e.line, e.queue, e.minute, e.counter) for e in (started, generic_start)]
     assert written[0] == written[1]
     assert completed == generic_end
+
+
+def test_a_completed_event_encoded_later_carries_the_time_it_was_timed_at(r: redis.Redis, keyspace: KeySpace) -> None:
+    # A worker times a job's completed event when the job ends and encodes it with its round trip.
+    job = JobPayload.create("resize", {"n": 1}, job_id="j-1", created_at_ms=1_000)
+    attempts = AttemptEvents("w-1")
+    before_ms = int(time.time() * 1000)
+    later = attempts.completed_later("q", job, 2, 12.5, started_ms=before_ms - 13)
+    after_ms = int(time.time() * 1000)
+    time.sleep(0.05)
+
+    event = later.encoded()
+    now_built = attempts.completed("q", job, 2, 12.5, started_ms=before_ms - 13)
+
+    timestamp = int(json.loads(event.event)["timestamp"])
+    assert before_ms <= timestamp <= after_ms < int(json.loads(now_built.event)["timestamp"])
+    same_time = now_built.event.replace(str(json.loads(now_built.event)["timestamp"]).encode(), str(timestamp).encode())
+    assert event.event == same_time
+    assert (event.queue, event.minute, event.counter) == ("q", timestamp // 60_000, now_built.counter)
+    assert EventEmitter(r, keyspace=keyspace).prepare([later]) == [event]

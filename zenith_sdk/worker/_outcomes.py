@@ -18,7 +18,7 @@ from zenith_protocol import (
 from zenith_protocol.events import MAX_STACK_CHARS
 from zenith_protocol.jobs import FAILED_LIST_CAP
 from zenith_sdk._wire import storable
-from zenith_sdk.events import AttemptEvents, EncodedEvent, job_event
+from zenith_sdk.events import AttemptEvents, LaterCompleted, job_event
 from zenith_sdk.scripts import SETTLE, Script, ScriptArg, ScriptPipeline
 
 __all__ = ["Fetched", "Op", "error_text", "failure", "invalid_payload", "stack_text", "success"]
@@ -90,11 +90,12 @@ def success(
     *,
     events: AttemptEvents | None = None,
     started_ms: int | None = None,
-) -> tuple[list[Op], list[EncodedEvent]]:
+) -> tuple[list[Op], list[LaterCompleted]]:
     """Ack a completed job; a grouped job also lets the next job of its group go.
 
     With ``events`` (a worker that writes events), its ``completed`` event comes too, carrying
-    ``started_ms`` when the attempt's started event was not written (PROTOCOL 8.4).
+    ``started_ms`` when the attempt's started event was not written (PROTOCOL 8.4); it is timed
+    now and encoded with the other events of its round trip.
     """
     processing = space.processing(item.queue, worker_id)
     group_keys, group = _group_keys(space, item)
@@ -104,7 +105,7 @@ def success(
         op = Op(None, item.queue, [processing], raw=item.raw)
     if events is None or item.payload is None:
         return [op], []
-    return [op], [events.completed(item.queue, item.payload, attempt, duration_ms, started_ms=started_ms)]
+    return [op], [events.completed_later(item.queue, item.payload, attempt, duration_ms, started_ms=started_ms)]
 
 
 def _dead_letter(space: KeySpace, item: Fetched, worker_id: str, updated: JobPayload) -> Op:

@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 from zenith_protocol import LANES_IN_POLL_ORDER, JobEvent, KeySpace, ProtocolError, WorkerStatus, decode_job
 from zenith_sdk.connection import DEFAULT_REDIS_URL, RedisSettings
-from zenith_sdk.events import AttemptEvents, EncodedEvent, EventEmitter
+from zenith_sdk.events import AttemptEvents, EncodedEvent, EventEmitter, LaterCompleted
 from zenith_sdk.scripts import FETCH, ScriptPipeline, scripts_for
 from zenith_sdk.worker._app import App, Handler, HandlerFn, JobContext
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
@@ -121,7 +121,7 @@ class Worker:
         self._ready: deque[Fetched] = deque()
         self._running: dict[int, _Running] = {}
         self._ops: list[Op] = []
-        self._pending_events: list[JobEvent | EncodedEvent] = []
+        self._pending_events: list[JobEvent | EncodedEvent | LaterCompleted] = []
         self._pending_since = 0.0
         # Events go to the stream together, one call per _MAX_WRITE_DELAY_S at most (PROTOCOL 8.1):
         # until then, those that report an acknowledgement are staged in Redis by the transaction
@@ -485,7 +485,9 @@ class Worker:
         )  # fmt: skip
         self._settle(ops, events, failed=True)
 
-    def _settle(self, ops: list[Op], events: Sequence[JobEvent | EncodedEvent], *, failed: bool) -> None:
+    def _settle(
+        self, ops: list[Op], events: Sequence[JobEvent | EncodedEvent | LaterCompleted], *, failed: bool
+    ) -> None:
         self._mark_pending()
         self._ops.extend(ops)
         self._pending_events.extend(events)
