@@ -19,7 +19,7 @@ from typing import cast
 import pytest
 import redis
 from event_stream import stream_events
-from worker_helpers import dead_worker, node_raws, wait_for
+from worker_helpers import dead_worker, node_raws, server_ms, wait_for
 
 from zenith_protocol import EventType, KeySpace, LogLevel, decode_job, decode_log
 from zenith_protocol.counters import COMPLETED_FIELD
@@ -73,6 +73,28 @@ def test_a_dead_workers_staged_events_are_written_once_with_their_lines_and_coun
     logged = sorted(line.job_id or "" for line in lines if line.level == LogLevel.SUCCESS)
     assert logged == [f"done-{n}" for n in range(5)]
     assert int(r.hget(keyspace.queue_counters("emails"), COMPLETED_FIELD) or 0) == 5
+
+
+def test_the_sweep_writes_the_staged_events_of_a_worker_gone_with_no_job_in_hand(
+    r: redis.Redis, keyspace: KeySpace
+) -> None:
+    # Neither an index entry nor a processing list is left to find it by: only its staged events.
+    _stage_completions(r, keyspace, "gone-1", node_raws("gone", 3))
+    # Beside it, one that is alive (its heartbeat key is there) and one recently seen in the index.
+    _stage_completions(r, keyspace, "alive-1", node_raws("alive", 2))
+    r.set(keyspace.worker("alive-1"), "{}", px=60_000)
+    _stage_completions(r, keyspace, "recent-1", node_raws("recent", 2))
+    r.zadd(keyspace.worker_index(), {"recent-1": server_ms(r)})
+
+    assert recover_dead_workers(r, keyspace, ttl_s=30, sweep=False) == {}
+    assert _completed(r, keyspace) == Counter()
+
+    recover_dead_workers(r, keyspace, ttl_s=30)
+
+    assert _completed(r, keyspace) == Counter({f"gone-{n}": 1 for n in range(3)})
+    assert not r.exists(keyspace.staged_events("gone-1"))
+    assert r.llen(keyspace.staged_events("alive-1")) == 1
+    assert r.llen(keyspace.staged_events("recent-1")) == 1
 
 
 def test_a_staged_entry_that_does_not_decode_is_left_out_and_the_rest_written(

@@ -1,8 +1,8 @@
 """Put in-flight jobs back: a stopping worker's own, and those of workers whose heartbeat expired.
 
 Dead workers are found two ways: through the worker index (a worker that registered, then went
-silent), and by a sweep over the processing lists themselves, which also finds the lists of
-workers that never registered or whose index entry is gone.
+silent), and by a sweep over the processing lists and staged events lists themselves, which also
+finds those of workers that never registered or whose index entry is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from zenith_sdk.scripts import REQUEUE, scripts_for
 
 __all__ = [
     "orphaned_processing_lists",
+    "orphaned_staged_events",
     "put_back_reaped",
     "recover_dead_workers",
     "requeue_processing",
@@ -96,21 +97,49 @@ def orphaned_processing_lists(
         if parsed is not None and parsed.kind is KeyKind.PROCESSING and parsed.queue and parsed.part:
             if parsed.part not in exclude:
                 lists.setdefault(parsed.part, []).append(parsed.queue)
-    if not lists:
-        return {}
-    workers = sorted(lists)
+    gone = _gone(client, space, lists, ttl_s, now_ms)
+    return {worker_id: sorted(set(lists[worker_id])) for worker_id in sorted(gone)}
+
+
+def orphaned_staged_events(
+    client: redis.Redis,
+    keyspace: KeySpace | None = None,
+    *,
+    ttl_s: float = HEARTBEAT_TTL_S,
+    exclude: Collection[str] = (),
+    now_ms: int | None = None,
+) -> list[str]:
+    """The workers that are gone (as :func:`orphaned_processing_lists` tells) with events still staged
+    (PROTOCOL 8.1), found with one SCAN pass: a worker that died with no job in hand leaves those only."""
+    space = keyspace or KeySpace()
+    prefix = space.staged_events("")
+    staged = {
+        key[len(prefix) :]
+        for key in map(text_of, client.scan_iter(match=space.staged_events_pattern(), count=1000))
+        if key.startswith(prefix) and key[len(prefix) :] not in exclude
+    }
+    return sorted(_gone(client, space, staged, ttl_s, now_ms))
+
+
+def _gone(
+    client: redis.Redis, space: KeySpace, worker_ids: Collection[str], ttl_s: float, now_ms: int | None
+) -> set[str]:
+    """Those of ``worker_ids`` whose heartbeat key does not exist and whose worker index entry is absent or
+    older than ``ttl_s``: they never registered, or they stopped beating."""
+    if not worker_ids:
+        return set()
+    workers = list(worker_ids)
     pipe = client.pipeline(transaction=False)
     for worker_id in workers:
         pipe.exists(space.worker(worker_id))
         pipe.zscore(space.worker_index(), worker_id)
     replies = pipe.execute()
     cutoff = (now_ms if now_ms is not None else int(time.time() * 1000)) - int(ttl_s * 1000)
-    orphans: dict[str, list[str]] = {}
-    for index, worker_id in enumerate(workers):
-        beating, seen_ms = replies[2 * index], replies[2 * index + 1]
-        if not beating and (seen_ms is None or seen_ms < cutoff):
-            orphans[worker_id] = sorted(set(lists[worker_id]))
-    return orphans
+    return {
+        worker_id
+        for index, worker_id in enumerate(workers)
+        if not replies[2 * index] and (replies[2 * index + 1] is None or replies[2 * index + 1] < cutoff)
+    }
 
 
 def recover_dead_workers(
@@ -129,7 +158,8 @@ def recover_dead_workers(
     A worker is dead when its index entry is older than ``ttl_s`` and its heartbeat key has
     expired. Each job is moved by one atomic script call, so concurrent recoverers never put
     a job back twice. With ``sweep``, the processing lists of workers that never registered (or
-    whose index entry is gone) are found and put back too (:func:`orphaned_processing_lists`).
+    whose index entry is gone) are found and put back too (:func:`orphaned_processing_lists`), and
+    the events such workers staged are written (:func:`orphaned_staged_events`).
     Returns ``{worker_id: {queue: jobs_put_back}}``.
     """
     space = keyspace or KeySpace()
@@ -158,6 +188,8 @@ def recover_dead_workers(
             write_staged_events(client, worker_id, keyspace=space, events=staged)
             for queue in queues:
                 moved[queue] = moved.get(queue, 0) + requeue_processing(client, queue, worker_id, keyspace=space)
+        for worker_id in orphaned_staged_events(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms):
+            write_staged_events(client, worker_id, keyspace=space, events=staged)
     for worker_id, moved in recovered.items():
         _report(worker_id, moved, actor, events, "is gone")
     return recovered
