@@ -22,7 +22,7 @@ from zenith_protocol.canonical import KEY_TTL_S, check_canonical
 from zenith_protocol.pulse import PULSE_STALE_AFTER_MS
 from zenith_sdk._doctor_report import DoctorReport, Finding, Issue, PatternStats, Severity
 from zenith_sdk.control.groups import stuck_groups
-from zenith_sdk.worker._recovery import orphaned_processing_lists
+from zenith_sdk.worker._recovery import orphaned_processing_lists, orphaned_staged_events
 
 __all__ = ["DoctorReport", "Finding", "Issue", "PatternStats", "run_doctor"]
 
@@ -393,7 +393,8 @@ def run_doctor(
 
 
 def _check_workers_and_groups(doctor: _Doctor, now_ms: int | None) -> None:
-    """What no single entry shows: processing lists whose worker is gone, and stuck FIFO groups."""
+    """What no single entry shows: processing and staged events lists whose worker is gone, and stuck
+    FIFO groups."""
     report, space = doctor.report, doctor.space
     report.orphaned = orphaned_processing_lists(doctor.client, space, now_ms=now_ms)
     for worker_id, queues in report.orphaned.items():
@@ -404,4 +405,11 @@ def _check_workers_and_groups(doctor: _Doctor, now_ms: int | None) -> None:
                 "back within its recovery interval, or run `zenith recover`"
             )
             doctor.stats(KeyKind.PROCESSING, key).add_issue(Issue("warning", "orphaned", "worker gone", reason, key))
+    for worker_id in orphaned_staged_events(doctor.client, space, now_ms=now_ms):
+        key = space.staged_events(worker_id)
+        reason = (
+            f"worker {worker_id} is gone (no heartbeat) and its events here never reached the stream: a running "
+            "worker writes them within its recovery interval, or run `zenith recover`"
+        )
+        doctor.stats(KeyKind.STAGED_EVENTS, key).add_issue(Issue("warning", "orphaned", "worker gone", reason, key))
     report.stuck_groups = stuck_groups(doctor.client, space)

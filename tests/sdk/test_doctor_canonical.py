@@ -248,6 +248,21 @@ def test_orphaned_processing_lists_are_warnings_at_their_pattern(r: redis.Redis,
     assert report.patterns[keyspace.processing("<name>", "<workerId>")].canonical == 2
 
 
+def test_staged_events_of_a_gone_worker_are_a_warning_and_a_live_workers_are_not(
+    r: redis.Redis, keyspace: KeySpace
+) -> None:
+    event = JobEvent(type="completed", queue="q", timestamp=1, job_id="j-1", worker_id="gone-1")
+    r.rpush(keyspace.staged_events("gone-1"), encode_event(event) + "\n")
+    r.rpush(keyspace.staged_events("alive-1"), encode_event(event.model_copy(update={"worker_id": "alive-1"})) + "\n")
+    r.zadd(keyspace.worker_index(), {"alive-1": int(time.time() * 1000)})  # seen just now
+
+    report = run_doctor(r, keyspace=keyspace)
+
+    issue = _only_issue(report, keyspace.staged_events("<workerId>"))
+    assert (issue.severity, issue.kind, issue.count) == ("warning", "orphaned", 1)
+    assert issue.key == keyspace.staged_events("gone-1") and "zenith recover" in issue.reason
+
+
 def test_many_keys_are_read_in_few_round_trips_and_every_entry_counts(
     counting: CountingRedis, keyspace: KeySpace
 ) -> None:
