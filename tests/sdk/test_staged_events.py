@@ -89,7 +89,7 @@ def test_the_sweep_writes_the_staged_events_of_a_worker_gone_with_no_job_in_hand
     assert recover_dead_workers(r, keyspace, ttl_s=30, sweep=False) == {}
     assert _completed(r, keyspace) == Counter()
 
-    recover_dead_workers(r, keyspace, ttl_s=30)
+    assert recover_dead_workers(r, keyspace, ttl_s=30) == {"gone-1": {}}  # no job to put back
 
     assert _completed(r, keyspace) == Counter({f"gone-{n}": 1 for n in range(3)})
     assert not r.exists(keyspace.staged_events("gone-1"))

@@ -160,7 +160,7 @@ def recover_dead_workers(
     a job back twice. With ``sweep``, the processing lists of workers that never registered (or
     whose index entry is gone) are found and put back too (:func:`orphaned_processing_lists`), and
     the events such workers staged are written (:func:`orphaned_staged_events`).
-    Returns ``{worker_id: {queue: jobs_put_back}}``.
+    Returns ``{worker_id: {queue: jobs_put_back}}`` for every dead worker handled.
     """
     space = keyspace or KeySpace()
     staged = _staged_writer(client, space, events)  # one for every dead worker
@@ -190,6 +190,7 @@ def recover_dead_workers(
                 moved[queue] = moved.get(queue, 0) + requeue_processing(client, queue, worker_id, keyspace=space)
         for worker_id in orphaned_staged_events(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms):
             write_staged_events(client, worker_id, keyspace=space, events=staged)
+            recovered.setdefault(worker_id, {})
     for worker_id, moved in recovered.items():
         _report(worker_id, moved, actor, events, "is gone")
     return recovered
