@@ -406,6 +406,30 @@ def test_cli_nodes_groups_by_service_merges_forms_and_marks_stale(
     assert _same_columns(table.stdout)
 
 
+def test_cli_nodes_lists_each_process_of_a_supervised_worker_under_it(
+    redis_url: str, r: redis.Redis, keyspace: KeySpace
+) -> None:
+    report = json.loads(node_agent_pulse("workers", "box-7-100", server_ms(r)))
+    report["processes"] = [
+        {"pid": 100, "role": "supervisor", "rss": 30 * 2**20, "cpu": 0.5},
+        {"pid": 101, "role": "child", "slot": 0, "rss": 80 * 2**20, "cpu": 49.5},
+        {"pid": 102, "role": "child", "slot": 1, "rss": 2**30},
+    ]
+    r.set(keyspace.pulse("workers", "box-7-100"), json.dumps(report), ex=30)
+
+    result = zenith("nodes", "--redis", redis_url, *prefix_options(keyspace))
+
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines() if "pid " in line]
+    cells = [(row[1], row[2], row[4], row[6]) for row in rows]  # node, lang, cpu proc, rss
+    assert cells == [
+        ("pid 100", "supervisor", "0.5%", "30.0 MiB"),
+        ("pid 101", "child 0", "49.5%", "80.0 MiB"),
+        ("pid 102", "child 1", "", "1.0 GiB"),
+    ], result.stdout
+    assert "1 node in 1 service" in result.stdout and _same_columns(result.stdout)
+
+
 def test_cli_workers_rejects_a_bad_ttl(redis_url: str) -> None:
     one_line(zenith("workers", "--redis", redis_url, "--ttl", "0"), 2, "--ttl must be a positive")
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from zenith_protocol import KeySpace
+from zenith_protocol import KeySpace, PulseProcess
 from zenith_protocol.workers import HEARTBEAT_TTL_S
 from zenith_sdk.cli._common import (
     CliSettings,
@@ -153,8 +153,19 @@ def _run_nodes(args: argparse.Namespace, settings: CliSettings) -> int:
             table.add_section()
         for row, entry in enumerate(group):
             table.add_row(Text(service if row == 0 else ""), *_node_row(entry))
+            for process in (entry.node.processes if entry.node is not None else None) or []:
+                table.add_row(Text(""), *_process_row(process, len(columns) - 1))
     console().print(table)
     return 0
+
+
+def _process_row(process: PulseProcess, width: int) -> list[Text]:
+    """One process of a node that reports several: under the node, its pid and role, CPU and RSS."""
+    role = process.role.value + ("" if process.slot is None else f" {process.slot}")
+    cpu = "" if process.cpu is None else f"{process.cpu:.1f}%"
+    # Under node, lang, cpu sys, cpu proc, ram used, rss; the rest blank.
+    cells = [f"  pid {process.pid}", role, "", cpu, "", human_bytes(process.rss)]
+    return [Text(cell, style="dim") for cell in cells] + [Text("") for _ in range(width - len(cells))]
 
 
 def _node_row(entry: NodeEntry) -> list[Text]:
