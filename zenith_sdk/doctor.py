@@ -22,7 +22,7 @@ from zenith_protocol.canonical import KEY_TTL_S, check_canonical
 from zenith_protocol.pulse import PULSE_STALE_AFTER_MS
 from zenith_sdk._doctor_report import DoctorReport, Finding, Issue, PatternStats, Severity
 from zenith_sdk.control.groups import stuck_groups
-from zenith_sdk.worker._recovery import orphaned_processing_lists, orphaned_staged_events
+from zenith_sdk.worker._recovery import find_orphans
 
 __all__ = ["DoctorReport", "Finding", "Issue", "PatternStats", "run_doctor"]
 
@@ -387,16 +387,17 @@ def run_doctor(
         report.keys_scanned += len(fresh)
         if progress is not None:
             progress(report.keys_scanned)
-    _check_workers_and_groups(doctor, now_ms)
+    _check_workers_and_groups(doctor, seen, now_ms)
     report.patterns = dict(sorted(report.patterns.items()))
     return report
 
 
-def _check_workers_and_groups(doctor: _Doctor, now_ms: int | None) -> None:
-    """What no single entry shows: processing and staged events lists whose worker is gone, and stuck
-    FIFO groups."""
+def _check_workers_and_groups(doctor: _Doctor, keys: set[str], now_ms: int | None) -> None:
+    """What no single entry shows: processing and staged events lists whose worker is gone (among
+    ``keys``, those the scan found), and stuck FIFO groups."""
     report, space = doctor.report, doctor.space
-    report.orphaned = orphaned_processing_lists(doctor.client, space, now_ms=now_ms)
+    orphans = find_orphans(doctor.client, space, now_ms=now_ms, keys=keys)
+    report.orphaned = orphans.processing
     for worker_id, queues in report.orphaned.items():
         for queue in queues:
             key = space.processing(queue, worker_id)
@@ -405,7 +406,7 @@ def _check_workers_and_groups(doctor: _Doctor, now_ms: int | None) -> None:
                 "back within its recovery interval, or run `zenith recover`"
             )
             doctor.stats(KeyKind.PROCESSING, key).add_issue(Issue("warning", "orphaned", "worker gone", reason, key))
-    for worker_id in orphaned_staged_events(doctor.client, space, now_ms=now_ms):
+    for worker_id in orphans.staged:
         key = space.staged_events(worker_id)
         reason = (
             f"worker {worker_id} is gone (no heartbeat) and its events here never reached the stream: a running "

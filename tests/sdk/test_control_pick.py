@@ -158,6 +158,28 @@ def test_a_script_cache_flush_in_the_middle_of_a_walk_is_survived(
     assert _oldest_first(r, keyspace.failed("q")) == ids[1::2]
 
 
+def test_large_payloads_chosen_by_id_are_moved_in_calls_bounded_by_their_bytes(
+    r: redis.Redis, keyspace: KeySpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _fill_failed(r, keyspace, 10)
+    one = len(r.lindex(keyspace.failed("q"), 0) or b"")
+    monkeypatch.setattr(_pick, "CALL_BYTES", 5 * one)  # read and retried bytes: two or three jobs a call
+    calls: list[int] = []
+    call = _pick._Round._call
+
+    def counted(self: _pick._Round, picks: list[_pick.Match], shift: int) -> object:
+        calls.append(len(picks))
+        return call(self, picks, shift)
+
+    monkeypatch.setattr(_pick._Round, "_call", counted)
+
+    result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=ids, actor="ops")
+
+    assert result.moved == 10 and r.llen(keyspace.failed("q")) == 0
+    assert _oldest_first(r, keyspace.lane("q", "high")) == ids  # the lane the dead letters name
+    assert sum(calls) == 10 and len(calls) >= 4 and max(calls) <= 3
+
+
 def test_ids_and_a_filter_must_both_match(r: redis.Redis, keyspace: KeySpace, small_pages: int) -> None:
     for n in range(20):
         r.lpush(keyspace.failed("q"), node_job(f"id-{n}", "even" if n % 2 == 0 else "odd", {}, created_at=NOW))

@@ -19,7 +19,7 @@ from zenith_protocol import EventType, JobEvent, KeySpace, WorkerStatus
 from zenith_sdk.events import EventEmitter
 from zenith_sdk.worker import App, JobContext, WorkerOptions, _runtime, recover_dead_workers
 from zenith_sdk.worker._heartbeat import BusyState, HeartbeatLoop
-from zenith_sdk.worker._recovery import orphaned_processing_lists
+from zenith_sdk.worker._recovery import find_orphans
 
 # -- dead workers found through the index ---------------------------------------------------------
 
@@ -154,7 +154,7 @@ def test_the_lists_of_a_worker_that_never_registered_are_recovered(r: redis.Redi
     _orphan(r, keyspace, "recent-1", "emails", recent)
     r.zadd(keyspace.worker_index(), {"recent-1": server_ms(r)})  # beat just now; its key is on its way
 
-    assert orphaned_processing_lists(r, keyspace) == {"ghost-1": ["emails"]}
+    assert find_orphans(r, keyspace).processing == {"ghost-1": ["emails"]}
     assert recover_dead_workers(r, keyspace, sweep=False) == {}
     assert r.llen(keyspace.processing("emails", "ghost-1")) == 3
 
@@ -167,7 +167,7 @@ def test_the_lists_of_a_worker_that_never_registered_are_recovered(r: redis.Redi
     assert lrange(r, keyspace.processing("emails", "recent-1")) == recent
     (event,) = [e for e in stream_events(r, keyspace) if e.type is EventType.RECOVERED]
     assert (event.worker_id, event.actor, event.count) == ("ghost-1", "ops", 3)
-    assert orphaned_processing_lists(r, keyspace) == {}
+    assert find_orphans(r, keyspace).processing == {}
 
 
 def test_a_registered_worker_whose_queue_list_is_gone_is_recovered_by_the_sweep(

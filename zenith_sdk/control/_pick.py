@@ -89,7 +89,7 @@ def matches_of(raws: Sequence[bytes], *, retry: bool, events: bool) -> list[Matc
     return [Match.of(0, raw, decode_object(raw), retry=retry, events=events) for raw in raws]
 
 
-def batched(picks: list[Match], most: int, most_bytes: int = CALL_BYTES) -> list[list[Match]]:
+def batched(picks: list[Match], most: int, most_bytes: int) -> list[list[Match]]:
     """``picks`` in order, cut into calls of at most ``most`` picks and ``most_bytes`` payload bytes
     (a single pick larger than that has a call of its own)."""
     batches: list[list[Match]] = []
@@ -346,7 +346,7 @@ class _Round:
         """
         if read_at is not None:
             self._command(*_read_command(self.source, self.kind, read_at, size))
-        batches = batched(picks, self.walk.chunk)
+        batches = batched(picks, self.walk.chunk, CALL_BYTES)
         # Built while Redis runs the read, sent as soon as the read is answered.
         call = self._call(batches[0], shift) if batches else None
         packed = None if call is None else [hiredis.pack_command(call)]

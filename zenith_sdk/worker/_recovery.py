@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import cast
 
 import redis
@@ -21,8 +22,8 @@ from zenith_sdk.events import EventEmitter, job_event
 from zenith_sdk.scripts import REQUEUE, scripts_for
 
 __all__ = [
-    "orphaned_processing_lists",
-    "orphaned_staged_events",
+    "Orphans",
+    "find_orphans",
     "put_back_reaped",
     "recover_dead_workers",
     "requeue_processing",
@@ -75,50 +76,50 @@ def _queues_of(raw: bytes | str | None, worker_id: str) -> list[str]:
         return []
 
 
-def orphaned_processing_lists(
+@dataclass(frozen=True)
+class Orphans:
+    """What workers that are gone left behind (see :func:`find_orphans`)."""
+
+    processing: dict[str, list[str]]
+    """Their processing lists: ``{worker_id: [queue, ...]}``."""
+    staged: list[str]
+    """The workers whose staged events list (PROTOCOL 8.1) is still there."""
+
+
+def find_orphans(
     client: redis.Redis,
     keyspace: KeySpace | None = None,
     *,
     ttl_s: float = HEARTBEAT_TTL_S,
     exclude: Collection[str] = (),
     now_ms: int | None = None,
-) -> dict[str, list[str]]:
-    """The processing lists whose worker is gone: ``{worker_id: [queue, ...]}``.
+    keys: Iterable[str] | None = None,
+) -> Orphans:
+    """The processing lists and staged events lists whose worker is gone.
 
     A worker is gone when its heartbeat key does not exist and its worker index entry is absent
-    or older than ``ttl_s``: it never registered, or it stopped beating. Found with one SCAN pass
-    over the queue prefix, so it costs a walk of the key space: run it now and then, not per job.
+    or older than ``ttl_s``: it never registered, or it stopped beating (a worker that dies with no
+    job in hand leaves its staged events only). The lists are found among ``keys`` when a caller
+    has walked the key space already, else with one SCAN pass per list pattern: run it now and
+    then, not per job.
     """
     space = keyspace or KeySpace()
-    parse = space.queue_key_parser()
+    if keys is None:
+        patterns = (f"{space.queue_prefix}*:processing:*", space.staged_events_pattern())
+        keys = (text_of(key) for pattern in patterns for key in client.scan_iter(match=pattern, count=1000))
     lists: dict[str, list[str]] = {}
-    for raw_key in client.scan_iter(match=f"{space.queue_prefix}*:processing:*", count=1000):
-        parsed = parse(text_of(raw_key))
-        if parsed is not None and parsed.kind is KeyKind.PROCESSING and parsed.queue and parsed.part:
-            if parsed.part not in exclude:
-                lists.setdefault(parsed.part, []).append(parsed.queue)
-    gone = _gone(client, space, lists, ttl_s, now_ms)
-    return {worker_id: sorted(set(lists[worker_id])) for worker_id in sorted(gone)}
-
-
-def orphaned_staged_events(
-    client: redis.Redis,
-    keyspace: KeySpace | None = None,
-    *,
-    ttl_s: float = HEARTBEAT_TTL_S,
-    exclude: Collection[str] = (),
-    now_ms: int | None = None,
-) -> list[str]:
-    """The workers that are gone (as :func:`orphaned_processing_lists` tells) with events still staged
-    (PROTOCOL 8.1), found with one SCAN pass: a worker that died with no job in hand leaves those only."""
-    space = keyspace or KeySpace()
-    prefix = space.staged_events("")
-    staged = {
-        key[len(prefix) :]
-        for key in map(text_of, client.scan_iter(match=space.staged_events_pattern(), count=1000))
-        if key.startswith(prefix) and key[len(prefix) :] not in exclude
-    }
-    return sorted(_gone(client, space, staged, ttl_s, now_ms))
+    staged: set[str] = set()
+    for name in keys:
+        parsed = space.parse(name)
+        if parsed is None or not parsed.part or parsed.part in exclude:
+            continue
+        if parsed.kind is KeyKind.PROCESSING and parsed.queue:
+            lists.setdefault(parsed.part, []).append(parsed.queue)
+        elif parsed.kind is KeyKind.STAGED_EVENTS:
+            staged.add(parsed.part)
+    gone = _gone(client, space, lists.keys() | staged, ttl_s, now_ms)
+    processing = {worker_id: sorted(set(lists[worker_id])) for worker_id in sorted(gone & lists.keys())}
+    return Orphans(processing, sorted(gone & staged))
 
 
 def _gone(
@@ -158,8 +159,8 @@ def recover_dead_workers(
     A worker is dead when its index entry is older than ``ttl_s`` and its heartbeat key has
     expired. Each job is moved by one atomic script call, so concurrent recoverers never put
     a job back twice. With ``sweep``, the processing lists of workers that never registered (or
-    whose index entry is gone) are found and put back too (:func:`orphaned_processing_lists`), and
-    the events such workers staged are written (:func:`orphaned_staged_events`).
+    whose index entry is gone) are found and put back too, and the events such workers staged are
+    written, even when they held no job (:func:`find_orphans`).
     Returns ``{worker_id: {queue: jobs_put_back}}`` for every dead worker handled.
     """
     space = keyspace or KeySpace()
@@ -182,15 +183,12 @@ def recover_dead_workers(
         pipe.execute()
         recovered[worker_id] = moved
     if sweep:
-        orphans = orphaned_processing_lists(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms)
-        for worker_id, queues in orphans.items():
+        orphans = find_orphans(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms)
+        for worker_id in sorted(orphans.processing.keys() | set(orphans.staged)):
             moved = recovered.setdefault(worker_id, {})
             write_staged_events(client, worker_id, keyspace=space, events=staged)
-            for queue in queues:
+            for queue in orphans.processing.get(worker_id, []):
                 moved[queue] = moved.get(queue, 0) + requeue_processing(client, queue, worker_id, keyspace=space)
-        for worker_id in orphaned_staged_events(client, keyspace=space, ttl_s=ttl_s, exclude=exclude, now_ms=now_ms):
-            write_staged_events(client, worker_id, keyspace=space, events=staged)
-            recovered.setdefault(worker_id, {})
     for worker_id, moved in recovered.items():
         _report(worker_id, moved, actor, events, "is gone")
     return recovered
