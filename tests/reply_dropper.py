@@ -4,7 +4,8 @@ Armed with a byte string, it waits for the first request (a command or a whole p
 holds it; then either delivers it to Redis, lets every reply come back to the proxy and drops
 them (the reply is lost: the client cannot tell whether its commands ran), or drops the
 request itself (nothing ran). Either way it then closes both sides of that connection. Other
-connections, and the same one before and after, are passed through untouched.
+connections, and the same one before and after, are passed through untouched; unless the cut
+begins an outage, during which every new connection is closed at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _CHUNK = 65536
 class _Plan:
     marker: bytes
     deliver: bool
+    outage: threading.Event | None
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -103,12 +105,19 @@ class ReplyDropper:
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._plan: _Plan | None = None
+        self._outage: threading.Event | None = None
+        self.refused = 0
+        """Connections closed at once, during an outage."""
         self._links: list[_Link] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def arm(self, marker: bytes, *, deliver: bool) -> threading.Event:
-        """Cut the first request holding ``marker``; the event is set once its connection is closed."""
-        plan = _Plan(marker, deliver)
+    def arm(self, marker: bytes, *, deliver: bool, outage: threading.Event | None = None) -> threading.Event:
+        """Cut the first request holding ``marker``; the event is set once its connection is closed.
+
+        With ``outage``, from the cut until that event is set, new connections are closed at once
+        (Redis looks down, while connections opened before live on).
+        """
+        plan = _Plan(marker, deliver, outage)
         with self._lock:
             self._plan = plan
         return plan.done
@@ -120,6 +129,7 @@ class ReplyDropper:
             if plan is None or plan.marker not in request:
                 return None
             self._plan = None
+            self._outage = plan.outage
             return plan
 
     def _accept(self) -> None:
@@ -128,6 +138,10 @@ class ReplyDropper:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._outage is not None and not self._outage.is_set():
+                client.close()
+                self.refused += 1
+                continue
             self._links.append(_Link(self, client))
 
     def close(self) -> None:

@@ -42,18 +42,18 @@ class Fetched:
 @dataclass
 class Op:
     """One write for the next round trip: a call of ``script``, or with none a plain acknowledge
-    (``LREM`` of ``raw`` from ``keys[0]``). ``raw`` is the processing-list entry it removes, if any."""
+    (``LREM`` of ``raw`` from ``keys[0]``). ``raw`` is the processing-list entry it removes."""
 
     script: Script | None
     queue: str
     keys: list[str]
+    raw: bytes
     args: list[ScriptArg] = field(default_factory=list)
-    raw: bytes | None = None
 
     def queue_on(self, pipe: ScriptPipeline) -> None:
         """Add this write to ``pipe``."""
         if self.script is None:
-            pipe.commands.lrem(self.keys[0], 1, self.raw or b"")  # type: ignore[arg-type]
+            pipe.commands.lrem(self.keys[0], 1, self.raw)  # type: ignore[arg-type]
         else:
             pipe.call(self.script, self.keys, self.args)
 
@@ -100,9 +100,10 @@ def success(
     processing = space.processing(item.queue, worker_id)
     group_keys, group = _group_keys(space, item)
     if group:
-        op = Op(SETTLE, item.queue, [processing, processing, *group_keys], [item.raw, "", "ack", 0, group], item.raw)
+        keys = [processing, processing, *group_keys]
+        op = Op(SETTLE, item.queue, keys, item.raw, [item.raw, "", "ack", 0, group])
     else:
-        op = Op(None, item.queue, [processing], raw=item.raw)
+        op = Op(None, item.queue, [processing], item.raw)
     if events is None or item.payload is None:
         return [op], []
     return [op], [events.completed_later(item.queue, item.payload, attempt, duration_ms, started_ms=started_ms)]
@@ -112,7 +113,7 @@ def _dead_letter(space: KeySpace, item: Fetched, worker_id: str, updated: JobPay
     group_keys, group = _group_keys(space, item)
     keys = [space.processing(item.queue, worker_id), space.failed(item.queue), *group_keys]
     args: list[ScriptArg] = [item.raw, encode_job(updated), "dead", FAILED_LIST_CAP, group]
-    return Op(SETTLE, item.queue, keys, args, raw=item.raw)
+    return Op(SETTLE, item.queue, keys, item.raw, args)
 
 
 def failure(
@@ -156,7 +157,7 @@ def failure(
         updated = payload.model_copy(update={"attempts": attempt, "delay_seconds": delay_s, "error": error})
         keys = [space.processing(item.queue, worker_id), space.delayed(item.queue, item.lane)]
         args: list[ScriptArg] = [item.raw, encode_job(updated), "retry", delay_s * 1000, ""]
-        op = Op(SETTLE, item.queue, keys, args, raw=item.raw)
+        op = Op(SETTLE, item.queue, keys, item.raw, args)
         retried = job_event(
             EventType.RETRIED, item.queue, payload, delay_ms=delay_s * 1000, worker_id=worker_id, attempt=attempt
         )

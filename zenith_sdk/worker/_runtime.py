@@ -13,7 +13,8 @@ import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 _FIRST_IDLE_S = 0.005
 _FIRST_OUTAGE_S = 0.1
 _MAX_OUTAGE_S = 5.0
+_START_ATTEMPTS = 5
+"""Tries to start (0.1 + 0.2 + 0.4 + 0.8 s apart) before a worker that cannot reach Redis gives up."""
 _MAX_WRITE_DELAY_S = 0.05
 _MEMORY_LOOK_S = 1.0
 """Resident memory is looked at after a job at most this often (``max_memory_mb``)."""
@@ -75,6 +78,27 @@ class _Running:
         self.attempt = attempt
         self.deadline = deadline
         self.started_ms = started_ms
+
+
+@dataclass
+class _Batch:
+    """What one round trip carries. When it lands, exactly this is forgotten: not what was added
+    while its fate was unknown (jobs keep finishing while Redis is away)."""
+
+    ops: int
+    """The first ``ops`` of the pending acknowledgements."""
+    pending: int
+    """The first ``pending`` of the pending events."""
+    staged: int
+    """Entries of this worker's staged events list before it."""
+    events: Sequence[EncodedEvent] = ()
+    written: bool = False
+    """Whether it writes its events and the staged ones to the stream (else it stages its events)."""
+    starts: tuple[int, ...] = ()
+    """The running jobs whose started events it carries."""
+
+
+_Finished = tuple[int, _Running, BaseException | None, float]
 
 
 class Worker:
@@ -129,10 +153,14 @@ class Worker:
         # running jobs wait here: a job that ends first gets one event for its whole attempt
         # instead (PROTOCOL 8.4).
         self._unwritten: list[EncodedEvent] = []
+        self._staged_entries = 0
         self._unwritten_starts: dict[int, _Running] = {}
         self._unwritten_since = 0.0
-        self._in_flight: tuple[list[EncodedEvent], bool] | None = None
+        # The round trip sent last, until it lands or its fate is found out after a lost connection;
+        # jobs whose started event it carries are finished only once that fate is known.
+        self._in_flight: _Batch | None = None
         self._unreconciled = False
+        self._deferred: list[_Finished] = []
         self._tokens = 0
         self._busy = BusyState(WorkerStatus.IDLE)
         self._slots = SlotPool(self.options.concurrency, f"zenith-{self.id}")
@@ -186,9 +214,7 @@ class Worker:
         self.request_stop(force=force)
 
     def _main(self) -> None:
-        self.scripts.load()
-        take_back_leftovers(self.client, self.id, self.options.queues, keyspace=self.keyspace, events=self.events)
-        self._heartbeat.start()
+        self._start_up()
         self._slots.start()
         if self._waker is not None:
             self._waker.start()
@@ -200,6 +226,24 @@ class Worker:
                 self._waker.stop()
             self._slots.stop()
             self._shutdown()
+
+    def _start_up(self) -> None:
+        """Load the scripts, take back what an earlier run under this id left, and beat: a connection
+        dropped meanwhile is tried again a few times (this client's own retries are off), while Redis
+        still down after them raises."""
+        for attempt in range(_START_ATTEMPTS):
+            try:
+                self.scripts.load()
+                queues, space = self.options.queues, self.keyspace
+                take_back_leftovers(self.client, self.id, queues, keyspace=space, events=self.events)
+                self._heartbeat.start()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if attempt == _START_ATTEMPTS - 1:
+                    raise
+                wait_s = _FIRST_OUTAGE_S * 2**attempt
+                logger.warning("worker=%s could not start (%s); trying again in %.1f s", self.id, exc, wait_s)
+                self._stop.wait(wait_s)
 
     def _shutdown(self) -> None:
         put_back = False
@@ -221,7 +265,7 @@ class Worker:
 
     def _flush_until_done(self) -> None:
         attempts = 0
-        while (self._writes_pending() or self._events_unwritten()) and attempts < 5:
+        while (self._writes_pending() or self._events_unwritten() or self._deferred) and attempts < 5:
             attempts += 1
             try:
                 self._round_trip(0)
@@ -327,15 +371,17 @@ class Worker:
             self._reconcile()
         if not (want > 0 or self._writes_pending() or self._events_due()):
             return 0
+        batch = _Batch(len(self._ops), len(self._pending_events), self._staged_entries)
         pipe = self.scripts.pipeline(transaction=True)
         for op in self._ops:
             op.queue_on(pipe)
         if self.events is not None:
-            self._queue_events(pipe, self.events)
+            self._queue_events(pipe, self.events, batch)
         if want > 0:
             self._queue_fetch(pipe, queues[0], want)
+        self._in_flight = batch
         results = pipe.execute(raise_on_error=False)
-        self._landed()
+        self._landed(batch)
         for result in results:
             if isinstance(result, Exception):
                 logger.error("worker=%s: Redis refused a write: %s", self.id, result)
@@ -346,31 +392,39 @@ class Worker:
             count += self._fetch_more(queue, want - count)
         return count
 
-    def _queue_events(self, pipe: ScriptPipeline, emitter: EventEmitter) -> None:
+    def _queue_events(self, pipe: ScriptPipeline, emitter: EventEmitter, batch: _Batch) -> None:
         """Queue this round trip's events: staged, in the transaction that acknowledges what they report, so
         a worker that dies leaves them to its recoverer; every _MAX_WRITE_DELAY_S at most, with the
-        staged ones, to the stream (and the staged list emptied)."""
-        written = self._events_due() or (bool(self._pending_events) and self._at_rest())
-        events = emitter.prepare([*(self._start_events() if written else ()), *self._pending_events])
+        staged ones, to the stream (and the staged list emptied).
+
+        Started events alone, with nothing staged before them, are staged first and written by the
+        next round trip: a round trip whose reply is lost must leave a trace of whether it ran (its
+        first acknowledgement, or the length of the staged list) for :meth:`_reconcile` to find.
+        """
+        due = self._events_due() or (bool(self._pending_events) and self._at_rest())
+        starts = dict(self._unwritten_starts) if due else {}
+        events = emitter.prepare([*self._start_events(starts.values()), *self._pending_events])
+        written = due and (batch.ops > 0 or batch.staged > 0)
         if written:
             emitter.write(pipe, [*self._unwritten, *events])
             pipe.commands.delete(self.keyspace.staged_events(self.id))
         else:
             emitter.stage(pipe, self.id, events)
-        self._in_flight = (events, written)
+        batch.events, batch.written, batch.starts = events, written, tuple(starts)
 
-    def _landed(self) -> None:
-        """Forget the writes of the round trip that has just landed."""
-        self._ops, self._pending_events = [], []
-        if self._in_flight is not None:
-            events, written = self._in_flight
-            self._in_flight = None
-            if written:
-                self._unwritten = []
-                self._unwritten_starts.clear()
-            elif events:
-                self._note_unwritten()
-                self._unwritten.extend(events)
+    def _landed(self, batch: _Batch) -> None:
+        """Forget the writes of ``batch``, which has landed."""
+        del self._ops[: batch.ops]
+        del self._pending_events[: batch.pending]
+        for token in batch.starts:
+            self._unwritten_starts.pop(token, None)
+        if batch.written:
+            self._unwritten, self._staged_entries = [], 0
+        elif batch.events:
+            self._note_unwritten()
+            self._unwritten.extend(batch.events)
+            self._staged_entries += 1
+        self._in_flight = None
 
     def _queue_fetch(self, pipe: ScriptPipeline, queue: str, want: int) -> None:
         limit = self.options.rate_limits.get(queue)
@@ -441,9 +495,17 @@ class Worker:
         for outcome in outcomes:
             run = self._running.pop(outcome.token, None)
             if run is not None:
-                self._finish(outcome.token, run, outcome.error, outcome.duration_ms)
+                self._finish_or_defer(outcome.token, run, outcome.error, outcome.duration_ms)
         if outcomes:
             self._update_busy()
+
+    def _finish_or_defer(self, token: int, run: _Running, error: BaseException | None, duration_ms: float) -> None:
+        """Finish a job, or wait to while the round trip carrying its started event has an unknown fate
+        (whether its completed event must carry the start depends on it)."""
+        if self._in_flight is not None and token in self._in_flight.starts:
+            self._deferred.append((token, run, error, duration_ms))
+        else:
+            self._finish(token, run, error, duration_ms)
 
     def _expire_timeouts(self) -> None:
         now = time.monotonic()
@@ -452,7 +514,8 @@ class Worker:
                 del self._running[token]
                 self._slots.abandon(token)
                 timeout_s = run.handler.timeout_s or self.options.default_timeout_s
-                self._finish(token, run, TimeoutError(f"job timed out after {timeout_s:g} s"), (timeout_s or 0) * 1000)
+                error = TimeoutError(f"job timed out after {timeout_s:g} s")
+                self._finish_or_defer(token, run, error, (timeout_s or 0) * 1000)
 
     def _finish(self, token: int, run: _Running, error: BaseException | None, duration_ms: float) -> None:
         item = run.item
@@ -530,14 +593,14 @@ class Worker:
         if not self._events_unwritten():
             self._unwritten_since = time.monotonic()
 
-    def _start_events(self) -> list[EncodedEvent]:
-        """The started events of the running jobs whose start is not written yet."""
+    def _start_events(self, runs: Iterable[_Running]) -> list[EncodedEvent]:
+        """The started events of ``runs``."""
         events = self._attempt_events
         if events is None:
             return []
         return [
             events.started(run.item.queue, run.item.payload, run.attempt, run.started_ms)  # type: ignore[arg-type]
-            for run in self._unwritten_starts.values()
+            for run in runs
         ]
 
     def _update_busy(self) -> None:
@@ -561,28 +624,46 @@ class Worker:
     def _reconcile(self) -> None:
         """Compare our processing lists with what we hold, after a round trip whose fate is unknown.
 
-        A pending batch whose entries are gone from the lists has landed (it ran as one MULTI):
-        drop it. Entries nobody here holds came from a fetch whose reply was lost: adopt them.
+        A round trip that ran (it ran as one MULTI, whole or not at all) is forgotten, and one that
+        did not is sent again with what came since. Entries nobody here holds came from a fetch
+        whose reply was lost: adopt them. Then finish the jobs that waited for this answer.
         """
         pipe = self.client.pipeline(transaction=False)
         for name in self.options.queues:
             pipe.lrange(self.keyspace.processing(name, self.id), 0, -1)
-        listed = dict(zip(self.options.queues, pipe.execute()))
+        pipe.llen(self.keyspace.staged_events(self.id))
+        *listed, staged = pipe.execute()
+        present = {queue: Counter(entries) for queue, entries in zip(self.options.queues, listed)}
         held: dict[str, Counter[bytes]] = {queue: Counter() for queue in self.options.queues}
-        for item in [*self._ready, *(run.item for run in self._running.values())]:
+        deferred = [run.item for _, run, _, _ in self._deferred]
+        for item in [*self._ready, *(run.item for run in self._running.values()), *deferred]:
             held[item.queue][item.raw] += 1
-        present = {queue: Counter(entries) for queue, entries in listed.items()}
-        marker = next((op for op in self._ops if op.raw is not None), None)
-        if marker is not None and present[marker.queue][marker.raw] <= held[marker.queue][marker.raw]:  # type: ignore[index]
-            self._landed()
+        batch = self._in_flight
+        if batch is not None and self._has_landed(batch, present, held, staged):
+            self._landed(batch)
         self._in_flight = None
         pending: dict[str, Counter[bytes]] = {queue: Counter() for queue in self.options.queues}
         for op in self._ops:
-            if op.raw is not None:
-                pending[op.queue][op.raw] += 1
+            pending[op.queue][op.raw] += 1
         for queue, counts in present.items():
             orphans = counts - held[queue] - pending[queue]
             for raw, copies in orphans.items():
                 logger.warning("worker=%s adopts %d job(s) fetched before the connection dropped", self.id, copies)
                 self._ready.extend(self._decode(queue, raw) for _ in range(copies))
         self._unreconciled = False
+        finished, self._deferred = self._deferred, []
+        for token, run, error, duration_ms in finished:
+            self._finish(token, run, error, duration_ms)
+
+    def _has_landed(
+        self, batch: _Batch, present: dict[str, Counter[bytes]], held: dict[str, Counter[bytes]], staged: int
+    ) -> bool:
+        """Whether ``batch`` ran: its first acknowledgement is gone from our processing list, or else our
+        staged events list has the length it leaves (:meth:`_queue_events` sees to it that one of the two
+        tells)."""
+        if batch.ops:
+            marker = self._ops[0]
+            return present[marker.queue][marker.raw] <= held[marker.queue][marker.raw]
+        if batch.written:
+            return staged == 0
+        return bool(batch.events) and staged == batch.staged + 1
