@@ -26,6 +26,7 @@ def _program(tmp_path: Path, body: str) -> list[str]:
             import os, signal, sys, time
             from pathlib import Path
             out = Path({str(tmp_path)!r})
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as if the tests did not run under nohup
             slot = int(os.environ[{SLOT_ENV!r}])
             runs = out / f"runs-{{slot}}"
             run = len(runs.read_text().split()) if runs.exists() else 0
@@ -176,15 +177,18 @@ def test_children_killed_from_outside_once_up_are_replaced_at_once_however_often
     # Any death that counted would wait HANG_S before the next start, and the third would end it all.
     supervisor = Supervisor(_program(tmp_path, _UP_THEN_SERVE), 2, max_quick_exits=3, backoff_s=HANG_S)
     thread, status = _in_background(supervisor)
-    for kill in range(8):
-        slot = kill % 2
-        _wait_for(lambda: len(_runs(tmp_path, slot)) == kill // 2 + 1, f"start {kill // 2 + 1} of slot {slot}")
-        pid = _runs(tmp_path, slot)[-1]
-        _wait_for(lambda: _up(tmp_path, pid), "the child said it is up")
-        psutil.Process(pid).send_signal(signal.SIGKILL if kill % 4 else signal.SIGHUP)
-    _wait_for(lambda: len(_runs(tmp_path, 0)) == len(_runs(tmp_path, 1)) == 5, "the last replacements")
-    supervisor.stop()
-    thread.join(HANG_S)
+    try:
+        for kill in range(8):
+            slot = kill % 2
+            started = f"start {kill // 2 + 1} of slot {slot} (exits so far: {supervisor.exits})"
+            _wait_for(lambda: len(_runs(tmp_path, slot)) == kill // 2 + 1, started)
+            pid = _runs(tmp_path, slot)[-1]
+            _wait_for(lambda: _up(tmp_path, pid), "the child said it is up")
+            psutil.Process(pid).send_signal(signal.SIGKILL if kill % 4 else signal.SIGHUP)
+        _wait_for(lambda: len(_runs(tmp_path, 0)) == len(_runs(tmp_path, 1)) == 5, "the last replacements")
+    finally:
+        supervisor.stop()
+        thread.join(HANG_S)
 
     assert status == [0]
     assert sorted(done.how for done in supervisor.exits) == ["signal 1"] * 2 + ["signal 9"] * 6
