@@ -180,6 +180,30 @@ def test_large_payloads_chosen_by_id_are_moved_in_calls_bounded_by_their_bytes(
     assert sum(calls) == 10 and len(calls) >= 4 and max(calls) <= 3
 
 
+@pytest.mark.parametrize("meanwhile", ["script cache flushed", "first pick gone"])
+def test_the_calls_of_one_page_sent_together_move_each_pick_once(
+    r: redis.Redis, keyspace: KeySpace, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    # A page's pick calls go out together, each shifted as if the calls before it moved all of
+    # theirs. Flushed scripts: every call is answered NOSCRIPT and sent again, in order. A pick
+    # gone: the first call moves one less, so the later calls' picks are one off and looked for near.
+    ids = _fill_failed(r, keyspace, 24)
+    one = len(r.lindex(keyspace.failed("q"), 0) or b"")
+    monkeypatch.setattr(_pick, "CALL_BYTES", 5 * one)  # two or three picks a call
+    scripts_for(r).load()
+    first = next(raw for raw in r.lrange(keyspace.failed("q"), 0, -1) if decode_job(raw).id == "id-0")
+    action = r.script_flush if meanwhile == "script cache flushed" else lambda: r.lrem(keyspace.failed("q"), 1, first)  # type: ignore[arg-type]
+    chosen = ids[::2]
+
+    once = _once(action)
+    result = bulk(r, "q", JobState.FAILED, BulkAction.RETRY, keyspace=keyspace, ids=chosen, actor="t", progress=once)
+
+    moved = chosen if meanwhile == "script cache flushed" else chosen[1:]
+    assert result.moved == len(moved)
+    assert _oldest_first(r, keyspace.lane("q", "high")) == moved
+    assert _oldest_first(r, keyspace.failed("q")) == ids[1::2]
+
+
 def test_ids_and_a_filter_must_both_match(r: redis.Redis, keyspace: KeySpace, small_pages: int) -> None:
     for n in range(20):
         r.lpush(keyspace.failed("q"), node_job(f"id-{n}", "even" if n % 2 == 0 else "odd", {}, created_at=NOW))

@@ -347,23 +347,27 @@ class _Round:
         if read_at is not None:
             self._command(*_read_command(self.source, self.kind, read_at, size))
         batches = batched(picks, self.walk.chunk, CALL_BYTES)
-        # Built while Redis runs the read, sent as soon as the read is answered.
-        call = self._call(batches[0], shift) if batches else None
-        packed = None if call is None else [hiredis.pack_command(call)]
+        # Built while Redis runs the read, sent together as soon as the read is answered: each
+        # call's picks shifted as if the calls before it moved all of theirs (a pick shifted
+        # otherwise is found near where it was looked for). With a limit, only the first: how
+        # many the next may move depends on what it moved.
+        together = batches if self.walk.limit is None else batches[:1]
+        calls = [self._call(batch, shift + sum(map(len, together[:number]))) for number, batch in enumerate(together)]
+        sent = [call for call in calls if call is not None]
+        packed = [hiredis.pack_command(call) for call in sent]
         entries = None
         if read_at is not None:
             entries = _oldest_first(self._read(), self.kind)
-        if packed is not None:
+        if packed:
             self.connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
         matches = None if entries is None else self._matched(entries, read_at or 0)
-        moved = 0
-        for number, batch in enumerate(batches):
-            if number:
-                call = self._call(batch, shift + moved)
-                if call is not None:
-                    self.connection.send_packed_command([hiredis.pack_command(call)])  # type: ignore[no-untyped-call]
+        replies = self.walk.scripts.replies(self.connection, PICK, sent)
+        moved = sum(self._settle(batch, reply) for batch, reply in zip(together, replies))
+        for batch in batches[len(sent) :] if len(sent) == len(together) else ():
+            call = self._call(batch, shift + moved)
             if call is None:
                 break  # the limit is reached: the picks left are counted, not moved
+            self.connection.send_packed_command([hiredis.pack_command(call)])  # type: ignore[no-untyped-call]
             moved += self._settle(batch, self.walk.scripts.reply(self.connection, PICK, call))
         return None if entries is None or matches is None else (matches, len(entries), moved)
 

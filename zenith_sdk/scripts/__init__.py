@@ -213,6 +213,25 @@ class Scripts:
                 connection.send_command(*command)  # type: ignore[no-untyped-call]
         return connection.read_response(disable_decoding=True)
 
+    def replies(self, connection: AbstractConnection, script: Script, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Read the replies to ``commands``, calls of ``script`` its caller sent together on ``connection``.
+
+        Those answered NOSCRIPT (they did nothing) are sent again in order, one by one, as
+        :meth:`reply` does.
+        """
+        replies: list[Any] = []
+        lost: list[int] = []
+        for index in range(len(commands)):
+            try:
+                replies.append(connection.read_response(disable_decoding=True))
+            except NoScriptError:
+                replies.append(None)
+                lost.append(index)
+        for index in lost:
+            connection.send_command(*commands[index])  # type: ignore[no-untyped-call]
+            replies[index] = self.reply(connection, script, commands[index])
+        return replies
+
     def _recover(self, results: list[Any], calls: list[_Call], *, transaction: bool) -> None:
         """Repeat the calls Redis answered NOSCRIPT (they did nothing), after loading their scripts.
 
