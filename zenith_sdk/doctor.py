@@ -392,25 +392,28 @@ def run_doctor(
     return report
 
 
+_HOLDS_JOBS = "but holds jobs here: a running worker puts them back"
+_HOLDS_EVENTS = "and its events here never reached the stream: a running worker writes them"
+
+
 def _check_workers_and_groups(doctor: _Doctor, keys: set[str], now_ms: int | None) -> None:
     """What no single entry shows: processing and staged events lists whose worker is gone (among
     ``keys``, those the scan found), and stuck FIFO groups."""
     report, space = doctor.report, doctor.space
     orphans = find_orphans(doctor.client, space, now_ms=now_ms, keys=keys)
     report.orphaned = orphans.processing
-    for worker_id, queues in report.orphaned.items():
-        for queue in queues:
-            key = space.processing(queue, worker_id)
-            reason = (
-                f"worker {worker_id} is gone (no heartbeat) but holds jobs here: a running worker puts them "
-                "back within its recovery interval, or run `zenith recover`"
-            )
-            doctor.stats(KeyKind.PROCESSING, key).add_issue(Issue("warning", "orphaned", "worker gone", reason, key))
-    for worker_id in orphans.staged:
-        key = space.staged_events(worker_id)
+    found = [
+        (KeyKind.PROCESSING, space.processing(queue, worker_id), worker_id, _HOLDS_JOBS)
+        for worker_id, queues in report.orphaned.items()
+        for queue in queues
+    ]
+    found += [
+        (KeyKind.STAGED_EVENTS, space.staged_events(worker_id), worker_id, _HOLDS_EVENTS)
+        for worker_id in orphans.staged
+    ]
+    for kind, key, worker_id, left in found:
         reason = (
-            f"worker {worker_id} is gone (no heartbeat) and its events here never reached the stream: a running "
-            "worker writes them within its recovery interval, or run `zenith recover`"
+            f"worker {worker_id} is gone (no heartbeat) {left} within its recovery interval, or run `zenith recover`"
         )
-        doctor.stats(KeyKind.STAGED_EVENTS, key).add_issue(Issue("warning", "orphaned", "worker gone", reason, key))
+        doctor.stats(kind, key).add_issue(Issue("warning", "orphaned", "worker gone", reason, key))
     report.stuck_groups = stuck_groups(doctor.client, space)

@@ -352,8 +352,14 @@ class _Round:
         # otherwise is found near where it was looked for). With a limit, only the first: how
         # many the next may move depends on what it moved.
         together = batches if self.walk.limit is None else batches[:1]
-        calls = [self._call(batch, shift + sum(map(len, together[:number]))) for number, batch in enumerate(together)]
-        sent = [call for call in calls if call is not None]
+        sent: list[tuple[Any, ...]] = []
+        carried = 0
+        for batch in together:
+            call = self._call(batch, shift + carried)
+            if call is None:
+                break  # the limit is reached
+            sent.append(call)
+            carried += len(batch)
         packed = [hiredis.pack_command(call) for call in sent]
         entries = None
         if read_at is not None:

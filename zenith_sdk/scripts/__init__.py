@@ -204,20 +204,12 @@ class Scripts:
         Redis answer NOSCRIPT, the script is loaded on that connection and the call sent again
         (up to :data:`RELOADS` times).
         """
-        for _ in range(RELOADS):
-            try:
-                return connection.read_response(disable_decoding=True)
-            except NoScriptError:
-                connection.send_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
-                connection.read_response()
-                connection.send_command(*command)  # type: ignore[no-untyped-call]
-        return connection.read_response(disable_decoding=True)
+        return self.replies(connection, script, [command])[0]
 
     def replies(self, connection: AbstractConnection, script: Script, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Read the replies to ``commands``, calls of ``script`` its caller sent together on ``connection``.
 
-        Those answered NOSCRIPT (they did nothing) are sent again in order, one by one, as
-        :meth:`reply` does.
+        Those answered NOSCRIPT (they did nothing) are sent again in order, as :meth:`reply` says.
         """
         replies: list[Any] = []
         lost: list[int] = []
@@ -228,9 +220,26 @@ class Scripts:
                 replies.append(None)
                 lost.append(index)
         for index in lost:
-            connection.send_command(*commands[index])  # type: ignore[no-untyped-call]
-            replies[index] = self.reply(connection, script, commands[index])
+            replies[index] = self._sent_again(connection, script, commands[index])
         return replies
+
+    @staticmethod
+    def _sent_again(connection: AbstractConnection, script: Script, command: tuple[Any, ...]) -> Any:
+        """Load ``script`` on ``connection`` and send ``command`` again; its reply. NOSCRIPT again (the
+        cache flushed meanwhile) is tried again, up to :data:`RELOADS` loads in all, then raised."""
+
+        def loaded_and_sent() -> Any:
+            connection.send_command("SCRIPT", "LOAD", script.source)  # type: ignore[no-untyped-call]
+            connection.read_response()
+            connection.send_command(*command)  # type: ignore[no-untyped-call]
+            return connection.read_response(disable_decoding=True)
+
+        for _ in range(RELOADS - 1):
+            try:
+                return loaded_and_sent()
+            except NoScriptError:
+                continue
+        return loaded_and_sent()
 
     def _recover(self, results: list[Any], calls: list[_Call], *, transaction: bool) -> None:
         """Repeat the calls Redis answered NOSCRIPT (they did nothing), after loading their scripts.
